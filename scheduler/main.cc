@@ -1,0 +1,68 @@
+// scalelab-scheduler: flags -> SchedulerOptions, then run until SIGINT/SIGTERM.
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "scheduler/scheduler.h"
+#include "services/signals.h"
+#include "spdlog/spdlog.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:7070", "gRPC listen address host:port (port 0 = any)");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
+          "Prometheus /metrics address host:port; empty disables it");
+ABSL_FLAG(std::string, database_url, "",
+          "libpq URI of the results store; empty starts a private PostgreSQL under --data_dir");
+ABSL_FLAG(std::string, data_dir, ".scalelab", "folder for the embedded PostgreSQL cluster");
+ABSL_FLAG(double, lease_ttl_s, 15, "seconds a lease lives without a heartbeat");
+ABSL_FLAG(double, heartbeat_interval_s, 2, "seconds between worker heartbeats");
+ABSL_FLAG(std::string, port_file, "",
+          "if set, the bound gRPC port is written to this file once the server is ready");
+ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("ScaleLab scheduler daemon: sweeps, runs, leases, results.");
+  absl::ParseCommandLine(argc, argv);
+  spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ scheduler %v");
+
+  scalelab::scheduler::SchedulerOptions options;
+  options.listen_address = absl::GetFlag(FLAGS_listen);
+  options.metrics_address = absl::GetFlag(FLAGS_metrics_listen);
+  options.database_url = absl::GetFlag(FLAGS_database_url);
+  options.data_dir = absl::GetFlag(FLAGS_data_dir);
+  options.lease_ttl = absl::Seconds(absl::GetFlag(FLAGS_lease_ttl_s));
+  options.heartbeat_interval = absl::Seconds(absl::GetFlag(FLAGS_heartbeat_interval_s));
+
+  // The signal thread must exist before any other thread so that all inherit the mask; the
+  // scheduler it stops is published once started (a signal during start-up is seen after it).
+  static std::atomic<bool> signalled{false};
+  static std::atomic<scalelab::scheduler::Scheduler*> running{nullptr};
+  scalelab::services::HandleTerminationSignals([](int signal_number) {
+    spdlog::info("signal {} received", signal_number);
+    signalled = true;
+    if (auto* scheduler = running.load()) scheduler->Shutdown();
+  });
+  auto scheduler = scalelab::scheduler::Scheduler::Start(options);
+  if (!scheduler.ok()) {
+    spdlog::error("cannot start: {}", scheduler.status().ToString());
+    return EXIT_FAILURE;
+  }
+  running = scheduler->get();
+  if (signalled) (*scheduler)->Shutdown();
+  std::string port_file = absl::GetFlag(FLAGS_port_file);
+  if (!port_file.empty()) {
+    FILE* f = std::fopen(port_file.c_str(), "w");
+    if (f == nullptr) {
+      spdlog::error("cannot write --port_file {}", port_file);
+      return EXIT_FAILURE;
+    }
+    std::fprintf(f, "%d\n", (*scheduler)->grpc_port());
+    std::fclose(f);
+  }
+  (*scheduler)->Wait();
+  return EXIT_SUCCESS;
+}

@@ -1,0 +1,603 @@
+#include "scheduler/manifest.h"
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
+#include "scheduler/expand.h"
+#include "yaml-cpp/yaml.h"
+
+namespace scalelab::scheduler {
+namespace {
+
+using ::scalelab::v1::RunConfig;
+using ::scalelab::v1::SweepSpec;
+
+constexpr absl::string_view kNameExpectation = "1 to 100 characters from [A-Za-z0-9._-]";
+constexpr absl::string_view kKindExpectation = "one of pretrain, sft, grpo, eval";
+constexpr int kMaxAttemptsLimit = 100;
+
+std::string Quoted(absl::string_view text) { return absl::StrCat("\"", absl::CHexEscape(text), "\""); }
+
+bool IsValidName(absl::string_view name) {
+  if (name.empty() || name.size() > 100) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+  });
+}
+
+std::optional<scalelab::v1::RunKind> ParseRunKind(absl::string_view text) {
+  if (text == "pretrain") return scalelab::v1::RUN_KIND_PRETRAIN;
+  if (text == "sft") return scalelab::v1::RUN_KIND_SFT;
+  if (text == "grpo") return scalelab::v1::RUN_KIND_GRPO;
+  if (text == "eval") return scalelab::v1::RUN_KIND_EVAL;
+  return std::nullopt;
+}
+
+std::string GridPath(absl::string_view key) { return absl::StrCat("sweep.grid.", Quoted(key)); }
+
+std::string ElementPath(absl::string_view path, int index) {
+  return absl::StrCat(path, "[", index, "]");
+}
+
+// The line of every manifest path the parser saw, so that problems found after parsing (by
+// validation, on the proto) still point at what the user wrote. Paths are the ones errors show:
+// "base.model.d_model", "sweep.grid.\"model.d_model\"", plus "[i]" for list elements.
+class LineIndex {
+ public:
+  void SetRootLine(int line) { root_line_ = line; }
+  void Record(const std::string& path, const YAML::Mark& mark) {
+    if (!mark.is_null()) lines_.emplace(path, mark.line + 1);
+  }
+  // The line of `path`, else of its nearest recorded ancestor, else of the document.
+  int LineOf(absl::string_view path) const {
+    std::string current(path);
+    while (!current.empty()) {
+      if (auto it = lines_.find(current); it != lines_.end()) return it->second;
+      current = Parent(current);
+    }
+    return root_line_;
+  }
+
+ private:
+  static std::string Parent(const std::string& path) {
+    size_t cut = std::string::npos;
+    if (path.back() == ']') {
+      cut = path.rfind('[');
+    } else if (path.back() == '"' && path.size() >= 2) {
+      // A quoted grid key: drop it with the dot before it.
+      const size_t open = path.rfind('"', path.size() - 2);
+      if (open != std::string::npos && open > 0) cut = open - 1;
+    } else {
+      cut = path.rfind('.');
+    }
+    return cut == std::string::npos ? "" : path.substr(0, cut);
+  }
+
+  std::map<std::string, int, std::less<>> lines_;
+  int root_line_ = 1;
+};
+
+// Turns a problem into an InvalidArgument, prefixed with "<source>:<line>: " when validating a
+// parsed manifest and bare when validating a proto.
+class Reporter {
+ public:
+  Reporter() = default;
+  Reporter(absl::string_view source, const LineIndex* lines) : source_(source), lines_(lines) {}
+
+  // `line_path` picks the line; `message` starts with the field path the user sees.
+  absl::Status Fail(absl::string_view line_path, absl::string_view message) const {
+    if (lines_ == nullptr) return absl::InvalidArgumentError(message);
+    return absl::InvalidArgumentError(
+        absl::StrCat(source_, ":", lines_->LineOf(line_path), ": ", message));
+  }
+  absl::Status Fail(absl::string_view path, absl::string_view expected,
+                    absl::string_view found) const {
+    return Fail(path, path, expected, found);
+  }
+  absl::Status Fail(absl::string_view line_path, absl::string_view path,
+                    absl::string_view expected, absl::string_view found) const {
+    return Fail(line_path, absl::StrCat(path, ": expected ", expected, ", got ", found));
+  }
+
+ private:
+  std::string source_;
+  const LineIndex* lines_ = nullptr;
+};
+
+bool OverlapsAny(const std::string& key, const std::vector<std::string>& keys) {
+  return std::any_of(keys.begin(), keys.end(),
+                     [&](const std::string& other) { return KeysOverlap(key, other); });
+}
+
+// Checks each grid value of one axis on its own: it must parse for its field, appear once, and
+// pass the rules that read only this axis. `others` are the other axes' keys; `point` is the base
+// with every axis at its first value.
+absl::Status ValidateAxisValues(const scalelab::v1::Axis& axis, const std::vector<std::string>& others,
+                                const RunConfig& point, const Reporter& report) {
+  const std::string where = GridPath(axis.key());
+  // Two spellings of one value ("64" and "64.0", "1e6" and "1000000") are the same run, so
+  // values are compared by their encoding in an otherwise empty RunConfig.
+  std::set<std::string> encodings;
+  for (int value_idx = 0; value_idx < axis.values_size(); ++value_idx) {
+    const std::string& value = axis.values(value_idx);
+    const std::string line_path = ElementPath(where, value_idx);
+    RunConfig alone;
+    if (std::optional<FieldError> error = SetRunConfigValue(axis.key(), value, &alone)) {
+      return report.Fail(line_path, absl::StrCat(where, ": expected each value to be ",
+                                                 error->expected, ", got ", error->found));
+    }
+    if (!encodings.insert(alone.SerializeAsString()).second) {
+      return report.Fail(line_path, absl::StrCat(where, ": expected distinct values, got ",
+                                                 Quoted(value), " more than once"));
+    }
+    RunConfig config = point;
+    (void)SetRunConfigValue(axis.key(), value, &config);  // parsed above
+    ApplyRunDefaults(&config);
+    for (const FieldError& error : CheckRunConfig(config)) {
+      const bool only_this_axis = std::all_of(
+          error.involves.begin(), error.involves.end(), [&](const std::string& involved) {
+            return KeysOverlap(involved, axis.key()) && !OverlapsAny(involved, others);
+          });
+      if (!only_this_axis) continue;
+      if (error.path == axis.key()) {
+        return report.Fail(line_path, absl::StrCat(where, ": expected each value to be ",
+                                                   error.expected, ", got ", Quoted(value)));
+      }
+      return report.Fail(line_path, absl::StrCat(where, ": with the value ", Quoted(value), ", ",
+                                                 error.Message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The validation behind ValidateSweepSpec and ParseManifest; see the order in manifest.h.
+absl::Status ValidateSpec(const SweepSpec& spec, const Reporter& report) {
+  if (!IsValidName(spec.name())) return report.Fail("name", kNameExpectation, Quoted(spec.name()));
+  if (!IsValidName(spec.project())) {
+    return report.Fail("project", kNameExpectation, Quoted(spec.project()));
+  }
+  if (spec.kind() == scalelab::v1::RUN_KIND_UNSPECIFIED ||
+      !scalelab::v1::RunKind_IsValid(spec.kind())) {
+    return report.Fail("kind", kKindExpectation,
+                       spec.kind() == 0 ? "none" : absl::StrCat(spec.kind()));
+  }
+
+  const bool has_grid = spec.sweep().has_grid();
+  const auto& axes = spec.sweep().grid().axes();
+  std::vector<std::string> swept;
+  for (const scalelab::v1::Axis& axis : axes) swept.push_back(axis.key());
+
+  // The base as its first run sees it. Rules that read a swept key are left to the per-value and
+  // per-run checks below: the base value of a swept key never reaches a run.
+  RunConfig first_point = spec.base();
+  for (const scalelab::v1::Axis& axis : axes) {
+    if (!axis.values().empty()) (void)SetRunConfigValue(axis.key(), axis.values(0), &first_point);
+  }
+  RunConfig first_run = first_point;
+  ApplyRunDefaults(&first_run);
+  for (const FieldError& error : CheckRunConfig(first_run)) {
+    if (std::any_of(error.involves.begin(), error.involves.end(),
+                    [&](const std::string& key) { return OverlapsAny(key, swept); })) {
+      continue;
+    }
+    const std::string path = absl::StrCat("base.", error.path);
+    return report.Fail(path, error.Message("base"));
+  }
+
+  if (has_grid && axes.empty()) {
+    return report.Fail("sweep.grid", "sweep.grid", "at least one axis", "none");
+  }
+  std::set<std::string> seen_keys;
+  for (int axis_idx = 0; axis_idx < axes.size(); ++axis_idx) {
+    const scalelab::v1::Axis& axis = axes[axis_idx];
+    const std::string where = GridPath(axis.key());
+    KeyShape shape = KeyShape::kValue;
+    if (std::optional<FieldError> error = ResolveRunConfigKey(axis.key(), &shape)) {
+      return report.Fail(where, absl::StrCat(where, ": not a RunConfig key: ", error->Message()));
+    }
+    if (shape != KeyShape::kValue) {
+      return report.Fail(where, where, "a key naming one value (such as \"model.d_model\")",
+                         shape == KeyShape::kMap ? "a whole map" : "a group of fields");
+    }
+    if (!seen_keys.insert(axis.key()).second) {
+      return report.Fail(where, "sweep.grid", "each key once", Quoted(axis.key()) + " twice");
+    }
+    if (axis.values().empty()) return report.Fail(where, where, "a non-empty list", "none");
+    std::vector<std::string> others = swept;
+    others.erase(others.begin() + axis_idx);
+    if (absl::Status status = ValidateAxisValues(axis, others, first_point, report); !status.ok()) {
+      return status;
+    }
+  }
+
+  const scalelab::v1::FitSpec& fit = spec.fit();
+  if (!fit.law().empty() && fit.law() != "chinchilla") {
+    return report.Fail("fit.law", "\"chinchilla\" or nothing", Quoted(fit.law()));
+  }
+  for (int key_idx = 0; key_idx < fit.group_by_size(); ++key_idx) {
+    const std::string& key = fit.group_by(key_idx);
+    if (std::find(swept.begin(), swept.end(), key) == swept.end()) {
+      const std::string expected =
+          swept.empty() ? std::string("a grid key, but the sweep has no grid")
+                        : absl::StrCat("one of the grid keys ", absl::StrJoin(swept, ", "));
+      return report.Fail(ElementPath("fit.group_by", key_idx),
+                         absl::StrCat("fit.group_by: expected ", expected, ", got ", Quoted(key)));
+    }
+  }
+  // 0 means "use the default" (3); ParseManifest rejects an explicit 0 before it gets here.
+  if (spec.max_attempts() < 0 || spec.max_attempts() > kMaxAttemptsLimit) {
+    return report.Fail("max_attempts", absl::StrCat("an integer in [1, ", kMaxAttemptsLimit, "]"),
+                       absl::StrCat(spec.max_attempts()));
+  }
+
+  // Every run, as ExpandSweep builds it: the only place rules relating two swept fields can be
+  // checked.
+  absl::StatusOr<std::vector<ExpandedRun>> runs = ExpandSweep(spec);
+  if (!runs.ok()) {
+    const absl::string_view message = runs.status().message();
+    if (absl::StartsWith(message, "sweep.")) return report.Fail("sweep.grid", message);
+    return report.Fail("sweep.grid", absl::StrCat("sweep.grid: ", message));
+  }
+  return absl::OkStatus();
+}
+
+// Reads the YAML tree into a SweepSpec. Checks shapes (a map where a map belongs, a scalar where a
+// value belongs), key names and value syntax; leaves range and cross-field rules to ValidateSpec.
+// Records the line of every path it visits.
+class ManifestParser {
+ public:
+  explicit ManifestParser(absl::string_view source) : source_(source) {}
+
+  absl::StatusOr<SweepSpec> Parse(absl::string_view yaml_text);
+  const LineIndex& lines() const { return lines_; }
+
+ private:
+  using EntryFn = std::function<absl::Status(const std::string& key, const YAML::Node& key_node,
+                                             const YAML::Node& value)>;
+
+  absl::Status ParseTopLevelEntry(const std::string& key, const YAML::Node& key_node,
+                                  const YAML::Node& value, SweepSpec* spec);
+  absl::Status ParseBaseMap(const YAML::Node& map, const std::string& config_path,
+                            RunConfig* config);
+  absl::Status ParseBaseValue(const std::string& config_path, const YAML::Node& key_node,
+                              const YAML::Node& value, RunConfig* config);
+  absl::Status ParseSweep(const YAML::Node& key_node, const YAML::Node& value, SweepSpec* spec);
+  absl::Status ParseGrid(const YAML::Node& key_node, const YAML::Node& value,
+                         scalelab::v1::GridSweep* grid);
+  absl::Status ParseFit(const YAML::Node& key_node, const YAML::Node& value,
+                        scalelab::v1::FitSpec* fit);
+
+  // Calls `fn` for each entry of `map` (the value of `path`), in document order, after checking
+  // that its key is a scalar seen once.
+  absl::Status ForEachEntry(const YAML::Node& map, absl::string_view path, const EntryFn& fn);
+  // The text of a scalar node; `key_node` gives the line when the value is missing.
+  absl::StatusOr<std::string> ScalarText(const YAML::Node& key_node, const YAML::Node& value,
+                                         absl::string_view path, absl::string_view expected);
+  absl::Status RequireMap(const YAML::Node& key_node, const YAML::Node& value,
+                          absl::string_view path, absl::string_view expected);
+
+  // "<source>:<line of at>: <path>: expected <expected>, got <found>"
+  absl::Status Error(const YAML::Node& at, absl::string_view path, absl::string_view expected,
+                     absl::string_view found) const;
+  absl::Status Error(const YAML::Node& at, absl::string_view message) const;
+  static std::string Describe(const YAML::Node& node);
+
+  std::string source_;
+  LineIndex lines_;
+  int root_line_ = 1;
+  std::set<std::string> base_values_set_;  // RunConfig keys set so far, across both spellings
+};
+
+absl::StatusOr<SweepSpec> ManifestParser::Parse(absl::string_view yaml_text) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml_text));
+  } catch (const YAML::Exception& error) {
+    // The one place yaml-cpp throws; the rest of the parser only reads the tree.
+    return absl::InvalidArgumentError(absl::StrCat(source_, ":", error.mark.line + 1, ":",
+                                                   error.mark.column + 1,
+                                                   ": YAML syntax error: ", error.msg));
+  }
+  if (!root.Mark().is_null()) root_line_ = root.Mark().line + 1;
+  lines_.SetRootLine(root_line_);
+  if (!root.IsMap()) {
+    return Error(root, "manifest", "a map with the keys name, project, kind, base, ...",
+                 root.IsNull() ? "an empty document" : Describe(root));
+  }
+  SweepSpec spec;
+  absl::Status status = ForEachEntry(
+      root, "manifest", [&](const std::string& key, const YAML::Node& key_node,
+                            const YAML::Node& value) {
+        lines_.Record(key, key_node.Mark());
+        return ParseTopLevelEntry(key, key_node, value, &spec);
+      });
+  if (!status.ok()) return status;
+  return spec;
+}
+
+absl::Status ManifestParser::ParseTopLevelEntry(const std::string& key, const YAML::Node& key_node,
+                                                const YAML::Node& value, SweepSpec* spec) {
+  if (key == "name" || key == "project") {
+    absl::StatusOr<std::string> text = ScalarText(key_node, value, key, kNameExpectation);
+    if (!text.ok()) return text.status();
+    key == "name" ? spec->set_name(*text) : spec->set_project(*text);
+    return absl::OkStatus();
+  }
+  if (key == "kind") {
+    absl::StatusOr<std::string> text = ScalarText(key_node, value, key, kKindExpectation);
+    if (!text.ok()) return text.status();
+    std::optional<scalelab::v1::RunKind> kind = ParseRunKind(*text);
+    if (!kind) return Error(value, key, kKindExpectation, Quoted(*text));
+    spec->set_kind(*kind);
+    return absl::OkStatus();
+  }
+  if (key == "base") {
+    if (absl::Status status = RequireMap(key_node, value, "base",
+                                         "a map with the keys model, data, train, eval, resources");
+        !status.ok()) {
+      return status;
+    }
+    return ParseBaseMap(value, "", spec->mutable_base());
+  }
+  if (key == "sweep") return ParseSweep(key_node, value, spec);
+  if (key == "fit") return ParseFit(key_node, value, spec->mutable_fit());
+  if (key == "max_attempts") {
+    const std::string expected = absl::StrCat("an integer in [1, ", kMaxAttemptsLimit, "]");
+    absl::StatusOr<std::string> text = ScalarText(key_node, value, key, expected);
+    if (!text.ok()) return text.status();
+    int attempts = 0;
+    // 0 would read as "unset" in the proto and silently become the default.
+    if (!absl::SimpleAtoi(*text, &attempts) || attempts < 1 || attempts > kMaxAttemptsLimit) {
+      return Error(value, key, expected, Quoted(*text));
+    }
+    spec->set_max_attempts(attempts);
+    return absl::OkStatus();
+  }
+  return Error(key_node, "manifest",
+               "one of the keys name, project, kind, base, sweep, fit, max_attempts", Quoted(key));
+}
+
+absl::Status ManifestParser::ParseBaseMap(const YAML::Node& map, const std::string& config_path,
+                                          RunConfig* config) {
+  return ForEachEntry(
+      map, config_path.empty() ? "base" : absl::StrCat("base.", config_path),
+      [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& value) {
+        const std::string path = config_path.empty() ? key : absl::StrCat(config_path, ".", key);
+        const std::string shown = absl::StrCat("base.", path);
+        lines_.Record(shown, key_node.Mark());
+        KeyShape shape = KeyShape::kValue;
+        if (std::optional<FieldError> error = ResolveRunConfigKey(path, &shape)) {
+          return Error(key_node, error->Message("base"));
+        }
+        switch (shape) {
+          case KeyShape::kMessage:
+            if (absl::Status status = RequireMap(key_node, value, shown, "a map of fields");
+                !status.ok()) {
+              return status;
+            }
+            return ParseBaseMap(value, path, config);
+          case KeyShape::kMap:
+            if (absl::Status status = RequireMap(key_node, value, shown, "a map of names to values");
+                !status.ok()) {
+              return status;
+            }
+            return ForEachEntry(value, shown,
+                                [&](const std::string& entry_key, const YAML::Node& entry_key_node,
+                                    const YAML::Node& entry_value) {
+                                  const std::string entry_path = absl::StrCat(path, ".", entry_key);
+                                  lines_.Record(absl::StrCat("base.", entry_path),
+                                                entry_key_node.Mark());
+                                  return ParseBaseValue(entry_path, entry_key_node, entry_value,
+                                                        config);
+                                });
+          case KeyShape::kValue:
+            return ParseBaseValue(path, key_node, value, config);
+        }
+        return absl::OkStatus();
+      });
+}
+
+absl::Status ManifestParser::ParseBaseValue(const std::string& config_path,
+                                            const YAML::Node& key_node, const YAML::Node& value,
+                                            RunConfig* config) {
+  const std::string shown = absl::StrCat("base.", config_path);
+  absl::StatusOr<std::string> text = ScalarText(key_node, value, shown, "a single value");
+  if (!text.ok()) return text.status();
+  // `model: {d_model: 64}` and `model.d_model: 64` name the same field; catch a manifest that
+  // uses both.
+  if (!base_values_set_.insert(config_path).second) {
+    return Error(key_node, "base", "each key once", Quoted(config_path) + " twice");
+  }
+  if (std::optional<FieldError> error = SetRunConfigValue(config_path, *text, config)) {
+    return Error(value, error->Message("base"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ManifestParser::ParseSweep(const YAML::Node& key_node, const YAML::Node& value,
+                                        SweepSpec* spec) {
+  if (absl::Status status = RequireMap(key_node, value, "sweep", "a map with the key grid");
+      !status.ok()) {
+    return status;
+  }
+  if (value.size() == 0) return Error(value, "sweep", "the key grid", "an empty map");
+  return ForEachEntry(value, "sweep",
+                      [&](const std::string& key, const YAML::Node& strategy_key_node,
+                          const YAML::Node& strategy) {
+                        lines_.Record(absl::StrCat("sweep.", key), strategy_key_node.Mark());
+                        if (key != "grid") {
+                          return Error(strategy_key_node, "sweep", "the key grid", Quoted(key));
+                        }
+                        return ParseGrid(strategy_key_node, strategy,
+                                         spec->mutable_sweep()->mutable_grid());
+                      });
+}
+
+absl::Status ManifestParser::ParseGrid(const YAML::Node& key_node, const YAML::Node& value,
+                                       scalelab::v1::GridSweep* grid) {
+  if (absl::Status status =
+          RequireMap(key_node, value, "sweep.grid", "a map of dotted keys to lists of values");
+      !status.ok()) {
+    return status;
+  }
+  if (value.size() == 0) return Error(value, "sweep.grid", "at least one axis", "an empty map");
+  return ForEachEntry(
+      value, "sweep.grid",
+      [&](const std::string& key, const YAML::Node& axis_key_node, const YAML::Node& values) {
+        const std::string where = GridPath(key);
+        lines_.Record(where, axis_key_node.Mark());
+        if (!values.IsSequence()) {
+          return Error(values.IsNull() ? axis_key_node : values, where, "a list of values",
+                       Describe(values));
+        }
+        scalelab::v1::Axis* axis = grid->add_axes();
+        axis->set_key(key);
+        for (size_t value_idx = 0; value_idx < values.size(); ++value_idx) {
+          const YAML::Node element = values[value_idx];
+          const std::string element_path = ElementPath(where, static_cast<int>(value_idx));
+          lines_.Record(element_path, element.Mark());
+          if (!element.IsScalar()) {
+            return Error(element.Mark().is_null() ? axis_key_node : element, where,
+                         "each value to be a single value", Describe(element));
+          }
+          axis->add_values(element.Scalar());
+        }
+        return absl::OkStatus();
+      });
+}
+
+absl::Status ManifestParser::ParseFit(const YAML::Node& key_node, const YAML::Node& value,
+                                      scalelab::v1::FitSpec* fit) {
+  if (absl::Status status = RequireMap(key_node, value, "fit", "a map with the keys law, group_by");
+      !status.ok()) {
+    return status;
+  }
+  return ForEachEntry(
+      value, "fit", [&](const std::string& key, const YAML::Node& field_key_node,
+                        const YAML::Node& field) -> absl::Status {
+        const std::string path = absl::StrCat("fit.", key);
+        lines_.Record(path, field_key_node.Mark());
+        if (key == "law") {
+          absl::StatusOr<std::string> law =
+              ScalarText(field_key_node, field, path, "\"chinchilla\" or nothing");
+          if (!law.ok()) return law.status();
+          fit->set_law(*law);
+          return absl::OkStatus();
+        }
+        if (key == "group_by") {
+          if (!field.IsSequence()) {
+            return Error(field.IsNull() ? field_key_node : field, path, "a list of grid keys",
+                         Describe(field));
+          }
+          for (size_t key_idx = 0; key_idx < field.size(); ++key_idx) {
+            const YAML::Node element = field[key_idx];
+            lines_.Record(ElementPath(path, static_cast<int>(key_idx)), element.Mark());
+            if (!element.IsScalar()) {
+              return Error(element, path, "each entry to be a grid key", Describe(element));
+            }
+            fit->add_group_by(element.Scalar());
+          }
+          return absl::OkStatus();
+        }
+        return Error(field_key_node, "fit", "one of the keys law, group_by", Quoted(key));
+      });
+}
+
+absl::Status ManifestParser::ForEachEntry(const YAML::Node& map, absl::string_view path,
+                                          const EntryFn& fn) {
+  std::set<std::string> seen;
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    const YAML::Node key_node = it->first;
+    if (!key_node.IsScalar()) return Error(key_node, path, "a name as each key", Describe(key_node));
+    const std::string& key = key_node.Scalar();
+    if (!seen.insert(key).second) {
+      return Error(key_node, path, "each key once", Quoted(key) + " twice");
+    }
+    if (absl::Status status = fn(key, key_node, it->second); !status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ManifestParser::ScalarText(const YAML::Node& key_node,
+                                                       const YAML::Node& value,
+                                                       absl::string_view path,
+                                                       absl::string_view expected) {
+  if (value.IsScalar()) return value.Scalar();
+  return Error(value.IsNull() ? key_node : value, path, expected, Describe(value));
+}
+
+absl::Status ManifestParser::RequireMap(const YAML::Node& key_node, const YAML::Node& value,
+                                        absl::string_view path, absl::string_view expected) {
+  if (value.IsMap()) return absl::OkStatus();
+  return Error(value.IsNull() ? key_node : value, path, expected, Describe(value));
+}
+
+absl::Status ManifestParser::Error(const YAML::Node& at, absl::string_view path,
+                                   absl::string_view expected, absl::string_view found) const {
+  return Error(at, absl::StrCat(path, ": expected ", expected, ", got ", found));
+}
+
+absl::Status ManifestParser::Error(const YAML::Node& at, absl::string_view message) const {
+  const int line = at.Mark().is_null() ? root_line_ : at.Mark().line + 1;
+  return absl::InvalidArgumentError(absl::StrCat(source_, ":", line, ": ", message));
+}
+
+std::string ManifestParser::Describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Scalar:
+      return Quoted(node.Scalar());
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      break;
+  }
+  return "nothing";
+}
+
+}  // namespace
+
+absl::StatusOr<SweepSpec> ParseManifest(std::string_view yaml_text, std::string_view source_name) {
+  // The public API takes std::string_view; this absl build has its own string_view type.
+  const absl::string_view source(source_name.data(), source_name.size());
+  ManifestParser parser(source);
+  absl::StatusOr<SweepSpec> spec = parser.Parse(absl::string_view(yaml_text.data(), yaml_text.size()));
+  if (!spec.ok()) return spec.status();
+  ApplySweepDefaults(&*spec);
+  if (absl::Status status = ValidateSpec(*spec, Reporter(source, &parser.lines()));
+      !status.ok()) {
+    return status;
+  }
+  return spec;
+}
+
+void ApplySweepDefaults(SweepSpec* spec) {
+  if (spec->max_attempts() == 0) spec->set_max_attempts(3);
+  bool tokens_swept = false;
+  for (const scalelab::v1::Axis& axis : spec->sweep().grid().axes()) {
+    tokens_swept = tokens_swept || KeysOverlap(axis.key(), "train.tokens");
+  }
+  const bool every_tokens_unset = spec->base().eval().every_tokens() == 0;
+  ApplyRunDefaults(spec->mutable_base());
+  // A swept token budget gives each run its own evaluation interval (ExpandSweep fills it).
+  if (tokens_swept && every_tokens_unset) spec->mutable_base()->mutable_eval()->set_every_tokens(0);
+}
+
+absl::Status ValidateSweepSpec(const SweepSpec& spec) { return ValidateSpec(spec, Reporter()); }
+
+}  // namespace scalelab::scheduler

@@ -1,0 +1,70 @@
+// Sweep manifests: YAML text -> scalelab.v1.SweepSpec, with defaults and validation.
+//
+// A manifest looks like
+//
+//   name: synthetic-mix-scaling       # [A-Za-z0-9._-]{1,100}
+//   project: pretraining              # same charset
+//   kind: pretrain                    # pretrain | sft | grpo | eval
+//   base:                             # a RunConfig, keyed by its proto field names
+//     model: {family: transformer, d_model: 128, n_layers: 4, n_heads: 4, seq_len: 256}
+//     data:  {sources: {natural: data/natural}, mixture: {natural: 1.0}}
+//     train: {tokens: 2e7, batch_tokens: 16384, lr: 3e-3, schedule: cosine, warmup: 0.05}
+//     eval:  {every_tokens: 2e6, val_tokens: 2e5}
+//     resources: {gpus: 1}
+//   sweep:                            # optional; without it the sweep is one run
+//     grid: {model.d_model: [64, 128, 256], train.tokens: [5e6, 1e7, 2e7]}
+//   fit: {law: chinchilla, group_by: [model.d_model]}   # optional
+//   max_attempts: 3                   # optional, [1, 100]
+//
+// Inside `base`, a nested map and a dotted key are the same thing (`model: {d_model: 64}` or
+// `model.d_model: 64`); grid keys use the dotted form (see expand.h for the key language).
+// Grid values are kept as written ("5e6"), so a run's overrides read like the manifest.
+//
+// All functions are pure and thread-safe.
+#ifndef SCALELAB_SCHEDULER_MANIFEST_H_
+#define SCALELAB_SCHEDULER_MANIFEST_H_
+
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "scalelab/v1/common.pb.h"
+
+namespace scalelab::scheduler {
+
+// Parses a YAML manifest, applies ApplySweepDefaults and validates the result as
+// ValidateSweepSpec does, including every grid value and every run of the expansion.
+//
+// `source_name` (e.g. "sweep.yaml") starts every error message. All errors are InvalidArgument,
+// in the form "<source>:<line>: <field path>: expected <what>, got <what was found>", e.g.
+//   sweep.yaml:14: sweep.grid."model.d_model": expected each value to be an integer, got "big"
+//   sweep.yaml:6: base.model: expected one of the keys family, d_model, ..., got "d_modle"
+// YAML syntax errors read "<source>:<line>:<column>: YAML syntax error: <parser message>".
+// Lines and columns are 1-based. An error about a field the manifest does not mention points at
+// the line of the nearest enclosing section that it does.
+absl::StatusOr<scalelab::v1::SweepSpec> ParseManifest(std::string_view yaml_text,
+                                                       std::string_view source_name);
+
+// Fills the spec's defaults: max_attempts 3, and ApplyRunDefaults (expand.h) on the base, except
+// that eval.every_tokens stays 0 when train.tokens is swept, so that ExpandSweep derives it from
+// each run's own token budget. Call this before ValidateSweepSpec on a spec that did not come from
+// ParseManifest. Idempotent.
+void ApplySweepDefaults(scalelab::v1::SweepSpec* spec);
+
+// Validates a spec (normally after ApplySweepDefaults). Checks, in this order:
+//   name and project match [A-Za-z0-9._-]{1,100}; kind is set;
+//   base passes CheckRunConfig (expand.h), except the rules that read a swept key;
+//   every grid axis names one RunConfig value, has at least one value and no value twice; each
+//     value parses for its field and passes the rules about that field alone;
+//   fit.law is "" or "chinchilla"; every fit.group_by key is a grid key; max_attempts in
+//     [1, 100], or 0 for the default;
+//   ExpandSweep succeeds: at most kMaxRunsPerSweep runs, and every run passes ValidateRunConfig
+//     (rules relating two fields, such as d_model divisible by n_heads, are checked here, since
+//     either field may be swept).
+// Defaults left at 0 or empty are read as ExpandSweep will fill them.
+// Returns the first problem as InvalidArgument "<field path>: expected <what>, got <found>".
+absl::Status ValidateSweepSpec(const scalelab::v1::SweepSpec& spec);
+
+}  // namespace scalelab::scheduler
+
+#endif  // SCALELAB_SCHEDULER_MANIFEST_H_

@@ -1,0 +1,30 @@
+// ResultsService: metric series and sweep curves from the store. Fits arrive with the analysis
+// library; until then GetFits answers UNIMPLEMENTED rather than an empty list.
+#ifndef SCALELAB_SCHEDULER_RESULTS_SERVICE_H_
+#define SCALELAB_SCHEDULER_RESULTS_SERVICE_H_
+
+#include "scalelab/v1/results.grpc.pb.h"
+#include "scheduler/service_context.h"
+
+namespace scalelab::scheduler {
+
+// Thread-safe.
+class ResultsServiceImpl final : public v1::ResultsService::Service {
+ public:
+  explicit ResultsServiceImpl(ServiceContext context) : ctx_(context) {}
+
+  grpc::Status GetRunMetrics(grpc::ServerContext* context, const v1::GetRunMetricsRequest* request,
+                             v1::GetRunMetricsResponse* response) override;
+  grpc::Status GetSweepCurves(grpc::ServerContext* context,
+                              const v1::GetSweepCurvesRequest* request,
+                              v1::GetSweepCurvesResponse* response) override;
+  grpc::Status GetFits(grpc::ServerContext* context, const v1::GetFitsRequest* request,
+                       v1::GetFitsResponse* response) override;
+
+ private:
+  ServiceContext ctx_;
+};
+
+}  // namespace scalelab::scheduler
+
+#endif  // SCALELAB_SCHEDULER_RESULTS_SERVICE_H_

@@ -1,0 +1,163 @@
+#include "scheduler/scheduler.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "scheduler/results_service.h"
+#include "scheduler/retry_policy.h"
+#include "scheduler/scheduler_metrics.h"
+#include "scheduler/sweep_service.h"
+#include "scheduler/worker_service.h"
+#include "services/run_state.h"
+#include "spdlog/spdlog.h"
+
+namespace scalelab::scheduler {
+
+absl::Status SchedulerOptions::Validate() const {
+  if (listen_address.empty()) {
+    return absl::InvalidArgumentError("listen_address: expected host:port, got \"\"");
+  }
+  if (database_url.empty() && data_dir.empty()) {
+    return absl::InvalidArgumentError(
+        "data_dir: expected a folder for the embedded PostgreSQL when no database url is given");
+  }
+  if (lease_ttl <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("lease_ttl: expected > 0, got ", absl::FormatDuration(lease_ttl)));
+  }
+  if (heartbeat_interval <= absl::ZeroDuration() || heartbeat_interval * 2 > lease_ttl) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "heartbeat_interval: expected > 0 and at most half the lease ttl (",
+        absl::FormatDuration(lease_ttl), "), got ", absl::FormatDuration(heartbeat_interval)));
+  }
+  if (reap_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("reap_interval: expected > 0, got ", absl::FormatDuration(reap_interval)));
+  }
+  if (pool_size < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("pool_size: expected >= 1, got ", pool_size));
+  }
+  return absl::OkStatus();
+}
+
+struct Scheduler::Impl {
+  std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
+  std::unique_ptr<SchedulerMetrics> metrics;
+  std::unique_ptr<services::MetricsServer> metrics_server;
+  std::unique_ptr<SweepServiceImpl> sweep_service;
+  std::unique_ptr<WorkerServiceImpl> worker_service;
+  std::unique_ptr<ResultsServiceImpl> results_service;
+  std::unique_ptr<grpc::Server> server;
+};
+
+Scheduler::Scheduler(SchedulerOptions options)
+    : options_(std::move(options)), impl_(std::make_unique<Impl>()) {
+  clock_ = options_.clock != nullptr ? options_.clock : &real_clock_;
+}
+
+absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Start(SchedulerOptions options) {
+  if (auto status = options.Validate(); !status.ok()) return status;
+  std::unique_ptr<Scheduler> scheduler(new Scheduler(std::move(options)));
+  if (auto status = scheduler->Init(); !status.ok()) {
+    scheduler->Shutdown();
+    return status;
+  }
+  return scheduler;
+}
+
+absl::Status Scheduler::Init() {
+  database_url_ = options_.database_url;
+  if (database_url_.empty()) {
+    services::EmbeddedPostgresOptions pg;
+    pg.data_dir = absl::StrCat(options_.data_dir, "/postgres");
+    auto postgres = services::EmbeddedPostgres::Start(pg);
+    if (!postgres.ok()) return postgres.status();
+    postgres_ = *std::move(postgres);
+    database_url_ = postgres_->ConnectionUrl();
+    spdlog::info("embedded PostgreSQL ready url={}", database_url_);
+  }
+  services::StoreOptions store_options;
+  store_options.url = database_url_;
+  store_options.pool_size = options_.pool_size;
+  auto store = services::Store::Open(store_options);
+  if (!store.ok()) return store.status();
+  store_ = *std::move(store);
+
+  impl_->metrics = std::make_unique<SchedulerMetrics>(*impl_->registry);
+  if (!options_.metrics_address.empty()) {
+    auto metrics_server = services::MetricsServer::Start(options_.metrics_address, impl_->registry);
+    if (!metrics_server.ok()) return metrics_server.status();
+    impl_->metrics_server = *std::move(metrics_server);
+  }
+
+  ServiceContext context;
+  context.store = store_.get();
+  context.clock = clock_;
+  context.metrics = impl_->metrics.get();
+  context.lease_ttl = options_.lease_ttl;
+  context.heartbeat_interval = options_.heartbeat_interval;
+  context.stopping = &stopping_;
+  impl_->sweep_service = std::make_unique<SweepServiceImpl>(context);
+  impl_->worker_service = std::make_unique<WorkerServiceImpl>(context);
+  impl_->results_service = std::make_unique<ResultsServiceImpl>(context);
+  auto server = services::StartGrpcServer(
+      options_.listen_address, {impl_->sweep_service.get(), impl_->worker_service.get(),
+                                impl_->results_service.get()});
+  if (!server.ok()) return server.status();
+  impl_->server = std::move(server->server);
+  grpc_port_ = server->port;
+
+  reaper_ = std::thread([this] {
+    while (!stopped_.WaitForNotificationWithTimeout(options_.reap_interval)) {
+      if (auto status = ReapOnce(); !status.ok()) {
+        spdlog::warn("lease reaper: {}", status.ToString());
+      }
+    }
+  });
+  spdlog::info("scheduler listening grpc=127.0.0.1:{} metrics_port={}", grpc_port_,
+               metrics_port());
+  return absl::OkStatus();
+}
+
+absl::Status Scheduler::ReapOnce() {
+  // A worker is declared lost after the same silence that expires its leases.
+  auto expired = store_->ExpireLeases(clock_->Now(), options_.lease_ttl, DecideAfterFailure);
+  if (!expired.ok()) return expired.status();
+  for (const services::ExpiredLease& lease : *expired) {
+    impl_->metrics->leases_expired.Increment();
+    spdlog::warn("lease expired run={} attempt={} worker={} next={}", lease.run_id, lease.attempt,
+                 lease.worker_id, services::RunStateName(lease.next_state));
+  }
+  auto counts = store_->Counts();
+  if (!counts.ok()) return counts.status();
+  impl_->metrics->SetCounts(*counts);
+  return absl::OkStatus();
+}
+
+int Scheduler::metrics_port() const {
+  return impl_->metrics_server ? impl_->metrics_server->port() : 0;
+}
+
+void Scheduler::Shutdown() {
+  if (stopping_.exchange(true)) return;
+  spdlog::info("scheduler shutting down");
+  if (impl_->server) {
+    // Watches notice `stopping_` within one poll; give them that long before cancelling.
+    impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  }
+  stopped_.Notify();
+  if (reaper_.joinable()) reaper_.join();
+  impl_->metrics_server.reset();
+  store_.reset();
+  if (postgres_) {
+    if (auto status = postgres_->Stop(); !status.ok()) {
+      spdlog::warn("stopping embedded PostgreSQL: {}", status.ToString());
+    }
+  }
+}
+
+void Scheduler::Wait() { stopped_.WaitForNotification(); }
+
+Scheduler::~Scheduler() { Shutdown(); }
+
+}  // namespace scalelab::scheduler

@@ -1,0 +1,57 @@
+#include "scheduler/scheduler_metrics.h"
+
+#include <string>
+
+#include "services/run_state.h"
+
+namespace scalelab::scheduler {
+namespace {
+
+prometheus::Counter& SimpleCounter(prometheus::Registry& registry, const std::string& name,
+                                   const std::string& help) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(registry).Add({});
+}
+
+}  // namespace
+
+SchedulerMetrics::SchedulerMetrics(prometheus::Registry& registry)
+    : sweeps_submitted(SimpleCounter(registry, "scalelab_scheduler_sweeps_submitted_total",
+                                     "Sweeps stored by SubmitSweep (idempotent repeats excluded).")),
+      metric_points(SimpleCounter(registry, "scalelab_scheduler_metric_points_ingested_total",
+                                  "Metric points newly stored from worker reports.")),
+      tokens_trained(SimpleCounter(registry, "scalelab_scheduler_tokens_trained_total",
+                                   "Training tokens reported by all runs.")),
+      leases_granted(SimpleCounter(registry, "scalelab_scheduler_leases_granted_total",
+                                   "Run attempts leased to workers.")),
+      leases_expired(SimpleCounter(registry, "scalelab_scheduler_leases_expired_total",
+                                   "Leases that ended because their worker stopped heartbeating.")),
+      runs_finished(prometheus::BuildCounter()
+                        .Name("scalelab_scheduler_runs_finished_total")
+                        .Help("Attempt completions by the run state they led to.")
+                        .Register(registry)),
+      rpc_seconds(prometheus::BuildHistogram()
+                      .Name("scalelab_scheduler_rpc_duration_seconds")
+                      .Help("Time to answer a gRPC call, by method.")
+                      .Register(registry)),
+      runs_(prometheus::BuildGauge()
+                .Name("scalelab_scheduler_runs")
+                .Help("Runs in the store by state.")
+                .Register(registry)),
+      workers_(prometheus::BuildGauge()
+                   .Name("scalelab_scheduler_workers")
+                   .Help("Registered workers by state (ALIVE, LOST).")
+                   .Register(registry)) {}
+
+void SchedulerMetrics::SetCounts(const services::StoreCounts& counts) {
+  for (int state = v1::RunState_MIN + 1; state <= v1::RunState_MAX; ++state) {
+    std::string name = services::RunStateName(static_cast<v1::RunState>(state));
+    auto it = counts.runs_by_state.find(name);
+    runs_.Add({{"state", name}}).Set(it == counts.runs_by_state.end() ? 0 : it->second);
+  }
+  for (const char* state : {"ALIVE", "LOST"}) {
+    auto it = counts.workers_by_state.find(state);
+    workers_.Add({{"state", state}}).Set(it == counts.workers_by_state.end() ? 0 : it->second);
+  }
+}
+
+}  // namespace scalelab::scheduler

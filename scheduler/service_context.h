@@ -1,0 +1,42 @@
+// What the gRPC service adapters share: the store, the clock, the metrics and the timing knobs.
+// Everything here is owned by Scheduler and outlives the services.
+#ifndef SCALELAB_SCHEDULER_SERVICE_CONTEXT_H_
+#define SCALELAB_SCHEDULER_SERVICE_CONTEXT_H_
+
+#include <atomic>
+#include <chrono>
+#include <string>
+
+#include "absl/time/time.h"
+#include "scheduler/scheduler_metrics.h"
+#include "services/clock.h"
+#include "services/store.h"
+
+namespace scalelab::scheduler {
+
+struct ServiceContext {
+  services::Store* store = nullptr;
+  services::Clock* clock = nullptr;
+  SchedulerMetrics* metrics = nullptr;
+  absl::Duration lease_ttl = absl::Seconds(15);
+  absl::Duration heartbeat_interval = absl::Seconds(2);
+  absl::Duration watch_poll = absl::Milliseconds(500);
+  const std::atomic<bool>* stopping = nullptr;  // set when the daemon shuts down
+};
+
+// Observes scalelab_scheduler_rpc_duration_seconds{method} when it goes out of scope.
+class RpcTimer {
+ public:
+  RpcTimer(SchedulerMetrics* metrics, std::string method)
+      : metrics_(metrics), method_(std::move(method)), start_(std::chrono::steady_clock::now()) {}
+  ~RpcTimer();
+
+ private:
+  SchedulerMetrics* metrics_;
+  std::string method_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace scalelab::scheduler
+
+#endif  // SCALELAB_SCHEDULER_SERVICE_CONTEXT_H_

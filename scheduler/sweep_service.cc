@@ -1,0 +1,158 @@
+#include "scheduler/sweep_service.h"
+
+#include <thread>
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
+#include "absl/strings/str_cat.h"
+#include "scheduler/expand.h"
+#include "scheduler/manifest.h"
+#include "services/run_state.h"
+#include "services/status_util.h"
+#include "spdlog/spdlog.h"
+
+namespace scalelab::scheduler {
+
+using services::ToGrpcStatus;
+
+RpcTimer::~RpcTimer() {
+  if (metrics_ == nullptr) return;
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  static const auto* const kBuckets = new prometheus::Histogram::BucketBoundaries{
+      0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+  metrics_->rpc_seconds.Add({{"method", method_}}, *kBuckets).Observe(seconds);
+}
+
+namespace {
+
+// The spec of a request, parsed and validated; errors name the manifest line.
+absl::StatusOr<v1::SweepSpec> SpecOf(const v1::SubmitSweepRequest& request) {
+  switch (request.source_case()) {
+    case v1::SubmitSweepRequest::kManifestYaml:
+      return ParseManifest(request.manifest_yaml(),
+                           request.manifest_name().empty() ? "manifest" : request.manifest_name());
+    case v1::SubmitSweepRequest::kSpec: {
+      v1::SweepSpec spec = request.spec();
+      ApplySweepDefaults(&spec);
+      if (auto status = ValidateSweepSpec(spec); !status.ok()) return status;
+      return spec;
+    }
+    default:
+      return absl::InvalidArgumentError("source: expected manifest_yaml or spec, got neither");
+  }
+}
+
+}  // namespace
+
+grpc::Status SweepServiceImpl::SubmitSweep(grpc::ServerContext*,
+                                           const v1::SubmitSweepRequest* request,
+                                           v1::SubmitSweepResponse* response) {
+  RpcTimer timer(ctx_.metrics, "SubmitSweep");
+  auto spec = SpecOf(*request);
+  if (!spec.ok()) return ToGrpcStatus(spec.status());
+  if (spec->kind() != v1::RUN_KIND_PRETRAIN) {
+    return ToGrpcStatus(absl::UnimplementedError(
+        absl::StrCat("kind: only pretrain sweeps can be run so far, got ",
+                     services::RunKindName(spec->kind()))));
+  }
+  auto expanded = ExpandSweep(*spec);
+  if (!expanded.ok()) return ToGrpcStatus(expanded.status());
+  std::vector<services::NewRun> runs;
+  runs.reserve(expanded->size());
+  for (ExpandedRun& run : *expanded) {
+    runs.push_back({run.index, std::move(run.config), std::move(run.overrides)});
+  }
+  std::string manifest =
+      request->source_case() == v1::SubmitSweepRequest::kManifestYaml ? request->manifest_yaml() : "";
+  auto created = ctx_.store->CreateSweep(*spec, manifest, request->idempotency_key(), runs);
+  if (!created.ok()) return ToGrpcStatus(created.status());
+  if (created->created) {
+    ctx_.metrics->sweeps_submitted.Increment();
+    spdlog::info("sweep submitted id={} name={} project={} runs={}", created->sweep.id(),
+                 created->sweep.name(), created->sweep.project(), runs.size());
+  } else {
+    spdlog::info("sweep resubmitted id={} idempotency_key={}", created->sweep.id(),
+                 request->idempotency_key());
+  }
+  *response->mutable_sweep() = std::move(created->sweep);
+  response->set_created(created->created);
+  return grpc::Status::OK;
+}
+
+grpc::Status SweepServiceImpl::GetSweep(grpc::ServerContext*, const v1::GetSweepRequest* request,
+                                        v1::Sweep* response) {
+  RpcTimer timer(ctx_.metrics, "GetSweep");
+  auto sweep = ctx_.store->GetSweep(request->sweep_id());
+  if (!sweep.ok()) return ToGrpcStatus(sweep.status());
+  *response = *std::move(sweep);
+  return grpc::Status::OK;
+}
+
+grpc::Status SweepServiceImpl::ListSweeps(grpc::ServerContext*,
+                                          const v1::ListSweepsRequest* request,
+                                          v1::ListSweepsResponse* response) {
+  RpcTimer timer(ctx_.metrics, "ListSweeps");
+  auto sweeps = ctx_.store->ListSweeps(request->project(), request->limit());
+  if (!sweeps.ok()) return ToGrpcStatus(sweeps.status());
+  for (v1::Sweep& sweep : *sweeps) *response->add_sweeps() = std::move(sweep);
+  return grpc::Status::OK;
+}
+
+grpc::Status SweepServiceImpl::ListRuns(grpc::ServerContext*, const v1::ListRunsRequest* request,
+                                        v1::ListRunsResponse* response) {
+  RpcTimer timer(ctx_.metrics, "ListRuns");
+  auto runs = ctx_.store->ListRuns(request->sweep_id(), request->state(), request->limit());
+  if (!runs.ok()) return ToGrpcStatus(runs.status());
+  for (v1::Run& run : *runs) *response->add_runs() = std::move(run);
+  return grpc::Status::OK;
+}
+
+grpc::Status SweepServiceImpl::CancelSweep(grpc::ServerContext*,
+                                           const v1::CancelSweepRequest* request,
+                                           v1::Sweep* response) {
+  RpcTimer timer(ctx_.metrics, "CancelSweep");
+  auto sweep = ctx_.store->CancelSweep(request->sweep_id(), request->reason());
+  if (!sweep.ok()) return ToGrpcStatus(sweep.status());
+  spdlog::info("sweep cancelled id={} reason={}", request->sweep_id(), request->reason());
+  *response = *std::move(sweep);
+  return grpc::Status::OK;
+}
+
+grpc::Status SweepServiceImpl::WatchSweep(grpc::ServerContext* context,
+                                          const v1::WatchSweepRequest* request,
+                                          grpc::ServerWriter<v1::SweepEvent>* writer) {
+  // Polls the store: the store is the source of truth and may be written by other schedulers.
+  std::string last_sent;
+  while (!context->IsCancelled() && !(ctx_.stopping && ctx_.stopping->load())) {
+    v1::SweepEvent event;
+    auto sweep = ctx_.store->GetSweep(request->sweep_id());
+    if (!sweep.ok()) return ToGrpcStatus(sweep.status());
+    auto runs = ctx_.store->ListRuns(request->sweep_id(), v1::RUN_STATE_UNSPECIFIED, 0);
+    if (!runs.ok()) return ToGrpcStatus(runs.status());
+    *event.mutable_sweep() = *std::move(sweep);
+    for (v1::Run& run : *runs) *event.add_runs() = std::move(run);
+    // Timestamps change on every report; compare the content that a watcher displays.
+    v1::SweepEvent comparable = event;
+    comparable.mutable_sweep()->clear_updated_at();
+    for (v1::Run& run : *comparable.mutable_runs()) run.clear_updated_at();
+    std::string fingerprint;
+    {
+      // Deterministic, so that equal maps serialize to equal bytes.
+      google::protobuf::io::StringOutputStream stream(&fingerprint);
+      google::protobuf::io::CodedOutputStream coded(&stream);
+      coded.SetSerializationDeterministic(true);
+      comparable.SerializeToCodedStream(&coded);
+    }
+    if (fingerprint != last_sent) {
+      if (!writer->Write(event)) return grpc::Status::OK;  // the client went away
+      last_sent = std::move(fingerprint);
+    }
+    if (event.sweep().state() != v1::SWEEP_STATE_RUNNING) return grpc::Status::OK;
+    std::this_thread::sleep_for(absl::ToChronoMilliseconds(ctx_.watch_poll));
+  }
+  return grpc::Status(grpc::StatusCode::CANCELLED, "watch ended: scheduler stopping or client gone");
+}
+
+}  // namespace scalelab::scheduler

@@ -1,0 +1,34 @@
+// SweepService: a thin adapter from gRPC to manifest parsing, expansion and the store.
+#ifndef SCALELAB_SCHEDULER_SWEEP_SERVICE_H_
+#define SCALELAB_SCHEDULER_SWEEP_SERVICE_H_
+
+#include "scalelab/v1/sweep.grpc.pb.h"
+#include "scheduler/service_context.h"
+
+namespace scalelab::scheduler {
+
+// Thread-safe: handlers run on gRPC's thread pool and share only the context.
+class SweepServiceImpl final : public v1::SweepService::Service {
+ public:
+  explicit SweepServiceImpl(ServiceContext context) : ctx_(context) {}
+
+  grpc::Status SubmitSweep(grpc::ServerContext* context, const v1::SubmitSweepRequest* request,
+                           v1::SubmitSweepResponse* response) override;
+  grpc::Status GetSweep(grpc::ServerContext* context, const v1::GetSweepRequest* request,
+                        v1::Sweep* response) override;
+  grpc::Status ListSweeps(grpc::ServerContext* context, const v1::ListSweepsRequest* request,
+                          v1::ListSweepsResponse* response) override;
+  grpc::Status ListRuns(grpc::ServerContext* context, const v1::ListRunsRequest* request,
+                        v1::ListRunsResponse* response) override;
+  grpc::Status CancelSweep(grpc::ServerContext* context, const v1::CancelSweepRequest* request,
+                           v1::Sweep* response) override;
+  grpc::Status WatchSweep(grpc::ServerContext* context, const v1::WatchSweepRequest* request,
+                          grpc::ServerWriter<v1::SweepEvent>* writer) override;
+
+ private:
+  ServiceContext ctx_;
+};
+
+}  // namespace scalelab::scheduler
+
+#endif  // SCALELAB_SCHEDULER_SWEEP_SERVICE_H_

@@ -1,0 +1,94 @@
+#include "scheduler/worker_service.h"
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "scheduler/retry_policy.h"
+#include "services/run_state.h"
+#include "services/status_util.h"
+#include "spdlog/spdlog.h"
+
+namespace scalelab::scheduler {
+
+using services::ToGrpcStatus;
+
+grpc::Status WorkerServiceImpl::Register(grpc::ServerContext*, const v1::RegisterRequest* request,
+                                         v1::RegisterResponse* response) {
+  RpcTimer timer(ctx_.metrics, "Register");
+  if (request->cpu_slots() < 0 || (request->cpu_slots() == 0 && request->gpus_size() == 0)) {
+    return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
+        "cpu_slots: expected >= 1 when the worker has no GPUs, got ", request->cpu_slots())));
+  }
+  auto worker_id = ctx_.store->RegisterWorker(*request);
+  if (!worker_id.ok()) return ToGrpcStatus(worker_id.status());
+  spdlog::info("worker registered id={} name={} cpu_slots={} gpus={}", *worker_id,
+               request->name(), request->cpu_slots(), request->gpus_size());
+  response->set_worker_id(*worker_id);
+  response->set_heartbeat_interval_s(absl::ToDoubleSeconds(ctx_.heartbeat_interval));
+  response->set_lease_ttl_s(absl::ToDoubleSeconds(ctx_.lease_ttl));
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext*,
+                                          const v1::HeartbeatRequest* request,
+                                          v1::HeartbeatResponse* response) {
+  RpcTimer timer(ctx_.metrics, "Heartbeat");
+  std::vector<v1::RunAttempt> running(request->running().begin(), request->running().end());
+  auto result =
+      ctx_.store->Heartbeat(request->worker_id(), running, ctx_.clock->Now(), ctx_.lease_ttl);
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  response->set_reregister(!result->known);
+  for (const v1::RunAttempt& stop : result->stop) *response->add_stop() = stop;
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerServiceImpl::LeaseRuns(grpc::ServerContext*,
+                                          const v1::LeaseRunsRequest* request,
+                                          v1::LeaseRunsResponse* response) {
+  RpcTimer timer(ctx_.metrics, "LeaseRuns");
+  auto leases = ctx_.store->LeaseRuns(request->worker_id(), request->free_slots(),
+                                      ctx_.clock->Now(), ctx_.lease_ttl);
+  if (!leases.ok()) return ToGrpcStatus(leases.status());
+  for (v1::Lease& lease : *leases) {
+    spdlog::info("run leased run={} attempt={} worker={}", lease.run_id(), lease.attempt(),
+                 request->worker_id());
+    ctx_.metrics->leases_granted.Increment();
+    *response->add_leases() = std::move(lease);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerServiceImpl::ReportMetrics(grpc::ServerContext*,
+                                              const v1::ReportMetricsRequest* request,
+                                              v1::ReportMetricsResponse* response) {
+  RpcTimer timer(ctx_.metrics, "ReportMetrics");
+  auto result = ctx_.store->ReportMetrics(*request, ctx_.clock->Now(), ctx_.lease_ttl);
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  ctx_.metrics->metric_points.Increment(result->stored);
+  ctx_.metrics->tokens_trained.Increment(result->tokens_added);
+  response->set_stored(result->stored);
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerServiceImpl::CompleteRun(grpc::ServerContext*,
+                                            const v1::CompleteRunRequest* request,
+                                            v1::CompleteRunResponse* response) {
+  RpcTimer timer(ctx_.metrics, "CompleteRun");
+  auto state = ctx_.store->CompleteRun(*request, DecideAfterFailure);
+  if (!state.ok()) return ToGrpcStatus(state.status());
+  std::string state_name = services::RunStateName(*state);
+  ctx_.metrics->runs_finished.Add({{"state", state_name}}).Increment();
+  if (request->succeeded()) {
+    spdlog::info("run finished run={} attempt={} state={}", request->run_id(), request->attempt(),
+                 state_name);
+  } else {
+    spdlog::warn("run attempt failed run={} attempt={} exit_code={} signal={} class={} next={}: {}",
+                 request->run_id(), request->attempt(), request->exit_code(),
+                 request->term_signal(), services::FailureClassName(request->failure_class()),
+                 state_name, request->message());
+  }
+  response->set_state(*state);
+  return grpc::Status::OK;
+}
+
+}  // namespace scalelab::scheduler

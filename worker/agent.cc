@@ -1,0 +1,465 @@
+// The agent's loop is single-threaded: every RPC and every child's lifecycle is driven from
+// Run(). Only reading a child's stdout happens on a thread of its own (one per attempt), because
+// a blocking read is the simplest correct way to follow a pipe.
+#include "worker/agent.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <list>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "scalelab/v1/worker.grpc.pb.h"
+#include "services/grpc_server.h"
+#include "services/metrics.h"
+#include "services/run_state.h"
+#include "services/status_util.h"
+#include "spdlog/spdlog.h"
+#include "worker/child_process.h"
+#include "worker/inventory.h"
+#include "worker/trainer_command.h"
+
+namespace scalelab::worker {
+namespace {
+
+enum class StopReason { kNone, kCancelled, kShutdown, kLeaseLost };
+
+// One attempt of a run on this worker.
+struct Attempt {
+  v1::Lease lease;
+  std::string dir;
+  std::unique_ptr<ChildProcess> child;
+  std::thread reader;
+  std::mutex mu;
+  std::vector<v1::MetricPoint> pending;  // guarded by mu
+  bool eof = false;                      // guarded by mu
+  bool announced = false;     // the first (possibly empty) report moved the run to RUNNING
+  StopReason stop = StopReason::kNone;
+  absl::Time stop_sent;
+  double tokens_seen = 0;
+  std::optional<ExitInfo> exit;
+};
+
+std::string SelfDirectory() {
+  std::error_code error;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", error);
+  return error ? "." : exe.parent_path().string();
+}
+
+// Splits the child's stdout into lines and queues the parsed points.
+void ReadMetrics(Attempt* attempt) {
+  std::string buffer;
+  char chunk[4096];
+  while (true) {
+    ssize_t n = ::read(attempt->child->stdout_fd(), chunk, sizeof(chunk));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    buffer.append(chunk, static_cast<size_t>(n));
+    size_t start = 0;
+    for (size_t newline; (newline = buffer.find('\n', start)) != std::string::npos;
+         start = newline + 1) {
+      absl::string_view line(buffer.data() + start, newline - start);
+      if (line.empty()) continue;
+      auto point = ParseMetricLine(line);
+      if (!point.ok()) {
+        spdlog::warn("run={} skipping output line: {}", attempt->lease.run_id(),
+                     point.status().ToString());
+        continue;
+      }
+      std::lock_guard<std::mutex> lock(attempt->mu);
+      attempt->pending.push_back(*std::move(point));
+    }
+    buffer.erase(0, start);
+  }
+  std::lock_guard<std::mutex> lock(attempt->mu);
+  attempt->eof = true;
+}
+
+}  // namespace
+
+absl::Status AgentOptions::Validate() const {
+  if (scheduler_address.empty()) {
+    return absl::InvalidArgumentError("scheduler address: expected host:port, got \"\"");
+  }
+  if (cpu_slots < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("cpu_slots: expected >= 1, got ", cpu_slots));
+  }
+  if (threads_per_run < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("threads_per_run: expected >= 1, got ", threads_per_run));
+  }
+  if (work_dir.empty()) return absl::InvalidArgumentError("work_dir: expected a folder, got \"\"");
+  return absl::OkStatus();
+}
+
+struct Agent::Impl {
+  AgentOptions options;
+  std::unique_ptr<v1::WorkerService::Stub> stub;
+  std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
+  std::unique_ptr<services::MetricsServer> metrics_server;
+  prometheus::Gauge* slots_gauge = nullptr;
+  prometheus::Gauge* active_gauge = nullptr;
+  prometheus::Family<prometheus::Counter>* finished = nullptr;
+  prometheus::Counter* points_forwarded = nullptr;
+  prometheus::Counter* tokens_trained = nullptr;
+  prometheus::Counter* rpc_failures = nullptr;
+
+  absl::Notification stop_requested;
+  int64_t worker_id = 0;
+  absl::Duration heartbeat_interval = absl::Seconds(2);
+  absl::Time next_heartbeat = absl::InfinitePast();
+  absl::Time next_lease_poll = absl::InfinitePast();
+  absl::Time next_report = absl::InfinitePast();
+  std::list<std::unique_ptr<Attempt>> attempts;
+
+  std::unique_ptr<grpc::ClientContext> Context() const {
+    auto context = std::make_unique<grpc::ClientContext>();
+    context->set_deadline(std::chrono::system_clock::now() +
+                          absl::ToChronoMilliseconds(options.rpc_timeout));
+    return context;
+  }
+  absl::Status Call(const char* method, grpc::Status status) {
+    if (status.ok()) return absl::OkStatus();
+    rpc_failures->Increment();
+    absl::Status converted = services::FromGrpcStatus(status);
+    spdlog::warn("{} failed: {}", method, converted.ToString());
+    return converted;
+  }
+
+  absl::Status Register();
+  void Heartbeat();
+  void LeaseAndStart();
+  void StartAttempt(const v1::Lease& lease);
+  void Flush(Attempt& attempt);
+  // Returns true when the attempt is finished with and can be dropped.
+  bool Finish(Attempt& attempt);
+  void RequestStop(Attempt& attempt, StopReason reason, int signal_number);
+  void Tick();
+  void Shutdown();
+};
+
+absl::Status Agent::Impl::Register() {
+  v1::RegisterRequest request;
+  request.set_name(options.name);
+  request.set_hostname(Hostname());
+  request.set_cpu_slots(options.cpu_slots);
+  for (const v1::GpuInfo& gpu : DetectGpus()) *request.add_gpus() = gpu;
+  v1::RegisterResponse response;
+  auto context = Context();
+  if (auto status = Call("Register", stub->Register(context.get(), request, &response));
+      !status.ok()) {
+    return status;
+  }
+  worker_id = response.worker_id();
+  heartbeat_interval = absl::Seconds(response.heartbeat_interval_s());
+  next_heartbeat = absl::Now() + heartbeat_interval;
+  spdlog::info("registered worker_id={} name={} cpu_slots={} gpus={}", worker_id, options.name,
+               options.cpu_slots, request.gpus_size());
+  return absl::OkStatus();
+}
+
+void Agent::Impl::RequestStop(Attempt& attempt, StopReason reason, int signal_number) {
+  if (attempt.stop == StopReason::kNone) {
+    attempt.stop = reason;
+    attempt.stop_sent = absl::Now();
+  }
+  attempt.child->Signal(signal_number);
+}
+
+void Agent::Impl::Heartbeat() {
+  v1::HeartbeatRequest request;
+  request.set_worker_id(worker_id);
+  for (const auto& attempt : attempts) {
+    if (attempt->exit.has_value()) continue;
+    v1::RunAttempt* held = request.add_running();
+    held->set_run_id(attempt->lease.run_id());
+    held->set_attempt(attempt->lease.attempt());
+  }
+  v1::HeartbeatResponse response;
+  auto context = Context();
+  if (!Call("Heartbeat", stub->Heartbeat(context.get(), request, &response)).ok()) return;
+  next_heartbeat = absl::Now() + heartbeat_interval;
+  for (const v1::RunAttempt& stop : response.stop()) {
+    for (auto& attempt : attempts) {
+      if (attempt->lease.run_id() == stop.run_id() &&
+          attempt->lease.attempt() == stop.attempt()) {
+        spdlog::info("stopping run={} attempt={}: the scheduler no longer wants it",
+                     stop.run_id(), stop.attempt());
+        RequestStop(*attempt, StopReason::kCancelled, SIGTERM);
+      }
+    }
+  }
+  if (response.reregister()) {
+    spdlog::warn("scheduler does not know worker_id={}; stopping its runs and registering again",
+                 worker_id);
+    for (auto& attempt : attempts) RequestStop(*attempt, StopReason::kLeaseLost, SIGKILL);
+    worker_id = 0;
+  }
+}
+
+void Agent::Impl::StartAttempt(const v1::Lease& lease) {
+  auto attempt = std::make_unique<Attempt>();
+  attempt->lease = lease;
+  attempt->dir = absl::StrCat(options.work_dir, "/run-", lease.run_id(), "-", lease.attempt());
+  std::error_code error;
+  std::filesystem::create_directories(attempt->dir, error);
+  TrainerInvocation invocation{options.trainer_path, options.data_root, options.threads_per_run};
+  absl::Status status;
+  auto argv = BuildTrainerArgv(invocation, lease.config());
+  if (argv.ok()) {
+    auto child = ChildProcess::Spawn({*argv, attempt->dir + "/stderr.log", ""});
+    if (child.ok()) {
+      attempt->child = *std::move(child);
+    } else {
+      status = child.status();
+    }
+  } else {
+    status = argv.status();
+  }
+  if (!status.ok()) {
+    // The run never started here: report it so the scheduler decides (retry elsewhere).
+    spdlog::error("cannot start run={} attempt={}: {}", lease.run_id(), lease.attempt(),
+                  status.ToString());
+    v1::CompleteRunRequest request;
+    request.set_worker_id(worker_id);
+    request.set_run_id(lease.run_id());
+    request.set_attempt(lease.attempt());
+    request.set_exit_code(-1);
+    request.set_failure_class(v1::FAILURE_CLASS_SYSTEM_SOFTWARE);
+    request.set_message(status.ToString());
+    v1::CompleteRunResponse response;
+    auto context = Context();
+    Call("CompleteRun", stub->CompleteRun(context.get(), request, &response)).IgnoreError();
+    return;
+  }
+  spdlog::info("started run={} attempt={} pid={} dir={}", lease.run_id(), lease.attempt(),
+               attempt->child->pid(), attempt->dir);
+  Attempt* raw = attempt.get();
+  attempt->reader = std::thread([raw] { ReadMetrics(raw); });
+  attempts.push_back(std::move(attempt));
+}
+
+void Agent::Impl::LeaseAndStart() {
+  int free_slots = options.cpu_slots - static_cast<int>(attempts.size());
+  if (free_slots <= 0 || absl::Now() < next_lease_poll) return;
+  next_lease_poll = absl::Now() + options.lease_poll_interval;
+  v1::LeaseRunsRequest request;
+  request.set_worker_id(worker_id);
+  request.set_free_slots(free_slots);
+  v1::LeaseRunsResponse response;
+  auto context = Context();
+  absl::Status status = Call("LeaseRuns", stub->LeaseRuns(context.get(), request, &response));
+  if (absl::IsFailedPrecondition(status)) worker_id = 0;  // declared lost: register again
+  if (!status.ok()) return;
+  for (const v1::Lease& lease : response.leases()) StartAttempt(lease);
+}
+
+void Agent::Impl::Flush(Attempt& attempt) {
+  if (attempt.stop == StopReason::kLeaseLost) return;
+  v1::ReportMetricsRequest request;
+  {
+    std::lock_guard<std::mutex> lock(attempt.mu);
+    if (attempt.pending.empty() && attempt.announced) return;
+    for (const v1::MetricPoint& point : attempt.pending) *request.add_points() = point;
+  }
+  request.set_worker_id(worker_id);
+  request.set_run_id(attempt.lease.run_id());
+  request.set_attempt(attempt.lease.attempt());
+  v1::ReportMetricsResponse response;
+  auto context = Context();
+  absl::Status status =
+      Call("ReportMetrics", stub->ReportMetrics(context.get(), request, &response));
+  if (absl::IsFailedPrecondition(status) || absl::IsNotFound(status)) {
+    spdlog::warn("run={} attempt={} is no longer ours; stopping it", attempt.lease.run_id(),
+                 attempt.lease.attempt());
+    RequestStop(attempt, StopReason::kLeaseLost, SIGKILL);
+    return;
+  }
+  if (!status.ok()) return;  // kept and re-sent; the store keeps one copy per key
+  attempt.announced = true;
+  double max_tokens = attempt.tokens_seen;
+  {
+    std::lock_guard<std::mutex> lock(attempt.mu);
+    // Points that arrived during the call stay queued for the next batch.
+    attempt.pending.erase(attempt.pending.begin(),
+                          attempt.pending.begin() + request.points_size());
+  }
+  for (const v1::MetricPoint& point : request.points()) {
+    max_tokens = std::max(max_tokens, point.tokens());
+  }
+  points_forwarded->Increment(request.points_size());
+  tokens_trained->Increment(max_tokens - attempt.tokens_seen);
+  attempt.tokens_seen = max_tokens;
+}
+
+bool Agent::Impl::Finish(Attempt& attempt) {
+  if (!attempt.exit.has_value()) attempt.exit = attempt.child->Poll();
+  if (!attempt.exit.has_value()) {
+    if (attempt.stop != StopReason::kNone && absl::Now() - attempt.stop_sent > options.stop_grace) {
+      attempt.child->Signal(SIGKILL);
+    }
+    return false;
+  }
+  {
+    std::lock_guard<std::mutex> lock(attempt.mu);
+    if (!attempt.eof) return false;  // the pipe still holds lines
+  }
+  Flush(attempt);
+  {
+    std::lock_guard<std::mutex> lock(attempt.mu);
+    if (!attempt.pending.empty() && attempt.stop != StopReason::kLeaseLost) return false;
+  }
+  const ExitInfo& exit = *attempt.exit;
+  bool succeeded = exit.exit_code == 0 && exit.term_signal == 0 && attempt.stop == StopReason::kNone;
+  v1::CompleteRunRequest request;
+  request.set_worker_id(worker_id);
+  request.set_run_id(attempt.lease.run_id());
+  request.set_attempt(attempt.lease.attempt());
+  request.set_succeeded(succeeded);
+  request.set_exit_code(exit.exit_code);
+  request.set_term_signal(exit.term_signal);
+  if (!succeeded) {
+    request.set_failure_class(attempt.stop == StopReason::kShutdown
+                                  ? v1::FAILURE_CLASS_PREEMPTED
+                                  : ClassifyExit(exit, attempt.stop != StopReason::kNone));
+    request.set_message(TailOfFile(attempt.dir + "/stderr.log", 20));
+  }
+  if (attempt.stop != StopReason::kLeaseLost) {
+    v1::CompleteRunResponse response;
+    auto context = Context();
+    absl::Status status = Call("CompleteRun", stub->CompleteRun(context.get(), request, &response));
+    if (absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status)) return false;  // retry
+    if (status.ok()) {
+      spdlog::info("run={} attempt={} ended exit_code={} signal={} -> {}", request.run_id(),
+                   request.attempt(), exit.exit_code, exit.term_signal,
+                   services::RunStateName(response.state()));
+    }
+  }
+  finished->Add({{"outcome", succeeded ? "succeeded" : "failed"}}).Increment();
+  attempt.reader.join();
+  return true;
+}
+
+void Agent::Impl::Tick() {
+  if (worker_id == 0) {
+    bool children_gone = true;
+    for (auto& attempt : attempts) children_gone &= attempt->exit.has_value();
+    if (children_gone && !Register().ok()) return;
+  }
+  if (worker_id != 0 && absl::Now() >= next_heartbeat) Heartbeat();
+  if (absl::Now() >= next_report) {
+    next_report = absl::Now() + options.report_interval;
+    for (auto& attempt : attempts) {
+      if (!attempt->exit.has_value()) Flush(*attempt);
+    }
+  }
+  for (auto it = attempts.begin(); it != attempts.end();) {
+    it = Finish(**it) ? attempts.erase(it) : std::next(it);
+  }
+  if (worker_id != 0 && !stop_requested.HasBeenNotified()) LeaseAndStart();
+  active_gauge->Set(static_cast<double>(attempts.size()));
+}
+
+void Agent::Impl::Shutdown() {
+  for (auto& attempt : attempts) RequestStop(*attempt, StopReason::kShutdown, SIGTERM);
+  absl::Time give_up = absl::Now() + options.stop_grace + options.rpc_timeout;
+  while (!attempts.empty() && absl::Now() < give_up) {
+    for (auto it = attempts.begin(); it != attempts.end();) {
+      it = Finish(**it) ? attempts.erase(it) : std::next(it);
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  for (auto& attempt : attempts) {
+    attempt->child->Signal(SIGKILL);
+    attempt->child.reset();  // waits for the child; the pipe closes and the reader ends
+    attempt->reader.join();
+  }
+  attempts.clear();
+}
+
+Agent::Agent(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Agent::~Agent() = default;
+
+absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(AgentOptions options) {
+  if (auto status = options.Validate(); !status.ok()) return status;
+  if (options.name.empty()) options.name = absl::StrCat(Hostname(), ":", ::getpid());
+  if (options.trainer_path.empty()) options.trainer_path = SelfDirectory() + "/scalelab-train";
+  if (::access(options.trainer_path.c_str(), X_OK) != 0) {
+    return absl::NotFoundError(absl::StrCat("trainer: ", options.trainer_path,
+                                            " is not an executable file (set --trainer)"));
+  }
+  std::error_code error;
+  std::filesystem::create_directories(options.work_dir, error);
+  if (error) {
+    return absl::UnavailableError(
+        absl::StrCat("work_dir ", options.work_dir, ": ", error.message()));
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->stub = v1::WorkerService::NewStub(services::MakeChannel(options.scheduler_address));
+  auto& registry = *impl->registry;
+  impl->slots_gauge = &prometheus::BuildGauge()
+                           .Name("scalelab_worker_slots")
+                           .Help("Attempts this worker runs at once.")
+                           .Register(registry)
+                           .Add({});
+  impl->active_gauge = &prometheus::BuildGauge()
+                            .Name("scalelab_worker_runs_active")
+                            .Help("Attempts running or being reported now.")
+                            .Register(registry)
+                            .Add({});
+  impl->finished = &prometheus::BuildCounter()
+                        .Name("scalelab_worker_runs_finished_total")
+                        .Help("Attempts ended on this worker, by outcome.")
+                        .Register(registry);
+  impl->points_forwarded = &prometheus::BuildCounter()
+                                .Name("scalelab_worker_metric_points_forwarded_total")
+                                .Help("Metric points sent to the scheduler.")
+                                .Register(registry)
+                                .Add({});
+  impl->tokens_trained = &prometheus::BuildCounter()
+                              .Name("scalelab_worker_tokens_trained_total")
+                              .Help("Training tokens reported by this worker's attempts.")
+                              .Register(registry)
+                              .Add({});
+  impl->rpc_failures = &prometheus::BuildCounter()
+                            .Name("scalelab_worker_rpc_failures_total")
+                            .Help("Calls to the scheduler that failed.")
+                            .Register(registry)
+                            .Add({});
+  impl->slots_gauge->Set(options.cpu_slots);
+  if (!options.metrics_address.empty()) {
+    auto server = services::MetricsServer::Start(options.metrics_address, impl->registry);
+    if (!server.ok()) return server.status();
+    impl->metrics_server = *std::move(server);
+  }
+  return std::unique_ptr<Agent>(new Agent(std::move(impl)));
+}
+
+absl::Status Agent::Run() {
+  spdlog::info("worker {} connecting to {} trainer={} metrics_port={}", impl_->options.name,
+               impl_->options.scheduler_address, impl_->options.trainer_path, metrics_port());
+  while (!impl_->stop_requested.WaitForNotificationWithTimeout(absl::Milliseconds(100))) {
+    impl_->Tick();
+  }
+  impl_->Shutdown();
+  spdlog::info("worker {} stopped", impl_->options.name);
+  return absl::OkStatus();
+}
+
+void Agent::Stop() { impl_->stop_requested.Notify(); }
+
+int Agent::metrics_port() const {
+  return impl_->metrics_server ? impl_->metrics_server->port() : 0;
+}
+
+}  // namespace scalelab::worker

@@ -1,0 +1,57 @@
+// The worker agent: registers with the scheduler, heartbeats, leases runs while it has free
+// slots, runs each attempt as a `scalelab-train` child process, forwards the child's metric
+// lines in batches, and reports how each attempt ended.
+//
+// Stopping: a run the scheduler no longer wants (cancelled, or the lease went elsewhere) gets
+// SIGTERM, then SIGKILL after `stop_grace`. Agent::Stop() does the same to every child and
+// reports them PREEMPTED so the scheduler requeues them at once instead of waiting for the lease.
+#ifndef SCALELAB_WORKER_AGENT_H_
+#define SCALELAB_WORKER_AGENT_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace scalelab::worker {
+
+struct AgentOptions {
+  std::string scheduler_address = "127.0.0.1:7070";  // host:port of the scheduler
+  std::string name;                  // "" = <hostname>:<pid>
+  int cpu_slots = 1;                 // attempts run at once
+  std::string trainer_path;          // "" = scalelab-train next to this executable
+  std::string data_root = ".";       // relative data source folders resolve against it
+  std::string work_dir = ".scalelab/worker";  // per-attempt folders (trainer stderr)
+  int threads_per_run = 1;           // intra-op threads given to each trainer
+  std::string metrics_address = "127.0.0.1:0";  // /metrics host:port; "" = off; port 0 = any
+  absl::Duration report_interval = absl::Milliseconds(500);  // metric batches at most this often
+  absl::Duration lease_poll_interval = absl::Seconds(1);      // LeaseRuns at most this often
+  absl::Duration rpc_timeout = absl::Seconds(10);
+  absl::Duration stop_grace = absl::Seconds(5);  // SIGTERM -> SIGKILL
+
+  absl::Status Validate() const;
+};
+
+class Agent {
+ public:
+  static absl::StatusOr<std::unique_ptr<Agent>> Create(AgentOptions options);
+  ~Agent();
+
+  // Runs until Stop(); returns OK after a clean stop. Transient scheduler outages are retried.
+  absl::Status Run();
+  // Thread-safe; Run() returns soon after.
+  void Stop();
+  int metrics_port() const;
+
+ private:
+  struct Impl;
+  explicit Agent(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace scalelab::worker
+
+#endif  // SCALELAB_WORKER_AGENT_H_

@@ -1,0 +1,61 @@
+// scalelab-worker: flags -> AgentOptions, then run until SIGINT/SIGTERM.
+#include <atomic>
+#include <cstdlib>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "services/signals.h"
+#include "spdlog/spdlog.h"
+#include "worker/agent.h"
+
+ABSL_FLAG(std::string, scheduler, "127.0.0.1:7070", "scheduler gRPC address host:port");
+ABSL_FLAG(std::string, name, "", "worker name; empty = hostname:pid");
+ABSL_FLAG(int, cpu_slots, 1, "runs executed at once");
+ABSL_FLAG(int, threads_per_run, 1, "intra-op threads of each trainer");
+ABSL_FLAG(std::string, trainer, "", "scalelab-train binary; empty = next to this binary");
+ABSL_FLAG(std::string, data_root, ".", "folder that relative data sources are resolved against");
+ABSL_FLAG(std::string, work_dir, ".scalelab/worker", "per-attempt folders with trainer logs");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:0",
+          "Prometheus /metrics address host:port; empty disables it; port 0 = any");
+ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("ScaleLab worker agent: leases runs and supervises trainers.");
+  absl::ParseCommandLine(argc, argv);
+  spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ worker %v");
+
+  scalelab::worker::AgentOptions options;
+  options.scheduler_address = absl::GetFlag(FLAGS_scheduler);
+  options.name = absl::GetFlag(FLAGS_name);
+  options.cpu_slots = absl::GetFlag(FLAGS_cpu_slots);
+  options.threads_per_run = absl::GetFlag(FLAGS_threads_per_run);
+  options.trainer_path = absl::GetFlag(FLAGS_trainer);
+  options.data_root = absl::GetFlag(FLAGS_data_root);
+  options.work_dir = absl::GetFlag(FLAGS_work_dir);
+  options.metrics_address = absl::GetFlag(FLAGS_metrics_listen);
+
+  static std::atomic<scalelab::worker::Agent*> running{nullptr};
+  static std::atomic<bool> signalled{false};
+  scalelab::services::HandleTerminationSignals([](int signal_number) {
+    spdlog::info("signal {} received; stopping", signal_number);
+    signalled = true;
+    if (auto* agent = running.load()) agent->Stop();
+  });
+  auto agent = scalelab::worker::Agent::Create(options);
+  if (!agent.ok()) {
+    spdlog::error("cannot start: {}", agent.status().ToString());
+    return EXIT_FAILURE;
+  }
+  running = agent->get();
+  if (signalled) (*agent)->Stop();
+  auto status = (*agent)->Run();
+  running = nullptr;
+  if (!status.ok()) {
+    spdlog::error("{}", status.ToString());
+    return EXIT_FAILURE;
+  }
+  return EXIT_SUCCESS;
+}

@@ -12,9 +12,9 @@
 namespace scalelab::migrations {
 
 struct Migration {
-  int version;             // the NNNN prefix of the file name, >= 1
-  std::string_view name;   // the file name, e.g. "0001_initial.sql"
-  std::string_view sql;    // the file's contents, verbatim; may hold several statements
+  int version;            // the NNNN prefix of the file name, >= 1
+  std::string_view name;  // the file name, e.g. "0001_initial.sql"
+  std::string_view sql;   // the file's contents, verbatim; may hold several statements
 };
 
 // Every migrations/*.sql file, sorted by version, versions unique (checked at build time).

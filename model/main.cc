@@ -52,23 +52,37 @@ using scalelab::model::TrainOptions;
 // absl::ParseCommandLine exits with status 1 on an unknown flag or a malformed value, but the
 // worker contract says invalid flags exit 2 with a message naming the flag. So every --name[=v]
 // argument is checked here first with the same parser absl uses; what passes cannot fail later.
+struct ValueCheck {
+  std::function<bool(absl::string_view, std::string*)> parses;
+  const char* expected;
+};
+
 template <typename T>
-bool Parses(absl::string_view text, std::string* error) {
-  T value;
-  return absl::ParseFlag(text, &value, error);
+ValueCheck Check(const char* expected) {
+  return {[](absl::string_view text, std::string* error) {
+            T value;
+            return absl::ParseFlag(text, &value, error);
+          },
+          expected};
 }
 
 absl::Status PrecheckArgs(int argc, char** argv) {
-  using Checker = std::function<bool(absl::string_view, std::string*)>;
-  const std::map<std::string, Checker, std::less<>> typed = {
-      {"d_model", Parses<int64_t>},       {"n_layers", Parses<int64_t>},
-      {"n_heads", Parses<int64_t>},       {"seq_len", Parses<int64_t>},
-      {"d_ff", Parses<int64_t>},          {"vocab_size", Parses<int64_t>},
-      {"tokens", Parses<double>},         {"batch_tokens", Parses<int64_t>},
-      {"lr", Parses<double>},             {"warmup", Parses<double>},
-      {"weight_decay", Parses<double>},   {"seed", Parses<uint64_t>},
-      {"eval_every_tokens", Parses<double>}, {"val_tokens", Parses<int64_t>},
-      {"threads", Parses<int32_t>},
+  const std::map<std::string, ValueCheck, std::less<>> typed = {
+      {"d_model", Check<int64_t>("an integer")},
+      {"n_layers", Check<int64_t>("an integer")},
+      {"n_heads", Check<int64_t>("an integer")},
+      {"seq_len", Check<int64_t>("an integer")},
+      {"d_ff", Check<int64_t>("an integer")},
+      {"vocab_size", Check<int64_t>("an integer")},
+      {"tokens", Check<double>("a number such as 1e6")},
+      {"batch_tokens", Check<int64_t>("an integer")},
+      {"lr", Check<double>("a number such as 3e-3")},
+      {"warmup", Check<double>("a number in [0, 1]")},
+      {"weight_decay", Check<double>("a number")},
+      {"seed", Check<uint64_t>("a non-negative integer")},
+      {"eval_every_tokens", Check<double>("a number such as 2e5")},
+      {"val_tokens", Check<int64_t>("an integer")},
+      {"threads", Check<int32_t>("an integer")},
   };
   for (int arg_idx = 1; arg_idx < argc; ++arg_idx) {
     absl::string_view arg = argv[arg_idx];
@@ -95,9 +109,9 @@ absl::Status PrecheckArgs(int argc, char** argv) {
       value = argv[++arg_idx];
     }
     std::string error;
-    if (!checker->second(value, &error)) {
+    if (!checker->second.parses(value, &error)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("--", name, "=", value, ": ", error.empty() ? "malformed value" : error));
+          absl::StrCat("--", name, "=", value, ": expected ", checker->second.expected));
     }
   }
   return absl::OkStatus();

@@ -27,9 +27,13 @@ using ::scalelab::v1::RunConfig;
 using ::scalelab::v1::SweepSpec;
 
 // The public API takes std::string_view; this absl build has its own string_view type.
-absl::string_view Absl(std::string_view text) { return absl::string_view(text.data(), text.size()); }
+absl::string_view Absl(std::string_view text) {
+  return absl::string_view(text.data(), text.size());
+}
 
-std::string Quoted(absl::string_view text) { return absl::StrCat("\"", absl::CHexEscape(text), "\""); }
+std::string Quoted(absl::string_view text) {
+  return absl::StrCat("\"", absl::CHexEscape(text), "\"");
+}
 
 std::string JoinKey(absl::string_view parent, absl::string_view child) {
   if (parent.empty()) return std::string(child);
@@ -61,8 +65,8 @@ std::optional<FieldError> WalkKey(absl::string_view dotted_key, RunConfig* confi
   const std::vector<absl::string_view> parts = absl::StrSplit(dotted_key, '.');
   for (absl::string_view part : parts) {
     if (part.empty()) {
-      return FieldError{"", "a dotted key of non-empty names such as \"model.d_model\"",
-                        Quoted(dotted_key), {}};
+      return FieldError{
+          "", "a dotted key of non-empty names such as \"model.d_model\"", Quoted(dotted_key), {}};
     }
   }
   const Descriptor* descriptor = RunConfig::descriptor();
@@ -70,7 +74,9 @@ std::optional<FieldError> WalkKey(absl::string_view dotted_key, RunConfig* confi
   std::string walked;
   for (size_t part_idx = 0; part_idx < parts.size(); ++part_idx) {
     const FieldDescriptor* field = descriptor->FindFieldByName(std::string(parts[part_idx]));
-    if (field == nullptr) return FieldError{walked, KeysOf(*descriptor), Quoted(parts[part_idx]), {}};
+    if (field == nullptr) {
+      return FieldError{walked, KeysOf(*descriptor), Quoted(parts[part_idx]), {}};
+    }
     const std::string field_path = JoinKey(walked, parts[part_idx]);
     const bool is_last = part_idx + 1 == parts.size();
     if (field->is_map()) {
@@ -81,8 +87,10 @@ std::optional<FieldError> WalkKey(absl::string_view dotted_key, RunConfig* confi
       const Descriptor& entry = *field->message_type();
       if (entry.map_key()->cpp_type() != FieldDescriptor::CPPTYPE_STRING ||
           entry.map_value()->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
-        return FieldError{field_path, "no key inside it (only maps of names to values take one)",
-                          Quoted(dotted_key), {}};
+        return FieldError{field_path,
+                          "no key inside it (only maps of names to values take one)",
+                          Quoted(dotted_key),
+                          {}};
       }
       // The rest of the key is the map key, dots and all: source names may contain dots.
       std::vector<absl::string_view> rest(parts.begin() + part_idx + 1, parts.end());
@@ -90,8 +98,10 @@ std::optional<FieldError> WalkKey(absl::string_view dotted_key, RunConfig* confi
       return std::nullopt;
     }
     if (field->is_repeated()) {
-      return FieldError{field_path, "a key naming a single value (lists cannot be set by key)",
-                        Quoted(dotted_key), {}};
+      return FieldError{field_path,
+                        "a key naming a single value (lists cannot be set by key)",
+                        Quoted(dotted_key),
+                        {}};
     }
     if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
       if (is_last) {
@@ -104,8 +114,8 @@ std::optional<FieldError> WalkKey(absl::string_view dotted_key, RunConfig* confi
       continue;
     }
     if (!is_last) {
-      return FieldError{field_path, "no further key (it is a single value)",
-                        Quoted(parts[part_idx + 1]), {}};
+      return FieldError{
+          field_path, "no further key (it is a single value)", Quoted(parts[part_idx + 1]), {}};
     }
     *target = {KeyShape::kValue, holder, field, ""};
     return std::nullopt;
@@ -120,8 +130,7 @@ bool ParseIntegral(absl::string_view text, int64_t* value, bool* out_of_range) {
   *out_of_range = false;
   if (absl::SimpleAtoi(text, value)) return true;
   double number = 0;
-  if (!absl::SimpleAtod(text, &number) || !std::isfinite(number) ||
-      number != std::trunc(number)) {
+  if (!absl::SimpleAtod(text, &number) || !std::isfinite(number) || number != std::trunc(number)) {
     return false;
   }
   // 2^63 is the first double past the int64 range; both bounds are exact in double.
@@ -250,7 +259,8 @@ class RuleChecker {
     if (ok) return;
     std::vector<std::string> involves = {path};
     involves.insert(involves.end(), also.begin(), also.end());
-    errors_.push_back({std::move(path), std::move(expected), std::move(found), std::move(involves)});
+    errors_.push_back(
+        {std::move(path), std::move(expected), std::move(found), std::move(involves)});
   }
   void RequirePositive(int64_t value, std::string path) {
     Require(value > 0, std::move(path), "a positive integer", absl::StrCat(value));
@@ -331,8 +341,8 @@ void CheckTrain(const scalelab::v1::TrainSpec& train, const scalelab::v1::ModelS
                      absl::StrCat(train.batch_tokens()), {"model.seq_len"});
   }
   checker->RequirePositive(train.lr(), "train.lr", "a positive finite learning rate");
-  checker->Require(train.schedule() == "cosine" || train.schedule() == "constant",
-                   "train.schedule", "\"cosine\" or \"constant\"", Quoted(train.schedule()));
+  checker->Require(train.schedule() == "cosine" || train.schedule() == "constant", "train.schedule",
+                   "\"cosine\" or \"constant\"", Quoted(train.schedule()));
   checker->Require(std::isfinite(train.warmup()) && train.warmup() >= 0 && train.warmup() < 1,
                    "train.warmup", "a fraction of the steps in [0, 1)",
                    absl::StrCat(train.warmup()));
@@ -381,25 +391,26 @@ std::optional<FieldError> SetRunConfigValue(std::string_view dotted_key, std::st
   if (std::optional<FieldError> error = WalkKey(Absl(dotted_key), config, &target)) return error;
   if (target.shape != KeyShape::kValue) {
     const std::string what = target.shape == KeyShape::kMap ? "map" : "group of fields";
-    return FieldError{std::string(dotted_key),
-                      absl::StrCat("a key naming one value inside this ", what, " (",
-                                   target.shape == KeyShape::kMap
-                                       ? absl::StrCat(Absl(dotted_key), ".<name>")
-                                       : KeysOf(*target.field->message_type()),
-                                   ")"),
-                      Quoted(Absl(value)),
-                      {}};
+    return FieldError{
+        std::string(dotted_key),
+        absl::StrCat("a key naming one value inside this ", what, " (",
+                     target.shape == KeyShape::kMap ? absl::StrCat(Absl(dotted_key), ".<name>")
+                                                    : KeysOf(*target.field->message_type()),
+                     ")"),
+        Quoted(Absl(value)),
+        {}};
   }
   std::optional<std::string> expected =
       target.map_key.empty() ? SetScalarFromText(Absl(value), *target.field, target.holder)
                              : SetMapEntryFromText(Absl(value), target);
   if (!expected) return std::nullopt;
-  return FieldError{std::string(dotted_key), *std::move(expected), Quoted(Absl(value)),
+  return FieldError{std::string(dotted_key),
+                    *std::move(expected),
+                    Quoted(Absl(value)),
                     {std::string(dotted_key)}};
 }
 
-absl::Status ApplyOverride(std::string_view dotted_key, std::string_view value,
-                           RunConfig* config) {
+absl::Status ApplyOverride(std::string_view dotted_key, std::string_view value, RunConfig* config) {
   if (std::optional<FieldError> error = SetRunConfigValue(dotted_key, value, config)) {
     return absl::InvalidArgumentError(error->Message());
   }
@@ -462,16 +473,16 @@ absl::StatusOr<std::vector<ExpandedRun>> ExpandSweep(const SweepSpec& spec) {
       return absl::InvalidArgumentError(
           absl::StrCat(where, ": expected at least one value, got none"));
     }
-    overflow = overflow || __builtin_mul_overflow(total_runs, static_cast<uint64_t>(axis.values_size()),
-                                                  &total_runs);
+    overflow = overflow || __builtin_mul_overflow(
+                               total_runs, static_cast<uint64_t>(axis.values_size()), &total_runs);
     axis_sizes.push_back(absl::StrCat(axis.values_size()));
     axes.push_back(&axis);
   }
   if (overflow || total_runs > static_cast<uint64_t>(kMaxRunsPerSweep)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "sweep.grid: expected at most ", kMaxRunsPerSweep, " runs, got ",
-        overflow ? "more than 2^64" : absl::StrCat(total_runs), " (",
-        absl::StrJoin(axis_sizes, " x "), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("sweep.grid: expected at most ", kMaxRunsPerSweep, " runs, got ",
+                     overflow ? "more than 2^64" : absl::StrCat(total_runs), " (",
+                     absl::StrJoin(axis_sizes, " x "), ")"));
   }
 
   std::vector<ExpandedRun> runs;
@@ -495,9 +506,8 @@ absl::StatusOr<std::vector<ExpandedRun>> ExpandSweep(const SweepSpec& spec) {
     }
     ApplyRunDefaults(&run.config);
     if (absl::Status status = ValidateRunConfig(run.config); !status.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("run ", run_idx, " (",
-                                                     DescribeOverrides(applied),
-                                                     "): ", status.message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("run ", run_idx, " (", DescribeOverrides(applied), "): ", status.message()));
     }
     runs.push_back(std::move(run));
     for (int axis_idx = static_cast<int>(axes.size()) - 1; axis_idx >= 0; --axis_idx) {

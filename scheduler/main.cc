@@ -20,7 +20,7 @@ ABSL_FLAG(std::string, data_dir, ".scalelab", "folder for the embedded PostgreSQ
 ABSL_FLAG(double, lease_ttl_s, 15, "seconds a lease lives without a heartbeat");
 ABSL_FLAG(double, heartbeat_interval_s, 2, "seconds between worker heartbeats");
 ABSL_FLAG(std::string, port_file, "",
-          "if set, the bound gRPC port is written to this file once the server is ready");
+          "if set, \"<grpc_port> <metrics_port>\" is written to this file once serving");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
 
 int main(int argc, char** argv) {
@@ -55,13 +55,16 @@ int main(int argc, char** argv) {
   if (signalled) (*scheduler)->Shutdown();
   std::string port_file = absl::GetFlag(FLAGS_port_file);
   if (!port_file.empty()) {
-    FILE* f = std::fopen(port_file.c_str(), "w");
+    // Written beside and renamed, so a script polling for the file never reads half of it.
+    std::string tmp = port_file + ".tmp";
+    FILE* f = std::fopen(tmp.c_str(), "w");
     if (f == nullptr) {
       spdlog::error("cannot write --port_file {}", port_file);
       return EXIT_FAILURE;
     }
-    std::fprintf(f, "%d\n", (*scheduler)->grpc_port());
+    std::fprintf(f, "%d %d\n", (*scheduler)->grpc_port(), (*scheduler)->metrics_port());
     std::fclose(f);
+    std::rename(tmp.c_str(), port_file.c_str());
   }
   (*scheduler)->Wait();
   return EXIT_SUCCESS;

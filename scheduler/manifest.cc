@@ -1,6 +1,7 @@
 #include "scheduler/manifest.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
@@ -29,7 +30,9 @@ constexpr absl::string_view kNameExpectation = "1 to 100 characters from [A-Za-z
 constexpr absl::string_view kKindExpectation = "one of pretrain, sft, grpo, eval";
 constexpr int kMaxAttemptsLimit = 100;
 
-std::string Quoted(absl::string_view text) { return absl::StrCat("\"", absl::CHexEscape(text), "\""); }
+std::string Quoted(absl::string_view text) {
+  return absl::StrCat("\"", absl::CHexEscape(text), "\"");
+}
 
 bool IsValidName(absl::string_view name) {
   if (name.empty() || name.size() > 100) return false;
@@ -107,8 +110,8 @@ class Reporter {
                     absl::string_view found) const {
     return Fail(path, path, expected, found);
   }
-  absl::Status Fail(absl::string_view line_path, absl::string_view path,
-                    absl::string_view expected, absl::string_view found) const {
+  absl::Status Fail(absl::string_view line_path, absl::string_view path, absl::string_view expected,
+                    absl::string_view found) const {
     return Fail(line_path, absl::StrCat(path, ": expected ", expected, ", got ", found));
   }
 
@@ -125,8 +128,9 @@ bool OverlapsAny(const std::string& key, const std::vector<std::string>& keys) {
 // Checks each grid value of one axis on its own: it must parse for its field, appear once, and
 // pass the rules that read only this axis. `others` are the other axes' keys; `point` is the base
 // with every axis at its first value.
-absl::Status ValidateAxisValues(const scalelab::v1::Axis& axis, const std::vector<std::string>& others,
-                                const RunConfig& point, const Reporter& report) {
+absl::Status ValidateAxisValues(const scalelab::v1::Axis& axis,
+                                const std::vector<std::string>& others, const RunConfig& point,
+                                const Reporter& report) {
   const std::string where = GridPath(axis.key());
   // Two spellings of one value ("64" and "64.0", "1e6" and "1000000") are the same run, so
   // values are compared by their encoding in an otherwise empty RunConfig.
@@ -161,6 +165,14 @@ absl::Status ValidateAxisValues(const scalelab::v1::Axis& axis, const std::vecto
     }
   }
   return absl::OkStatus();
+}
+
+// An ExpandSweep error, placed at the grid. Its messages name a run ("run 3 (...): ...") or
+// already start with the grid's path.
+absl::Status ExpansionError(const absl::Status& status, const Reporter& report) {
+  const absl::string_view message = status.message();
+  if (absl::StartsWith(message, "sweep.")) return report.Fail("sweep.grid", message);
+  return report.Fail("sweep.grid", absl::StrCat("sweep.grid: ", message));
 }
 
 // The validation behind ValidateSweepSpec and ParseManifest; see the order in manifest.h.
@@ -215,10 +227,21 @@ absl::Status ValidateSpec(const SweepSpec& spec, const Reporter& report) {
     if (!seen_keys.insert(axis.key()).second) {
       return report.Fail(where, "sweep.grid", "each key once", Quoted(axis.key()) + " twice");
     }
-    if (axis.values().empty()) return report.Fail(where, where, "a non-empty list", "none");
+    if (axis.values().empty()) {
+      return report.Fail(where, where, "a non-empty list", "an empty list");
+    }
+  }
+  // A proto can carry far more values than a sweep may run; count before looking at each one.
+  int64_t run_count = 1;
+  for (const scalelab::v1::Axis& axis : axes) {
+    run_count = std::min<int64_t>(run_count * axis.values_size(), int64_t{kMaxRunsPerSweep} + 1);
+  }
+  if (run_count > kMaxRunsPerSweep) return ExpansionError(ExpandSweep(spec).status(), report);
+  for (int axis_idx = 0; axis_idx < axes.size(); ++axis_idx) {
     std::vector<std::string> others = swept;
     others.erase(others.begin() + axis_idx);
-    if (absl::Status status = ValidateAxisValues(axis, others, first_point, report); !status.ok()) {
+    if (absl::Status status = ValidateAxisValues(axes[axis_idx], others, first_point, report);
+        !status.ok()) {
       return status;
     }
   }
@@ -246,11 +269,7 @@ absl::Status ValidateSpec(const SweepSpec& spec, const Reporter& report) {
   // Every run, as ExpandSweep builds it: the only place rules relating two swept fields can be
   // checked.
   absl::StatusOr<std::vector<ExpandedRun>> runs = ExpandSweep(spec);
-  if (!runs.ok()) {
-    const absl::string_view message = runs.status().message();
-    if (absl::StartsWith(message, "sweep.")) return report.Fail("sweep.grid", message);
-    return report.Fail("sweep.grid", absl::StrCat("sweep.grid: ", message));
-  }
+  if (!runs.ok()) return ExpansionError(runs.status(), report);
   return absl::OkStatus();
 }
 
@@ -319,8 +338,8 @@ absl::StatusOr<SweepSpec> ManifestParser::Parse(absl::string_view yaml_text) {
   }
   SweepSpec spec;
   absl::Status status = ForEachEntry(
-      root, "manifest", [&](const std::string& key, const YAML::Node& key_node,
-                            const YAML::Node& value) {
+      root, "manifest",
+      [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& value) {
         lines_.Record(key, key_node.Mark());
         return ParseTopLevelEntry(key, key_node, value, &spec);
       });
@@ -390,19 +409,22 @@ absl::Status ManifestParser::ParseBaseMap(const YAML::Node& map, const std::stri
             }
             return ParseBaseMap(value, path, config);
           case KeyShape::kMap:
-            if (absl::Status status = RequireMap(key_node, value, shown, "a map of names to values");
+            if (absl::Status status =
+                    RequireMap(key_node, value, shown, "a map of names to values");
                 !status.ok()) {
               return status;
             }
-            return ForEachEntry(value, shown,
-                                [&](const std::string& entry_key, const YAML::Node& entry_key_node,
-                                    const YAML::Node& entry_value) {
-                                  const std::string entry_path = absl::StrCat(path, ".", entry_key);
-                                  lines_.Record(absl::StrCat("base.", entry_path),
-                                                entry_key_node.Mark());
-                                  return ParseBaseValue(entry_path, entry_key_node, entry_value,
-                                                        config);
-                                });
+            return ForEachEntry(
+                value, shown,
+                [&](const std::string& entry_key, const YAML::Node& entry_key_node,
+                    const YAML::Node& entry_value) {
+                  if (entry_key.empty()) {
+                    return Error(entry_key_node, shown, "a name as each key", "\"\"");
+                  }
+                  const std::string entry_path = absl::StrCat(path, ".", entry_key);
+                  lines_.Record(absl::StrCat("base.", entry_path), entry_key_node.Mark());
+                  return ParseBaseValue(entry_path, entry_key_node, entry_value, config);
+                });
           case KeyShape::kValue:
             return ParseBaseValue(path, key_node, value, config);
         }
@@ -434,16 +456,15 @@ absl::Status ManifestParser::ParseSweep(const YAML::Node& key_node, const YAML::
     return status;
   }
   if (value.size() == 0) return Error(value, "sweep", "the key grid", "an empty map");
-  return ForEachEntry(value, "sweep",
-                      [&](const std::string& key, const YAML::Node& strategy_key_node,
-                          const YAML::Node& strategy) {
-                        lines_.Record(absl::StrCat("sweep.", key), strategy_key_node.Mark());
-                        if (key != "grid") {
-                          return Error(strategy_key_node, "sweep", "the key grid", Quoted(key));
-                        }
-                        return ParseGrid(strategy_key_node, strategy,
-                                         spec->mutable_sweep()->mutable_grid());
-                      });
+  return ForEachEntry(
+      value, "sweep",
+      [&](const std::string& key, const YAML::Node& strategy_key_node, const YAML::Node& strategy) {
+        lines_.Record(absl::StrCat("sweep.", key), strategy_key_node.Mark());
+        if (key != "grid") {
+          return Error(strategy_key_node, "sweep", "the key grid", Quoted(key));
+        }
+        return ParseGrid(strategy_key_node, strategy, spec->mutable_sweep()->mutable_grid());
+      });
 }
 
 absl::Status ManifestParser::ParseGrid(const YAML::Node& key_node, const YAML::Node& value,
@@ -486,8 +507,9 @@ absl::Status ManifestParser::ParseFit(const YAML::Node& key_node, const YAML::No
     return status;
   }
   return ForEachEntry(
-      value, "fit", [&](const std::string& key, const YAML::Node& field_key_node,
-                        const YAML::Node& field) -> absl::Status {
+      value, "fit",
+      [&](const std::string& key, const YAML::Node& field_key_node,
+          const YAML::Node& field) -> absl::Status {
         const std::string path = absl::StrCat("fit.", key);
         lines_.Record(path, field_key_node.Mark());
         if (key == "law") {
@@ -521,7 +543,9 @@ absl::Status ManifestParser::ForEachEntry(const YAML::Node& map, absl::string_vi
   std::set<std::string> seen;
   for (auto it = map.begin(); it != map.end(); ++it) {
     const YAML::Node key_node = it->first;
-    if (!key_node.IsScalar()) return Error(key_node, path, "a name as each key", Describe(key_node));
+    if (!key_node.IsScalar()) {
+      return Error(key_node, path, "a name as each key", Describe(key_node));
+    }
     const std::string& key = key_node.Scalar();
     if (!seen.insert(key).second) {
       return Error(key_node, path, "each key once", Quoted(key) + " twice");
@@ -576,11 +600,11 @@ absl::StatusOr<SweepSpec> ParseManifest(std::string_view yaml_text, std::string_
   // The public API takes std::string_view; this absl build has its own string_view type.
   const absl::string_view source(source_name.data(), source_name.size());
   ManifestParser parser(source);
-  absl::StatusOr<SweepSpec> spec = parser.Parse(absl::string_view(yaml_text.data(), yaml_text.size()));
+  absl::StatusOr<SweepSpec> spec =
+      parser.Parse(absl::string_view(yaml_text.data(), yaml_text.size()));
   if (!spec.ok()) return spec.status();
   ApplySweepDefaults(&*spec);
-  if (absl::Status status = ValidateSpec(*spec, Reporter(source, &parser.lines()));
-      !status.ok()) {
+  if (absl::Status status = ValidateSpec(*spec, Reporter(source, &parser.lines())); !status.ok()) {
     return status;
   }
   return spec;

@@ -43,7 +43,7 @@ namespace scalelab::scheduler {
 // Lines and columns are 1-based. An error about a field the manifest does not mention points at
 // the line of the nearest enclosing section that it does.
 absl::StatusOr<scalelab::v1::SweepSpec> ParseManifest(std::string_view yaml_text,
-                                                       std::string_view source_name);
+                                                      std::string_view source_name);
 
 // Fills the spec's defaults: max_attempts 3, and ApplyRunDefaults (expand.h) on the base, except
 // that eval.every_tokens stays 0 when train.tokens is swept, so that ExpandSweep derives it from
@@ -54,13 +54,14 @@ void ApplySweepDefaults(scalelab::v1::SweepSpec* spec);
 // Validates a spec (normally after ApplySweepDefaults). Checks, in this order:
 //   name and project match [A-Za-z0-9._-]{1,100}; kind is set;
 //   base passes CheckRunConfig (expand.h), except the rules that read a swept key;
-//   every grid axis names one RunConfig value, has at least one value and no value twice; each
-//     value parses for its field and passes the rules about that field alone;
+//   every grid axis names one RunConfig value (once) and has at least one value;
+//   at most kMaxRunsPerSweep runs (expand.h);
+//   each grid value parses for its field, appears once in its axis (64 and 64.0 are the same
+//     value), and passes the rules that read only that axis;
 //   fit.law is "" or "chinchilla"; every fit.group_by key is a grid key; max_attempts in
 //     [1, 100], or 0 for the default;
-//   ExpandSweep succeeds: at most kMaxRunsPerSweep runs, and every run passes ValidateRunConfig
-//     (rules relating two fields, such as d_model divisible by n_heads, are checked here, since
-//     either field may be swept).
+//   every run of ExpandSweep passes ValidateRunConfig (rules relating two fields, such as d_model
+//     divisible by n_heads, are checked here, since either field may be swept).
 // Defaults left at 0 or empty are read as ExpandSweep will fill them.
 // Returns the first problem as InvalidArgument "<field path>: expected <what>, got <found>".
 absl::Status ValidateSweepSpec(const scalelab::v1::SweepSpec& spec);

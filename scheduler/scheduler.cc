@@ -139,7 +139,10 @@ int Scheduler::metrics_port() const {
 }
 
 void Scheduler::Shutdown() {
-  if (stopping_.exchange(true)) return;
+  if (stopping_.exchange(true)) {
+    shutdown_done_.WaitForNotification();  // another thread is shutting down; let it finish
+    return;
+  }
   spdlog::info("scheduler shutting down");
   if (impl_->server) {
     // Watches notice `stopping_` within one poll; give them that long before cancelling.
@@ -154,9 +157,10 @@ void Scheduler::Shutdown() {
       spdlog::warn("stopping embedded PostgreSQL: {}", status.ToString());
     }
   }
+  shutdown_done_.Notify();
 }
 
-void Scheduler::Wait() { stopped_.WaitForNotification(); }
+void Scheduler::Wait() { shutdown_done_.WaitForNotification(); }
 
 Scheduler::~Scheduler() { Shutdown(); }
 

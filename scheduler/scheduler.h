@@ -51,7 +51,7 @@ class Scheduler {
 
   // Stops accepting calls, ends watches, stops the reaper and the embedded PostgreSQL.
   void Shutdown();
-  // Blocks until Shutdown.
+  // Blocks until a Shutdown (from any thread) has finished.
   void Wait();
 
   // One reaper pass: expire leases, refresh gauges. Tests call it after moving a FakeClock.
@@ -76,7 +76,8 @@ class Scheduler {
   std::unique_ptr<Impl> impl_;
   int grpc_port_ = 0;
   std::atomic<bool> stopping_{false};
-  absl::Notification stopped_;
+  absl::Notification stopped_;        // tells the reaper to end
+  absl::Notification shutdown_done_;  // Shutdown finished (on whichever thread ran it)
   std::thread reaper_;
 };
 

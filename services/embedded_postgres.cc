@@ -17,12 +17,11 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <pqxx/pqxx>
 #include <sstream>
 #include <string>
 #include <system_error>
 #include <vector>
-
-#include <pqxx/pqxx>
 
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
@@ -51,7 +50,7 @@ struct ChildUser {
 };
 
 struct CommandResult {
-  int exit_code = 0;  // 128 + signal when killed by a signal
+  int exit_code = 0;   // 128 + signal when killed by a signal
   std::string output;  // stdout and stderr, interleaved
 };
 
@@ -84,9 +83,9 @@ std::string SocketPath(const std::string& socket_dir, int port) {
 // characters keep a meaning; a path holding one would run something else.
 absl::Status CheckShellSafePath(absl::string_view field, const std::string& path) {
   if (path.find_first_of("\"\\$`\n") != std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "EmbeddedPostgresOptions.", field, ": \"", path,
-        "\" contains one of \" \\ $ ` or a newline, which pg_ctl cannot quote"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("EmbeddedPostgresOptions.", field, ": \"", path,
+                     "\" contains one of \" \\ $ ` or a newline, which pg_ctl cannot quote"));
   }
   return absl::OkStatus();
 }
@@ -109,7 +108,8 @@ std::string ShellQuote(absl::string_view text) {
 std::string PercentEncode(absl::string_view text, bool keep_slash) {
   std::string encoded;
   for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || (keep_slash && c == '/')) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' ||
+        (keep_slash && c == '/')) {
       encoded += static_cast<char>(c);
     } else {
       absl::StrAppend(&encoded, "%", absl::Hex(c, absl::kZeroPad2));
@@ -262,17 +262,15 @@ absl::Status PrepareDir(absl::string_view field, const std::string& dir, const C
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("EmbeddedPostgresOptions.", field, ": cannot create \"", dir, "\": ",
-                     ec.message()));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "EmbeddedPostgresOptions.", field, ": cannot create \"", dir, "\": ", ec.message()));
   }
   if (::chmod(dir.c_str(), 0700) != 0) {
-    return absl::FailedPreconditionError(absl::StrCat("EmbeddedPostgresOptions.", field,
-                                                      ": chmod 0700 \"", dir,
-                                                      "\": ", ErrnoText(errno)));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "EmbeddedPostgresOptions.", field, ": chmod 0700 \"", dir, "\": ", ErrnoText(errno)));
   }
-  if (user.uid >= 0 && ::chown(dir.c_str(), static_cast<uid_t>(user.uid),
-                               static_cast<gid_t>(user.gid)) != 0) {
+  if (user.uid >= 0 &&
+      ::chown(dir.c_str(), static_cast<uid_t>(user.uid), static_cast<gid_t>(user.gid)) != 0) {
     return absl::FailedPreconditionError(absl::StrCat("EmbeddedPostgresOptions.", field,
                                                       ": chown \"", dir, "\" to ", kServerOsUser,
                                                       ": ", ErrnoText(errno)));
@@ -297,7 +295,9 @@ absl::Status CheckReachable(absl::string_view field, const std::string& dir,
     if (!SwitchUser(user)) ::_exit(255);
     for (size_t i = 0; i < prefixes.size(); ++i) {
       int mode = i + 1 == prefixes.size() ? (W_OK | X_OK) : X_OK;
-      if (::access(prefixes[i].c_str(), mode) != 0) ::_exit(static_cast<int>(std::min<size_t>(i + 1, 254)));
+      if (::access(prefixes[i].c_str(), mode) != 0) {
+        ::_exit(static_cast<int>(std::min<size_t>(i + 1, 254)));
+      }
     }
     ::_exit(0);
   }
@@ -358,9 +358,9 @@ absl::Status EmbeddedPostgresOptions::Validate() const {
         absl::StrCat("EmbeddedPostgresOptions.port: expected 1..65535, got ", port));
   }
   if (database.empty() || database.size() > 63 || database.find('\0') != std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "EmbeddedPostgresOptions.database: expected a name of 1..63 bytes, got \"", database,
-        "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("EmbeddedPostgresOptions.database: expected a name of 1..63 bytes, got \"",
+                     database, "\""));
   }
   if (timeout_s < 1) {
     return absl::InvalidArgumentError(
@@ -368,10 +368,10 @@ absl::Status EmbeddedPostgresOptions::Validate() const {
   }
   std::string socket_path = SocketPath(EffectiveSocketDir(*this), port);
   if (socket_path.size() > kMaxSocketPathBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "EmbeddedPostgresOptions.socket_dir: the socket path \"", socket_path, "\" is ",
-        socket_path.size(), " bytes; Unix sockets allow at most ", kMaxSocketPathBytes,
-        ". Set socket_dir to a shorter folder"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("EmbeddedPostgresOptions.socket_dir: the socket path \"", socket_path,
+                     "\" is ", socket_path.size(), " bytes; Unix sockets allow at most ",
+                     kMaxSocketPathBytes, ". Set socket_dir to a shorter folder"));
   }
   return absl::OkStatus();
 }
@@ -394,97 +394,119 @@ absl::StatusOr<std::unique_ptr<EmbeddedPostgres>> EmbeddedPostgres::Start(
   pg->timeout_s_ = options.timeout_s;
   pg->child_uid_ = user->uid;
   pg->child_gid_ = user->gid;
-  const std::string pg_ctl = pg->bin_dir_ + "/pg_ctl";
 
-  for (const auto& [field, dir] : {std::pair<absl::string_view, const std::string&>{
-                                       "data_dir", pg->data_dir_},
-                                   {"socket_dir", pg->socket_dir_}}) {
+  for (const auto& [field, dir] :
+       {std::pair<absl::string_view, const std::string&>{"data_dir", pg->data_dir_},
+        {"socket_dir", pg->socket_dir_}}) {
     if (absl::Status status = PrepareDir(field, dir, *user); !status.ok()) return status;
     if (absl::Status status = CheckReachable(field, dir, *user); !status.ok()) return status;
   }
+  if (absl::Status status = pg->InitClusterIfMissing(options.durable); !status.ok()) {
+    return status;
+  }
+  if (absl::Status status = pg->StartOrReuseServer(options.durable); !status.ok()) {
+    return status;
+  }
+  // An error return from here on destroys `pg`, which stops a server it started.
+  if (absl::Status status = pg->CreateDatabaseIfMissing(); !status.ok()) return status;
+  return pg;
+}
 
+absl::Status EmbeddedPostgres::InitClusterIfMissing(bool durable) {
   std::error_code ec;
-  if (!fs::exists(pg->pgdata_ + "/PG_VERSION", ec)) {
-    std::vector<std::string> initdb = {pg->bin_dir_ + "/initdb", "-D", pg->pgdata_,
-                                       "-A", "trust", "-U", kSuperuser,
-                                       "--encoding=UTF8", "--no-locale"};
-    if (!options.durable) initdb.push_back("--no-sync");
-    absl::StatusOr<CommandResult> result = RunCommand(initdb, *user);
-    if (!result.ok()) return result.status();
-    if (result->exit_code != 0) {
-      return absl::InternalError(absl::StrCat(Describe(initdb), " exited with ",
-                                              result->exit_code, ":\n", Tail(result->output)));
-    }
-    pg->initialized_cluster_ = true;
-    spdlog::info("initialized a PostgreSQL cluster in {}", pg->pgdata_);
+  if (fs::exists(pgdata_ + "/PG_VERSION", ec)) return absl::OkStatus();
+  std::vector<std::string> initdb = {
+      bin_dir_ + "/initdb", "--pgdata=" + pgdata_,
+      "--auth=trust",       "--username=" + std::string(kSuperuser),
+      "--encoding=UTF8",    "--no-locale",
+  };
+  if (!durable) initdb.push_back("--no-sync");
+  absl::StatusOr<CommandResult> result = RunCommand(initdb, ChildUser{child_uid_, child_gid_});
+  if (!result.ok()) return result.status();
+  if (result->exit_code != 0) {
+    return absl::InternalError(absl::StrCat(Describe(initdb), " exited with ", result->exit_code,
+                                            ":\n", Tail(result->output)));
   }
+  initialized_cluster_ = true;
+  spdlog::info("initialized a PostgreSQL cluster in {}", pgdata_);
+  return absl::OkStatus();
+}
 
-  // pg_ctl status: 0 = running, 3 = not running, 4 = no usable data folder.
-  bool already_running = false;
-  if (fs::exists(pg->pgdata_ + "/postmaster.pid", ec)) {
-    absl::StatusOr<CommandResult> status =
-        RunCommand({pg_ctl, "status", "-D", pg->pgdata_}, *user);
+absl::Status EmbeddedPostgres::StartOrReuseServer(bool durable) {
+  const ChildUser user{child_uid_, child_gid_};
+  const std::string pg_ctl = bin_dir_ + "/pg_ctl";
+
+  // A postmaster.pid alone may be stale (a crash); pg_ctl status checks the process.
+  // Its exit code: 0 = running, 3 = not running, 4 = no usable data folder.
+  std::error_code ec;
+  if (fs::exists(pgdata_ + "/postmaster.pid", ec)) {
+    absl::StatusOr<CommandResult> status = RunCommand({pg_ctl, "status", "-D", pgdata_}, user);
     if (!status.ok()) return status.status();
-    already_running = status->exit_code == 0;
-  }
-
-  if (already_running) {
-    absl::StatusOr<RunningServer> running = ReadPostmasterPid(pg->pgdata_);
-    if (!running.ok()) return running.status();
-    if (running->port != pg->port_ || running->socket_dir != pg->socket_dir_) {
-      spdlog::warn("reusing the server on {}, which listens on {} port {} (asked for {} port {})",
-                   pg->pgdata_, running->socket_dir, running->port, pg->socket_dir_, pg->port_);
-    }
-    pg->port_ = running->port;
-    pg->socket_dir_ = running->socket_dir;
-    spdlog::info("reusing the PostgreSQL server already running on {}", pg->pgdata_);
-  } else {
-    std::string server_options =
-        absl::StrCat("-k ", ShellQuote(pg->socket_dir_), " -c listen_addresses='' -p ",
-                     pg->port_, " -c unix_socket_permissions=0700");
-    if (!options.durable) {
-      absl::StrAppend(&server_options,
-                      " -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
-    }
-    const std::string log_path = pg->data_dir_ + "/postgres.log";
-    std::vector<std::string> start = {pg_ctl, "start", "-D", pg->pgdata_, "-w",
-                                      "-t", std::to_string(pg->timeout_s_), "-l", log_path,
-                                      "-o", server_options};
-    absl::StatusOr<CommandResult> result = RunCommand(start, *user);
-    if (!result.ok()) return result.status();
-    if (result->exit_code != 0) {
-      return absl::InternalError(absl::StrCat(Describe(start), " exited with ",
-                                              result->exit_code, ":\n", Tail(result->output),
-                                              "\nserver log ", log_path, ":\n",
-                                              ReadFileTail(log_path)));
-    }
-    pg->owned_ = true;
-    pg->running_ = true;
-    spdlog::info("started PostgreSQL on {} (socket {})", pg->pgdata_,
-                 SocketPath(pg->socket_dir_, pg->port_));
-  }
-
-  // From here on an error return destroys `pg`, which stops a server we started.
-  try {
-    pqxx::connection conn(pg->ConnectionUrl("postgres"));
-    pqxx::nontransaction tx(conn);
-    if (tx.exec_params("SELECT 1 FROM pg_database WHERE datname = $1", pg->database_).empty()) {
-      try {
-        // CREATE DATABASE cannot run inside a transaction block, hence the nontransaction.
-        tx.exec(absl::StrCat("CREATE DATABASE ", tx.quote_name(pg->database_)));
-      } catch (const pqxx::sql_error& e) {
-        // 42P04 duplicate_database: someone else created it since our check; that is fine.
-        if (e.sqlstate() != "42P04") throw;
+    if (status->exit_code == 0) {
+      absl::StatusOr<RunningServer> running = ReadPostmasterPid(pgdata_);
+      if (!running.ok()) return running.status();
+      if (running->port != port_ || running->socket_dir != socket_dir_) {
+        spdlog::warn("the server running on {} listens on {} port {}, not {} port {}; using it",
+                     pgdata_, running->socket_dir, running->port, socket_dir_, port_);
       }
+      port_ = running->port;
+      socket_dir_ = running->socket_dir;
+      spdlog::info("reusing the PostgreSQL server already running on {}", pgdata_);
+      return absl::OkStatus();
+    }
+  }
+
+  // pg_ctl hands -o to /bin/sh, hence the quoting of the one path in it.
+  std::string server_options =
+      absl::StrCat("-k ", ShellQuote(socket_dir_), " -c listen_addresses='' -p ", port_,
+                   " -c unix_socket_permissions=0700");
+  if (!durable) {
+    absl::StrAppend(&server_options,
+                    " -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
+  }
+  const std::string log_path = data_dir_ + "/postgres.log";
+  std::vector<std::string> start = {
+      pg_ctl,
+      "start",
+      "--pgdata=" + pgdata_,
+      "--wait",
+      "--timeout=" + std::to_string(timeout_s_),
+      "--log=" + log_path,
+      "--options=" + server_options,
+  };
+  absl::StatusOr<CommandResult> result = RunCommand(start, user);
+  if (!result.ok()) return result.status();
+  if (result->exit_code != 0) {
+    return absl::InternalError(absl::StrCat(Describe(start), " exited with ", result->exit_code,
+                                            ":\n", Tail(result->output), "\nserver log ", log_path,
+                                            ":\n", ReadFileTail(log_path)));
+  }
+  owned_ = true;
+  running_ = true;
+  spdlog::info("started PostgreSQL on {} (socket {})", pgdata_, SocketPath(socket_dir_, port_));
+  return absl::OkStatus();
+}
+
+absl::Status EmbeddedPostgres::CreateDatabaseIfMissing() {
+  try {
+    pqxx::connection conn(ConnectionUrl("postgres"));
+    pqxx::nontransaction tx(conn);  // CREATE DATABASE refuses to run in a transaction block
+    if (!tx.exec_params("SELECT 1 FROM pg_database WHERE datname = $1", database_).empty()) {
+      return absl::OkStatus();
+    }
+    try {
+      tx.exec(absl::StrCat("CREATE DATABASE ", tx.quote_name(database_)));
+    } catch (const pqxx::sql_error& e) {
+      // 42P04 duplicate_database: created by someone else since our check, which is fine.
+      if (e.sqlstate() != "42P04") throw;
     }
   } catch (const pqxx::broken_connection& e) {
-    return absl::UnavailableError(absl::StrCat("PostgreSQL on ", pg->pgdata_,
-                                               " refused a connection: ", e.what()));
+    return absl::UnavailableError(
+        absl::StrCat("PostgreSQL on ", pgdata_, " refused a connection: ", e.what()));
   } catch (const std::exception& e) {
-    return absl::InternalError(
-        absl::StrCat("creating database \"", pg->database_, "\": ", e.what()));
+    return absl::InternalError(absl::StrCat("creating database \"", database_, "\": ", e.what()));
   }
-  return pg;
+  return absl::OkStatus();
 }
 
 EmbeddedPostgres::~EmbeddedPostgres() {
@@ -498,8 +520,8 @@ absl::Status EmbeddedPostgres::Stop() {
   if (!owned_ || !running_) return absl::OkStatus();
   const ChildUser user{child_uid_, child_gid_};
   const std::string pg_ctl = bin_dir_ + "/pg_ctl";
-  std::vector<std::string> stop = {pg_ctl, "stop", "-D", pgdata_, "-m", "fast",
-                                   "-w", "-t", std::to_string(timeout_s_)};
+  std::vector<std::string> stop = {
+      pg_ctl, "stop", "-D", pgdata_, "-m", "fast", "-w", "-t", std::to_string(timeout_s_)};
   absl::StatusOr<CommandResult> result = RunCommand(stop, user);
   if (!result.ok()) return result.status();
   if (result->exit_code != 0) {
@@ -519,8 +541,8 @@ absl::Status EmbeddedPostgres::Stop() {
 std::string EmbeddedPostgres::ConnectionUrl(std::string_view database) const {
   const std::string name = database.empty() ? database_ : std::string(database);
   return absl::StrCat("postgresql:///", PercentEncode(name, /*keep_slash=*/false),
-                      "?host=", PercentEncode(socket_dir_, /*keep_slash=*/false),
-                      "&port=", port_, "&user=", kSuperuser);
+                      "?host=", PercentEncode(socket_dir_, /*keep_slash=*/false), "&port=", port_,
+                      "&user=", kSuperuser);
 }
 
 }  // namespace scalelab::services

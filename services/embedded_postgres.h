@@ -101,6 +101,11 @@ class EmbeddedPostgres {
  private:
   EmbeddedPostgres() = default;
 
+  // The steps of Start(), in order.
+  absl::Status InitClusterIfMissing(bool durable);
+  absl::Status StartOrReuseServer(bool durable);
+  absl::Status CreateDatabaseIfMissing();
+
   std::string bin_dir_;
   std::string data_dir_;
   std::string pgdata_;

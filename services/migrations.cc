@@ -2,11 +2,10 @@
 
 #include <exception>
 #include <memory>
+#include <pqxx/pqxx>
 #include <set>
 #include <string>
 #include <string_view>
-
-#include <pqxx/pqxx>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -75,10 +74,10 @@ absl::StatusOr<int> ApplyMigrations(pqxx::connection& conn,
 
   int known_max = migrations.empty() ? 0 : migrations.back().version;
   if (!applied.empty() && *applied.rbegin() > known_max) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "database schema is at version ", *applied.rbegin(),
-        " but this binary only knows migrations up to ", known_max,
-        "; it was migrated by a newer ScaleLab"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("database schema is at version ", *applied.rbegin(),
+                     " but this binary only knows migrations up to ", known_max,
+                     "; it was migrated by a newer ScaleLab"));
   }
 
   int applied_now = 0;
@@ -89,8 +88,8 @@ absl::StatusOr<int> ApplyMigrations(pqxx::connection& conn,
       pqxx::work tx(conn, "migration");
       LockAndBootstrap(tx);
       // Another runner may have applied it between our bootstrap read and taking the lock.
-      pqxx::result recorded = tx.exec_params(
-          "SELECT 1 FROM schema_migrations WHERE version = $1", migration.version);
+      pqxx::result recorded =
+          tx.exec_params("SELECT 1 FROM schema_migrations WHERE version = $1", migration.version);
       if (!recorded.empty()) {
         tx.commit();
         continue;
@@ -117,8 +116,7 @@ absl::StatusOr<int> ApplyMigrations(const std::string& connection_url) {
   try {
     conn = std::make_unique<pqxx::connection>(connection_url);
   } catch (const std::exception& e) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot connect to apply migrations: ", e.what()));
+    return absl::UnavailableError(absl::StrCat("cannot connect to apply migrations: ", e.what()));
   }
   return ApplyMigrations(*conn);
 }

@@ -24,10 +24,9 @@
 #ifndef SCALELAB_SERVICES_MIGRATIONS_H_
 #define SCALELAB_SERVICES_MIGRATIONS_H_
 
+#include <pqxx/connection>
 #include <string>
 #include <vector>
-
-#include <pqxx/connection>
 
 #include "absl/status/statusor.h"
 #include "migrations/embedded.h"

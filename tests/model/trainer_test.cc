@@ -24,7 +24,7 @@ TrainOptions TinyRun(const std::string& data_dir) {
   options.seq_len = 32;
   options.batch_tokens = 512;
   options.tokens = 60000;  // 118 steps
-  options.lr = 3e-3;
+  options.lr = 1e-2;
   options.eval_every_tokens = 20000;
   options.val_tokens = 1024;
   return options;

@@ -1,8 +1,7 @@
 #include "scheduler/expand.h"
 
-#include <string>
-
 #include <catch2/catch.hpp>
+#include <string>
 
 namespace scalelab::scheduler {
 namespace {
@@ -151,12 +150,12 @@ TEST_CASE("ApplyRunDefaults fills only the fields left at zero", "[scheduler][ex
 TEST_CASE("CheckRunConfig reports rules relating two fields with both keys",
           "[scheduler][expand]") {
   RunConfig config = ValidBase();
-  config.mutable_model()->set_d_model(100);
+  config.mutable_model()->set_d_model(102);
   config.mutable_train()->set_batch_tokens(1000);
   ApplyRunDefaults(&config);
   const std::vector<FieldError> errors = CheckRunConfig(config);
   REQUIRE(errors.size() == 2);
-  CHECK(errors[0].Message() == "model.d_model: expected a multiple of model.n_heads (4), got 100");
+  CHECK(errors[0].Message() == "model.d_model: expected a multiple of model.n_heads (4), got 102");
   CHECK(errors[0].involves == std::vector<std::string>{"model.d_model", "model.n_heads"});
   CHECK(errors[1].Message() ==
         "train.batch_tokens: expected a multiple of model.seq_len (64), got 1000");
@@ -219,8 +218,7 @@ TEST_CASE("ExpandSweep rejects a run that the grid makes invalid, naming its ove
         "model.n_heads (5), got 64");
 }
 
-TEST_CASE("ExpandSweep rejects more than 10000 runs before building any",
-          "[scheduler][expand]") {
+TEST_CASE("ExpandSweep rejects more than 10000 runs before building any", "[scheduler][expand]") {
   SweepSpec spec;
   *spec.mutable_base() = ValidBase();
   std::vector<std::string> values;
@@ -229,7 +227,8 @@ TEST_CASE("ExpandSweep rejects more than 10000 runs before building any",
   AddAxis(&spec, "train.lr", std::vector<std::string>(values.begin(), values.begin() + 100));
   absl::StatusOr<std::vector<ExpandedRun>> runs = ExpandSweep(spec);
   REQUIRE_FALSE(runs.ok());
-  CHECK(runs.status().message() == "sweep.grid: expected at most 10000 runs, got 10100 (101 x 100)");
+  CHECK(runs.status().message() ==
+        "sweep.grid: expected at most 10000 runs, got 10100 (101 x 100)");
 }
 
 TEST_CASE("ExpandSweep rejects an empty axis and a repeated key", "[scheduler][expand]") {

@@ -1,13 +1,12 @@
 #include "scheduler/manifest.h"
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "scheduler/expand.h"
 
@@ -68,9 +67,9 @@ TEST_CASE("The tiny-scaling example parses and expands to six runs in grid order
   for (int run_idx = 0; run_idx < 6; ++run_idx) {
     const ExpandedRun& run = (*runs)[run_idx];
     CHECK(run.index == run_idx);
-    CHECK(run.overrides == std::map<std::string, std::string>{
-                               {"model.d_model", expected[run_idx].first},
-                               {"train.tokens", expected[run_idx].second}});
+    CHECK(run.overrides ==
+          std::map<std::string, std::string>{{"model.d_model", expected[run_idx].first},
+                                             {"train.tokens", expected[run_idx].second}});
     CHECK(run.config.model().d_model() == std::stoi(expected[run_idx].first));
     CHECK(run.config.train().tokens() == std::stod(expected[run_idx].second));
     CHECK(run.config.eval().every_tokens() == 2.5e5);
@@ -282,8 +281,25 @@ TEST_CASE("ValidateSweepSpec names the field path without a line", "[scheduler][
         "fit.group_by: expected one of the grid keys model.d_model, got \"train.tokens\"");
 
   spec = ValidSpec();
+  spec.mutable_sweep()->mutable_grid()->mutable_axes(0)->set_key("model.width");
+  CHECK(ValidateSweepSpec(spec).message() ==
+        "sweep.grid.\"model.width\": not a RunConfig key: model: expected one of the keys family, "
+        "d_model, n_layers, n_heads, seq_len, d_ff, vocab_size, got \"width\"");
+
+  spec = ValidSpec();
   spec.set_max_attempts(101);
-  CHECK(ValidateSweepSpec(spec).message() == "max_attempts: expected an integer in [1, 100], got 101");
+  CHECK(ValidateSweepSpec(spec).message() ==
+        "max_attempts: expected an integer in [1, 100], got 101");
+}
+
+TEST_CASE("ValidateSweepSpec counts runs before checking each grid value",
+          "[scheduler][manifest]") {
+  SweepSpec spec = ValidSpec();
+  scalelab::v1::Axis& seeds = *spec.mutable_sweep()->mutable_grid()->add_axes();
+  seeds.set_key("train.seed");
+  for (int seed = 0; seed < 200000; ++seed) seeds.add_values(std::to_string(seed));
+  CHECK(ValidateSweepSpec(spec).message() ==
+        "sweep.grid: expected at most 10000 runs, got 400000 (2 x 200000)");
 }
 
 }  // namespace

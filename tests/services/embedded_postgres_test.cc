@@ -4,11 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <filesystem>
-#include <string>
-
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
 #include <pqxx/pqxx>
+#include <string>
 
 namespace scalelab::services {
 namespace {
@@ -126,8 +126,7 @@ TEST_CASE("Bad embedded Postgres options give errors naming the field", "[pg][se
     absl::Status status = options.Validate();
     CHECK(status.code() == absl::StatusCode::kInvalidArgument);
     CHECK(status.message().find("data_dir") != std::string::npos);
-    CHECK(EmbeddedPostgres::Start(options).status().code() ==
-          absl::StatusCode::kInvalidArgument);
+    CHECK(EmbeddedPostgres::Start(options).status().code() == absl::StatusCode::kInvalidArgument);
   }
   SECTION("a socket path longer than a Unix socket allows") {
     options.data_dir = "/tmp/" + std::string(120, 'x');
@@ -166,6 +165,19 @@ TEST_CASE("Bad embedded Postgres options give errors naming the field", "[pg][se
     CHECK(status.code() == absl::StatusCode::kNotFound);
     CHECK(status.message().find("bin_dir") != std::string::npos);
   }
+}
+
+TEST_CASE("A failing initdb reports its own output", "[pg][services]") {
+  TempDir dir;
+  EmbeddedPostgresOptions options = TestOptions(dir);
+  // A non-empty pgdata without PG_VERSION is not a cluster, and initdb refuses to overwrite it.
+  fs::create_directories(options.data_dir + "/pgdata");
+  std::ofstream(options.data_dir + "/pgdata/stray.txt") << "not a cluster";
+  absl::Status status = EmbeddedPostgres::Start(options).status();
+  INFO(status.ToString());
+  CHECK(status.code() == absl::StatusCode::kInternal);
+  CHECK(status.message().find("initdb") != std::string::npos);
+  CHECK(status.message().find("not empty") != std::string::npos);
 }
 
 TEST_CASE("ConnectionUrl percent-encodes the socket folder", "[pg][services]") {

@@ -1,11 +1,10 @@
 #include "services/migrations.h"
 
+#include <catch2/catch.hpp>
+#include <pqxx/pqxx>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <catch2/catch.hpp>
-#include <pqxx/pqxx>
 
 #include "migrations/embedded.h"
 #include "tests/support/pg_harness.h"
@@ -53,8 +52,9 @@ TEST_CASE("Migrations apply once and record one row per file", "[pg][services]")
   CHECK(*second == 0);
 
   CHECK(CountRows(url, "SELECT count(*) FROM schema_migrations") == file_count);
-  CHECK(CountRows(url, "SELECT count(*) FROM schema_migrations WHERE version = 1 AND "
-                       "name = '0001_initial.sql' AND applied_at IS NOT NULL") == 1);
+  CHECK(CountRows(url,
+                  "SELECT count(*) FROM schema_migrations WHERE version = 1 AND "
+                  "name = '0001_initial.sql' AND applied_at IS NOT NULL") == 1);
   for (const char* table : {"projects", "sweeps", "workers", "runs", "run_attempts",
                             "run_transitions", "metric_points"}) {
     INFO("table " << table);

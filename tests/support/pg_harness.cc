@@ -15,12 +15,11 @@
 #include <iterator>
 #include <memory>
 #include <mutex>
+#include <pqxx/pqxx>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <pqxx/pqxx>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"

@@ -1,0 +1,295 @@
+// The results store against a real PostgreSQL: sweeps in one transaction, idempotency, leases,
+// metric ingest keyed for re-sends, completion with the retry policy, lease expiry by clock.
+#include <cmath>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "services/clock.h"
+#include "services/store.h"
+#include "tests/support/pg_harness.h"
+
+namespace scalelab::services {
+namespace {
+
+std::unique_ptr<Store> OpenStore() {
+  StoreOptions options;
+  options.url = scalelab::testing::FreshDatabaseUrl();
+  auto store = Store::Open(options);
+  REQUIRE(store.ok());
+  return *std::move(store);
+}
+
+v1::SweepSpec Spec(const std::string& name) {
+  v1::SweepSpec spec;
+  spec.set_name(name);
+  spec.set_project("tests");
+  spec.set_kind(v1::RUN_KIND_PRETRAIN);
+  spec.set_max_attempts(2);
+  return spec;
+}
+
+std::vector<NewRun> Runs(int n) {
+  std::vector<NewRun> runs;
+  for (int i = 0; i < n; ++i) {
+    NewRun run;
+    run.index = i;
+    run.config.mutable_model()->set_d_model(32 * (i + 1));
+    run.config.mutable_train()->set_tokens(1000);
+    run.overrides["model.d_model"] = std::to_string(32 * (i + 1));
+    runs.push_back(run);
+  }
+  return runs;
+}
+
+int64_t Register(Store& store, const std::string& name) {
+  v1::RegisterRequest request;
+  request.set_name(name);
+  request.set_hostname("test");
+  request.set_cpu_slots(2);
+  auto id = store.RegisterWorker(request);
+  REQUIRE(id.ok());
+  return *id;
+}
+
+v1::RunState Retry(const v1::Run& run, v1::FailureClass failure_class) {
+  if (failure_class == v1::FAILURE_CLASS_USER) return v1::RUN_STATE_FAILED;
+  return run.attempt() < run.max_attempts() ? v1::RUN_STATE_PENDING : v1::RUN_STATE_FAILED;
+}
+
+v1::ReportMetricsRequest Report(int64_t worker, const v1::Lease& lease, int64_t step, double loss) {
+  v1::ReportMetricsRequest request;
+  request.set_worker_id(worker);
+  request.set_run_id(lease.run_id());
+  request.set_attempt(lease.attempt());
+  v1::MetricPoint* point = request.add_points();
+  point->set_step(step);
+  point->set_tokens(step * 100.0);
+  point->set_name("val_loss");
+  point->set_value(loss);
+  return request;
+}
+
+TEST_CASE("A sweep and its runs are stored together and read back", "[pg][store]") {
+  auto store = OpenStore();
+  auto created = store->CreateSweep(Spec("s1"), "name: s1\n", "", Runs(3));
+  REQUIRE(created.ok());
+  CHECK(created->created);
+  CHECK(created->sweep.total_runs() == 3);
+  CHECK(created->sweep.runs_by_state().at("PENDING") == 3);
+  CHECK(created->sweep.state() == v1::SWEEP_STATE_RUNNING);
+
+  auto runs = store->ListRuns(created->sweep.id(), v1::RUN_STATE_UNSPECIFIED, 0);
+  REQUIRE(runs.ok());
+  REQUIRE(runs->size() == 3);
+  CHECK((*runs)[2].config().model().d_model() == 96);
+  CHECK((*runs)[2].overrides().at("model.d_model") == "96");
+  CHECK(std::isnan((*runs)[0].val_loss()));
+
+  auto missing = store->GetSweep(12345);
+  CHECK(absl::IsNotFound(missing.status()));
+}
+
+TEST_CASE("The same idempotency key twice creates one sweep, also when racing", "[pg][store]") {
+  auto store = OpenStore();
+  std::vector<absl::StatusOr<CreateSweepResult>> results(4, absl::UnknownError("unset"));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back(
+        [&, i] { results[i] = store->CreateSweep(Spec("racy"), "", "key-1", Runs(2)); });
+  }
+  for (auto& thread : threads) thread.join();
+  int created = 0;
+  for (auto& result : results) {
+    REQUIRE(result.ok());
+    created += result->created ? 1 : 0;
+    CHECK(result->sweep.id() == results[0]->sweep.id());
+  }
+  CHECK(created == 1);
+  auto sweeps = store->ListSweeps("", 0);
+  REQUIRE(sweeps.ok());
+  CHECK(sweeps->size() == 1);
+}
+
+TEST_CASE("Leasing hands each pending run to one worker and starts an attempt", "[pg][store]") {
+  auto store = OpenStore();
+  FakeClock clock;
+  REQUIRE(store->CreateSweep(Spec("s"), "", "", Runs(3)).ok());
+  int64_t a = Register(*store, "a");
+  int64_t b = Register(*store, "b");
+  auto first = store->LeaseRuns(a, 2, clock.Now(), absl::Seconds(10));
+  auto second = store->LeaseRuns(b, 2, clock.Now(), absl::Seconds(10));
+  REQUIRE(first.ok());
+  REQUIRE(second.ok());
+  REQUIRE(first->size() == 2);
+  REQUIRE(second->size() == 1);
+  CHECK((*first)[0].attempt() == 1);
+  CHECK((*second)[0].run_id() != (*first)[0].run_id());
+  CHECK((*second)[0].run_id() != (*first)[1].run_id());
+  auto none = store->LeaseRuns(b, 2, clock.Now(), absl::Seconds(10));
+  REQUIRE(none.ok());
+  CHECK(none->empty());
+  CHECK(absl::IsFailedPrecondition(store->LeaseRuns(999, 1, clock.Now(), absl::Seconds(10)).status()));
+}
+
+TEST_CASE("A re-sent metric batch is stored once and the run becomes RUNNING", "[pg][store]") {
+  auto store = OpenStore();
+  FakeClock clock;
+  REQUIRE(store->CreateSweep(Spec("s"), "", "", Runs(1)).ok());
+  int64_t worker = Register(*store, "w");
+  auto leases = store->LeaseRuns(worker, 1, clock.Now(), absl::Seconds(10));
+  REQUIRE(leases.ok());
+  REQUIRE(leases->size() == 1);
+  const v1::Lease& lease = (*leases)[0];
+  auto first = store->ReportMetrics(Report(worker, lease, 10, 2.5), clock.Now(), absl::Seconds(10));
+  auto again = store->ReportMetrics(Report(worker, lease, 10, 2.5), clock.Now(), absl::Seconds(10));
+  REQUIRE(first.ok());
+  REQUIRE(again.ok());
+  CHECK(first->stored == 1);
+  CHECK(first->tokens_added == 1000.0);
+  CHECK(again->stored == 0);
+  CHECK(again->tokens_added == 0.0);
+  auto run = store->GetRun(lease.run_id());
+  REQUIRE(run.ok());
+  CHECK(run->state() == v1::RUN_STATE_RUNNING);
+  CHECK(run->step() == 10);
+  CHECK(run->val_loss() == 2.5);
+  auto metrics = store->GetRunMetrics(lease.run_id(), {});
+  REQUIRE(metrics.ok());
+  REQUIRE(metrics->series_size() == 1);
+  CHECK(metrics->series(0).points_size() == 1);
+
+  // A report for an attempt that is not current is refused and stores nothing.
+  v1::ReportMetricsRequest stale = Report(worker, lease, 20, 2.0);
+  stale.set_attempt(7);
+  CHECK(absl::IsFailedPrecondition(
+      store->ReportMetrics(stale, clock.Now(), absl::Seconds(10)).status()));
+}
+
+TEST_CASE("An expired lease sends the run back to pending, then fails it when out of attempts",
+          "[pg][store]") {
+  auto store = OpenStore();
+  FakeClock clock;
+  REQUIRE(store->CreateSweep(Spec("s"), "", "", Runs(1)).ok());
+  int64_t worker = Register(*store, "w");
+  const absl::Duration ttl = absl::Seconds(10);
+  auto leases = store->LeaseRuns(worker, 1, clock.Now(), ttl);
+  REQUIRE(leases.ok());
+  REQUIRE(leases->size() == 1);
+  int64_t run_id = (*leases)[0].run_id();
+
+  // Heartbeats keep the lease alive past its first expiry.
+  clock.Advance(absl::Seconds(8));
+  auto beat = store->Heartbeat(worker, {[&] {
+                                 v1::RunAttempt held;
+                                 held.set_run_id(run_id);
+                                 held.set_attempt(1);
+                                 return held;
+                               }()},
+                               clock.Now(), ttl);
+  REQUIRE(beat.ok());
+  CHECK(beat->known);
+  CHECK(beat->stop.empty());
+  clock.Advance(absl::Seconds(8));
+  auto expired = store->ExpireLeases(clock.Now(), ttl, Retry);
+  REQUIRE(expired.ok());
+  CHECK(expired->empty());
+
+  // Silence: the lease ends and the worker is declared lost.
+  clock.Advance(absl::Seconds(11));
+  expired = store->ExpireLeases(clock.Now(), ttl, Retry);
+  REQUIRE(expired.ok());
+  REQUIRE(expired->size() == 1);
+  CHECK((*expired)[0].next_state == v1::RUN_STATE_PENDING);
+  auto run = store->GetRun(run_id);
+  REQUIRE(run.ok());
+  CHECK(run->state() == v1::RUN_STATE_PENDING);
+  CHECK(run->failure_class() == v1::FAILURE_CLASS_NODE_LOST);
+  auto lost = store->Heartbeat(worker, {}, clock.Now(), ttl);
+  REQUIRE(lost.ok());
+  CHECK_FALSE(lost->known);
+
+  // Second attempt on a new worker; it also goes silent and the run is out of attempts.
+  int64_t other = Register(*store, "w2");
+  leases = store->LeaseRuns(other, 1, clock.Now(), ttl);
+  REQUIRE(leases.ok());
+  REQUIRE(leases->size() == 1);
+  CHECK((*leases)[0].attempt() == 2);
+  clock.Advance(absl::Seconds(11));
+  expired = store->ExpireLeases(clock.Now(), ttl, Retry);
+  REQUIRE(expired.ok());
+  REQUIRE(expired->size() == 1);
+  CHECK((*expired)[0].next_state == v1::RUN_STATE_FAILED);
+  auto sweep = store->GetSweep(run->sweep_id());
+  REQUIRE(sweep.ok());
+  CHECK(sweep->state() == v1::SWEEP_STATE_FAILED);
+}
+
+TEST_CASE("Completing attempts moves runs and the sweep to their final states", "[pg][store]") {
+  auto store = OpenStore();
+  FakeClock clock;
+  auto created = store->CreateSweep(Spec("s"), "", "", Runs(2));
+  REQUIRE(created.ok());
+  int64_t worker = Register(*store, "w");
+  auto leases = store->LeaseRuns(worker, 2, clock.Now(), absl::Seconds(10));
+  REQUIRE(leases.ok());
+  REQUIRE(leases->size() == 2);
+
+  v1::CompleteRunRequest ok;
+  ok.set_worker_id(worker);
+  ok.set_run_id((*leases)[0].run_id());
+  ok.set_attempt(1);
+  ok.set_succeeded(true);
+  auto state = store->CompleteRun(ok, Retry);
+  REQUIRE(state.ok());
+  CHECK(*state == v1::RUN_STATE_SUCCEEDED);
+  // The same completion again names an attempt that is over.
+  CHECK(store->CompleteRun(ok, Retry).value() == v1::RUN_STATE_SUCCEEDED);
+
+  v1::CompleteRunRequest crashed = ok;
+  crashed.set_run_id((*leases)[1].run_id());
+  crashed.set_succeeded(false);
+  crashed.set_exit_code(4);
+  crashed.set_failure_class(v1::FAILURE_CLASS_USER);
+  crashed.set_message("loss diverged");
+  state = store->CompleteRun(crashed, Retry);
+  REQUIRE(state.ok());
+  CHECK(*state == v1::RUN_STATE_FAILED);
+  auto sweep = store->GetSweep(created->sweep.id());
+  REQUIRE(sweep.ok());
+  CHECK(sweep->state() == v1::SWEEP_STATE_FAILED);
+  auto run = store->GetRun(crashed.run_id());
+  REQUIRE(run.ok());
+  CHECK(run->message() == "loss diverged");
+  CHECK(run->exit_code() == 4);
+}
+
+TEST_CASE("Cancelling a sweep cancels unfinished runs and tells their worker to stop",
+          "[pg][store]") {
+  auto store = OpenStore();
+  FakeClock clock;
+  auto created = store->CreateSweep(Spec("s"), "", "", Runs(3));
+  REQUIRE(created.ok());
+  int64_t worker = Register(*store, "w");
+  auto leases = store->LeaseRuns(worker, 1, clock.Now(), absl::Seconds(10));
+  REQUIRE(leases.ok());
+  REQUIRE(leases->size() == 1);
+  auto cancelled = store->CancelSweep(created->sweep.id(), "changed my mind");
+  REQUIRE(cancelled.ok());
+  CHECK(cancelled->state() == v1::SWEEP_STATE_CANCELLED);
+  CHECK(cancelled->runs_by_state().at("CANCELLED") == 3);
+  v1::RunAttempt held;
+  held.set_run_id((*leases)[0].run_id());
+  held.set_attempt(1);
+  auto beat = store->Heartbeat(worker, {held}, clock.Now(), absl::Seconds(10));
+  REQUIRE(beat.ok());
+  REQUIRE(beat->stop.size() == 1);
+  CHECK(beat->stop[0].run_id() == held.run_id());
+  auto none = store->LeaseRuns(worker, 3, clock.Now(), absl::Seconds(10));
+  REQUIRE(none.ok());
+  CHECK(none->empty());
+  CHECK(absl::IsNotFound(store->CancelSweep(999, "").status()));
+}
+
+}  // namespace
+}  // namespace scalelab::services

@@ -13,8 +13,7 @@
 
 namespace scalelab::kernels {
 
-[[noreturn]] inline void CudaFail(cudaError_t error, const char* call, const char* file,
-                                  int line) {
+[[noreturn]] inline void CudaFail(cudaError_t error, const char* call, const char* file, int line) {
   std::fprintf(stderr,
                "CUDA error at %s:%d: %s failed: %s (%s)\n"
                "hint: check that a GPU is visible (nvidia-smi) and that its architecture is one "
@@ -25,12 +24,12 @@ namespace scalelab::kernels {
 
 }  // namespace scalelab::kernels
 
-#define SCALELAB_CUDA_CHECK(call)                                          \
-  do {                                                                     \
-    const cudaError_t scalelab_cuda_error_ = (call);                       \
-    if (scalelab_cuda_error_ != cudaSuccess) {                             \
+#define SCALELAB_CUDA_CHECK(call)                                                     \
+  do {                                                                                \
+    const cudaError_t scalelab_cuda_error_ = (call);                                  \
+    if (scalelab_cuda_error_ != cudaSuccess) {                                        \
       ::scalelab::kernels::CudaFail(scalelab_cuda_error_, #call, __FILE__, __LINE__); \
-    }                                                                      \
+    }                                                                                 \
   } while (0)
 
 #endif  // SCALELAB_KERNELS_CUDA_CHECK_CUH_

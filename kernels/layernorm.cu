@@ -1,9 +1,8 @@
-#include "kernels/layernorm.cuh"
-
 #include <cstdio>
 #include <cstdlib>
 
 #include "kernels/cuda_check.cuh"
+#include "kernels/layernorm.cuh"
 
 namespace scalelab::kernels {
 namespace {
@@ -60,14 +59,14 @@ void LayerNormForward(float* out, float* mean, float* rstd, const float* x, cons
                       const float* bias, int rows, int cols, float eps, cudaStream_t stream) {
   if (rows < 0 || cols < 1) {
     // A caller bug, not input: the shapes come from tensors the caller built.
-    std::fprintf(stderr, "%s:%d: LayerNormForward: bad shape rows=%d cols=%d\n", __FILE__,
-                 __LINE__, rows, cols);
+    std::fprintf(stderr, "%s:%d: LayerNormForward: bad shape rows=%d cols=%d\n", __FILE__, __LINE__,
+                 rows, cols);
     std::abort();
   }
   if (rows == 0) return;
   const int blocks = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
-  LayerNormForwardKernel<<<blocks, kBlockSize, 0, stream>>>(out, mean, rstd, x, weight, bias,
-                                                            rows, cols, eps);
+  LayerNormForwardKernel<<<blocks, kBlockSize, 0, stream>>>(out, mean, rstd, x, weight, bias, rows,
+                                                            cols, eps);
   SCALELAB_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -4,8 +4,8 @@
 
 namespace scalelab::kernels {
 
-void LayerNormForwardRef(float* out, float* mean, float* rstd, const float* x,
-                         const float* weight, const float* bias, int rows, int cols, float eps) {
+void LayerNormForwardRef(float* out, float* mean, float* rstd, const float* x, const float* weight,
+                         const float* bias, int rows, int cols, float eps) {
   for (int row = 0; row < rows; ++row) {
     const float* x_row = x + static_cast<long>(row) * cols;
     float* out_row = out + static_cast<long>(row) * cols;
@@ -21,8 +21,8 @@ void LayerNormForwardRef(float* out, float* mean, float* rstd, const float* x,
     }
     const double row_rstd = 1.0 / std::sqrt(sum_sq / cols + static_cast<double>(eps));
     for (int col = 0; col < cols; ++col) {
-      out_row[col] = static_cast<float>((x_row[col] - row_mean) * row_rstd * weight[col] +
-                                        bias[col]);
+      out_row[col] =
+          static_cast<float>((x_row[col] - row_mean) * row_rstd * weight[col] + bias[col]);
     }
     if (mean != nullptr) mean[row] = static_cast<float>(row_mean);
     if (rstd != nullptr) rstd[row] = static_cast<float>(row_rstd);

@@ -12,8 +12,8 @@ namespace scalelab::kernels {
 //   out[row, col] = (x[row, col] - mean) * rstd * weight[col] + bias[col].
 // Accumulates in double. `mean` and `rstd` (length `rows`) may be null when not needed.
 // `out` must not overlap `x`. rows >= 0, cols >= 1.
-void LayerNormForwardRef(float* out, float* mean, float* rstd, const float* x,
-                         const float* weight, const float* bias, int rows, int cols, float eps);
+void LayerNormForwardRef(float* out, float* mean, float* rstd, const float* x, const float* weight,
+                         const float* bias, int rows, int cols, float eps);
 
 }  // namespace scalelab::kernels
 

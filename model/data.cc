@@ -38,8 +38,8 @@ absl::StatusOr<ByteShard> ByteShard::Load(const std::string& path, int64_t min_t
     tokens.insert(tokens.end(), chunk, chunk + got);
   }
   if (std::ferror(file.get())) {
-    return absl::DataLossError(absl::StrCat("error reading token file ", path, " after ",
-                                            tokens.size(), " bytes"));
+    return absl::DataLossError(
+        absl::StrCat("error reading token file ", path, " after ", tokens.size(), " bytes"));
   }
   if (static_cast<int64_t>(tokens.size()) < min_tokens) {
     return absl::OutOfRangeError(absl::StrCat("token file ", path, " holds ", tokens.size(),

@@ -24,7 +24,8 @@
 #include "model/train_options.h"
 #include "model/trainer.h"
 
-ABSL_FLAG(std::string, data_sources, "", "Required: name=/dir,... each dir holds train.bin, val.bin");
+ABSL_FLAG(std::string, data_sources, "",
+          "Required: name=/dir,... each dir holds train.bin, val.bin");
 ABSL_FLAG(std::string, data_mixture, "", "name=weight,... for every source; default equal weights");
 ABSL_FLAG(std::string, model_family, "transformer", "Model family; only \"transformer\"");
 ABSL_FLAG(int64_t, d_model, 64, "Residual width");
@@ -40,7 +41,8 @@ ABSL_FLAG(std::string, schedule, "cosine", "cosine or constant (after linear war
 ABSL_FLAG(double, warmup, 0.05, "Warmup length as a fraction of the steps");
 ABSL_FLAG(double, weight_decay, 0.1, "AdamW weight decay on weight matrices");
 ABSL_FLAG(uint64_t, seed, 0, "Seed for init and data sampling");
-ABSL_FLAG(double, eval_every_tokens, 2e5, "Validate every this many training tokens and at the end");
+ABSL_FLAG(double, eval_every_tokens, 2e5,
+          "Validate every this many training tokens and at the end");
 ABSL_FLAG(int64_t, val_tokens, 65536, "Validation tokens per evaluation and source");
 ABSL_FLAG(int32_t, threads, 1, "Intra-op and BLAS threads");
 ABSL_FLAG(std::string, device, "cpu", "cpu or cuda");

@@ -51,7 +51,8 @@ std::vector<double> VectorMetricSink::Values(const std::string& name) const {
 
 std::string FormatMetricJson(const Metric& metric) {
   return absl::StrCat("{\"step\":", metric.step, ",\"tokens\":", metric.tokens,
-                      ",\"name\":", JsonString(metric.name), ",\"value\":", JsonNumber(metric.value),
+                      ",\"name\":", JsonString(metric.name),
+                      ",\"value\":", JsonNumber(metric.value),
                       ",\"wall_time_s\":", JsonNumber(metric.wall_time_s), "}");
 }
 

@@ -22,8 +22,8 @@ namespace scalelab::model {
 
 // One named data source: a folder holding train.bin and val.bin (one byte per token).
 struct DataSource {
-  std::string name;  // [A-Za-z0-9_.-]+; appears in metric names ("val_loss/<name>").
-  std::string dir;   // Folder containing train.bin and val.bin.
+  std::string name;     // [A-Za-z0-9_.-]+; appears in metric names ("val_loss/<name>").
+  std::string dir;      // Folder containing train.bin and val.bin.
   double weight = 1.0;  // Relative sampling weight; >= 0. Normalized over all sources.
 };
 
@@ -49,16 +49,16 @@ struct TrainOptions {
   int64_t batch_tokens = 4096;  // Tokens per optimizer step; a multiple of seq_len.
   double lr = 3e-3;             // Peak learning rate.
   LrSchedule schedule = LrSchedule::kCosine;
-  double warmup = 0.05;        // Fraction of the steps spent in linear warmup, in [0, 1].
-  double weight_decay = 0.1;   // AdamW decay on 2-D weight matrices (not embeddings).
-  uint64_t seed = 0;           // Seeds parameter init and batch sampling.
+  double warmup = 0.05;       // Fraction of the steps spent in linear warmup, in [0, 1].
+  double weight_decay = 0.1;  // AdamW decay on 2-D weight matrices (not embeddings).
+  uint64_t seed = 0;          // Seeds parameter init and batch sampling.
 
   // Evaluation.
   double eval_every_tokens = 2e5;  // Validate every this many training tokens, and at the end.
   int64_t val_tokens = 65536;      // Scored tokens per validation and per source.
 
   // Execution.
-  int threads = 1;             // Intra-op (and BLAS) threads; inter-op threads too, once per process.
+  int threads = 1;  // Intra-op (and BLAS) threads; inter-op threads too, once per process.
   std::string device = "cpu";  // "cpu" or "cuda".
 
   // The MLP width actually used (resolves d_ff == 0).

@@ -1,6 +1,8 @@
 #include "model/trainer.h"
 
 #include <dlfcn.h>
+#include <torch/cuda.h>
+#include <torch/torch.h>
 
 #include <algorithm>
 #include <chrono>
@@ -10,9 +12,6 @@
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <torch/cuda.h>
-#include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -56,7 +55,7 @@ void ConfigureThreads(int threads) {
 // A source's validation windows, cut once and kept on the device for every evaluation.
 struct ValidationSet {
   std::string name;
-  double weight = 0;  // Normalized mixture weight.
+  double weight = 0;      // Normalized mixture weight.
   torch::Tensor inputs;   // int64 [windows, seq_len]
   torch::Tensor targets;  // int64 [windows, seq_len]
 };
@@ -77,8 +76,8 @@ double EvaluateLoss(Transformer& model, const ValidationSet& val, int64_t chunk_
   double loss_sum = 0;
   for (int64_t first = 0; first < windows; first += chunk_windows) {
     const int64_t count = std::min(chunk_windows, windows - first);
-    torch::Tensor loss = model->Loss(val.inputs.narrow(0, first, count),
-                                     val.targets.narrow(0, first, count));
+    torch::Tensor loss =
+        model->Loss(val.inputs.narrow(0, first, count), val.targets.narrow(0, first, count));
     loss_sum += loss.item<double>() * static_cast<double>(count);
   }
   model->train();
@@ -172,9 +171,8 @@ absl::StatusOr<TrainSummary> Run::Execute() {
                   .weight_decay(options_.weight_decay);
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(adam));
-  groups.emplace_back(no_decay,
-                      std::make_unique<torch::optim::AdamWOptions>(
-                          torch::optim::AdamWOptions(adam).weight_decay(0.0)));
+  groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(
+                                    torch::optim::AdamWOptions(adam).weight_decay(0.0)));
   torch::optim::AdamW optimizer(std::move(groups), adam);
   const std::vector<torch::Tensor> parameters = model_->parameters();
 

@@ -21,10 +21,9 @@ CausalSelfAttentionImpl::CausalSelfAttentionImpl(const TransformerConfig& config
   proj = register_module("proj", torch::nn::Linear(config.d_model, config.d_model));
   // Additive rather than boolean mask: baddbmm then applies scale and mask in the same kernel
   // as the q.k product, which saves two passes over the [B*H, T, T] scores per layer.
-  causal_mask_ = register_buffer(
-      "causal_mask", torch::full({config.seq_len, config.seq_len},
-                                 -std::numeric_limits<float>::infinity())
-                         .triu(1));
+  causal_mask_ = register_buffer("causal_mask", torch::full({config.seq_len, config.seq_len},
+                                                            -std::numeric_limits<float>::infinity())
+                                                    .triu(1));
 }
 
 torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x) {
@@ -39,8 +38,8 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x) {
   torch::Tensor k = qkv_heads[1].view({batch * n_heads_, time, head_dim});
   torch::Tensor v = qkv_heads[2].view({batch * n_heads_, time, head_dim});
 
-  torch::Tensor mask = causal_mask_.index({torch::indexing::Slice(0, time),
-                                           torch::indexing::Slice(0, time)});
+  torch::Tensor mask =
+      causal_mask_.index({torch::indexing::Slice(0, time), torch::indexing::Slice(0, time)});
   torch::Tensor scores = torch::baddbmm(mask, q, k.transpose(1, 2), /*beta=*/1.0,
                                         /*alpha=*/1.0 / std::sqrt(static_cast<double>(head_dim)));
   torch::Tensor weights = torch::softmax(scores, /*dim=*/-1);
@@ -51,11 +50,11 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x) {
 }
 
 TransformerBlockImpl::TransformerBlockImpl(const TransformerConfig& config) {
-  ln_attn = register_module("ln_attn", torch::nn::LayerNorm(
-                                           torch::nn::LayerNormOptions({config.d_model})));
+  ln_attn = register_module("ln_attn",
+                            torch::nn::LayerNorm(torch::nn::LayerNormOptions({config.d_model})));
   attn = register_module("attn", CausalSelfAttention(config));
-  ln_mlp = register_module("ln_mlp", torch::nn::LayerNorm(
-                                         torch::nn::LayerNormOptions({config.d_model})));
+  ln_mlp = register_module("ln_mlp",
+                           torch::nn::LayerNorm(torch::nn::LayerNormOptions({config.d_model})));
   fc = register_module("fc", torch::nn::Linear(config.d_model, config.d_ff));
   fc_proj = register_module("fc_proj", torch::nn::Linear(config.d_ff, config.d_model));
 }
@@ -66,16 +65,16 @@ torch::Tensor TransformerBlockImpl::forward(torch::Tensor x) {
 }
 
 TransformerImpl::TransformerImpl(const TransformerConfig& config) : config_(config) {
-  token_embedding_ = register_module("token_embedding",
-                                     torch::nn::Embedding(config.vocab_size, config.d_model));
-  position_embedding_ = register_module("position_embedding",
-                                        torch::nn::Embedding(config.seq_len, config.d_model));
+  token_embedding_ =
+      register_module("token_embedding", torch::nn::Embedding(config.vocab_size, config.d_model));
+  position_embedding_ =
+      register_module("position_embedding", torch::nn::Embedding(config.seq_len, config.d_model));
   blocks_ = register_module("blocks", torch::nn::ModuleList());
   for (int64_t layer_idx = 0; layer_idx < config.n_layers; ++layer_idx) {
     blocks_->push_back(TransformerBlock(config));
   }
-  ln_final_ = register_module("ln_final", torch::nn::LayerNorm(
-                                              torch::nn::LayerNormOptions({config.d_model})));
+  ln_final_ = register_module("ln_final",
+                              torch::nn::LayerNorm(torch::nn::LayerNormOptions({config.d_model})));
 
   torch::NoGradGuard no_grad;
   torch::nn::init::normal_(token_embedding_->weight, 0.0, kInitStd);
@@ -124,8 +123,7 @@ void TransformerImpl::SplitForWeightDecay(std::vector<torch::Tensor>& decay,
   const torch::Tensor& token_weight = token_embedding_->weight;
   const torch::Tensor& position_weight = position_embedding_->weight;
   for (const torch::Tensor& parameter : parameters()) {
-    const bool is_embedding =
-        parameter.is_same(token_weight) || parameter.is_same(position_weight);
+    const bool is_embedding = parameter.is_same(token_weight) || parameter.is_same(position_weight);
     if (parameter.dim() == 2 && !is_embedding) {
       decay.push_back(parameter);
     } else {

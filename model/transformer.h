@@ -16,9 +16,9 @@
 #ifndef SCALELAB_MODEL_TRANSFORMER_H_
 #define SCALELAB_MODEL_TRANSFORMER_H_
 
-#include <cstdint>
-
 #include <torch/torch.h>
+
+#include <cstdint>
 
 namespace scalelab::model {
 
@@ -26,9 +26,9 @@ struct TransformerConfig {
   int64_t vocab_size = 256;
   int64_t d_model = 64;
   int64_t n_layers = 2;
-  int64_t n_heads = 4;  // Divides d_model.
+  int64_t n_heads = 4;   // Divides d_model.
   int64_t seq_len = 64;  // Longest context the position embedding covers.
-  int64_t d_ff = 256;   // MLP hidden width.
+  int64_t d_ff = 256;    // MLP hidden width.
 };
 
 class CausalSelfAttentionImpl : public torch::nn::Module {

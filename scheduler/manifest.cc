@@ -192,23 +192,6 @@ absl::Status ValidateSpec(const SweepSpec& spec, const Reporter& report) {
   std::vector<std::string> swept;
   for (const scalelab::v1::Axis& axis : axes) swept.push_back(axis.key());
 
-  // The base as its first run sees it. Rules that read a swept key are left to the per-value and
-  // per-run checks below: the base value of a swept key never reaches a run.
-  RunConfig first_point = spec.base();
-  for (const scalelab::v1::Axis& axis : axes) {
-    if (!axis.values().empty()) (void)SetRunConfigValue(axis.key(), axis.values(0), &first_point);
-  }
-  RunConfig first_run = first_point;
-  ApplyRunDefaults(&first_run);
-  for (const FieldError& error : CheckRunConfig(first_run)) {
-    if (std::any_of(error.involves.begin(), error.involves.end(),
-                    [&](const std::string& key) { return OverlapsAny(key, swept); })) {
-      continue;
-    }
-    const std::string path = absl::StrCat("base.", error.path);
-    return report.Fail(path, error.Message("base"));
-  }
-
   if (has_grid && axes.empty()) {
     return report.Fail("sweep.grid", "sweep.grid", "at least one axis", "none");
   }
@@ -237,6 +220,24 @@ absl::Status ValidateSpec(const SweepSpec& spec, const Reporter& report) {
     run_count = std::min<int64_t>(run_count * axis.values_size(), int64_t{kMaxRunsPerSweep} + 1);
   }
   if (run_count > kMaxRunsPerSweep) return ExpansionError(ExpandSweep(spec).status(), report);
+
+  // The base as its first run sees it. Rules that read a swept key are left to the per-value and
+  // per-run checks below: the base value of a swept key never reaches a run.
+  RunConfig first_point = spec.base();
+  for (const scalelab::v1::Axis& axis : axes) {
+    (void)SetRunConfigValue(axis.key(), axis.values(0), &first_point);  // a bad one: see below
+  }
+  RunConfig first_run = first_point;
+  ApplyRunDefaults(&first_run);
+  for (const FieldError& error : CheckRunConfig(first_run)) {
+    if (std::any_of(error.involves.begin(), error.involves.end(),
+                    [&](const std::string& key) { return OverlapsAny(key, swept); })) {
+      continue;
+    }
+    const std::string path = absl::StrCat("base.", error.path);
+    return report.Fail(path, error.Message("base"));
+  }
+
   for (int axis_idx = 0; axis_idx < axes.size(); ++axis_idx) {
     std::vector<std::string> others = swept;
     others.erase(others.begin() + axis_idx);

@@ -53,9 +53,9 @@ void ApplySweepDefaults(scalelab::v1::SweepSpec* spec);
 
 // Validates a spec (normally after ApplySweepDefaults). Checks, in this order:
 //   name and project match [A-Za-z0-9._-]{1,100}; kind is set;
-//   base passes CheckRunConfig (expand.h), except the rules that read a swept key;
 //   every grid axis names one RunConfig value (once) and has at least one value;
 //   at most kMaxRunsPerSweep runs (expand.h);
+//   base passes CheckRunConfig (expand.h), except the rules that read a swept key;
 //   each grid value parses for its field, appears once in its axis (64 and 64.0 are the same
 //     value), and passes the rules that read only that axis;
 //   fit.law is "" or "chinchilla"; every fit.group_by key is a grid key; max_attempts in

@@ -1,9 +1,8 @@
 #include "model/data.h"
 
+#include <catch2/catch.hpp>
 #include <set>
 #include <string>
-
-#include <catch2/catch.hpp>
 
 #include "tests/model/test_data.h"
 

@@ -1,10 +1,9 @@
 #include <cuda_runtime.h>
 
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <random>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "kernels/cuda_check.cuh"
 #include "kernels/layernorm.cuh"
@@ -90,8 +89,8 @@ TEST_CASE("The CUDA LayerNorm matches the CPU reference at rtol 1e-4", "[kernels
     std::vector<float> ref_out(x.size());
     std::vector<float> ref_mean(rows);
     std::vector<float> ref_rstd(rows);
-    LayerNormForwardRef(ref_out.data(), ref_mean.data(), ref_rstd.data(), x.data(),
-                        weight.data(), bias.data(), rows, cols, 1e-5f);
+    LayerNormForwardRef(ref_out.data(), ref_mean.data(), ref_rstd.data(), x.data(), weight.data(),
+                        bias.data(), rows, cols, 1e-5f);
 
     DeviceBuffer d_x(x);
     DeviceBuffer d_weight(weight);

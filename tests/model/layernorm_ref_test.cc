@@ -1,9 +1,8 @@
 #include "kernels/layernorm_ref.h"
 
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 namespace scalelab::kernels {
 namespace {
@@ -16,8 +15,8 @@ TEST_CASE("The LayerNorm reference normalizes each row to zero mean and unit var
   std::vector<float> out(8);
   std::vector<float> mean(2);
   std::vector<float> rstd(2);
-  LayerNormForwardRef(out.data(), mean.data(), rstd.data(), x.data(), weight.data(), bias.data(),
-                      2, 4, 0.0f);
+  LayerNormForwardRef(out.data(), mean.data(), rstd.data(), x.data(), weight.data(), bias.data(), 2,
+                      4, 0.0f);
   CHECK(mean[0] == Approx(2.5));
   CHECK(rstd[0] == Approx(1 / std::sqrt(1.25)));
   CHECK(mean[1] == Approx(5.0));

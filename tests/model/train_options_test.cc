@@ -1,9 +1,8 @@
 #include "model/train_options.h"
 
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <string>
-
-#include <catch2/catch.hpp>
 
 #include "model/metrics.h"
 #include "model/trainer.h"

@@ -1,10 +1,9 @@
 #include "model/trainer.h"
 
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "tests/model/test_data.h"
 

@@ -1,8 +1,7 @@
 #include "model/transformer.h"
 
-#include <cmath>
-
 #include <catch2/catch.hpp>
+#include <cmath>
 
 namespace scalelab::model {
 namespace {
@@ -17,8 +16,7 @@ TransformerConfig SmallConfig() {
   return config;
 }
 
-TEST_CASE("The forward pass gives one logit per vocabulary entry at every position",
-          "[model]") {
+TEST_CASE("The forward pass gives one logit per vocabulary entry at every position", "[model]") {
   torch::manual_seed(0);
   Transformer model(SmallConfig());
   torch::Tensor tokens = torch::randint(0, 256, {3, 16}, torch::kLong);
@@ -43,7 +41,8 @@ TEST_CASE("Changing a future token leaves earlier logits unchanged", "[model]") 
   torch::NoGradGuard no_grad;
   torch::Tensor tokens = torch::randint(0, 256, {2, 16}, torch::kLong);
   torch::Tensor changed = tokens.clone();
-  changed.index_put_({torch::indexing::Slice(), 10}, (tokens.index({torch::indexing::Slice(), 10}) + 1) % 256);
+  changed.index_put_({torch::indexing::Slice(), 10},
+                     (tokens.index({torch::indexing::Slice(), 10}) + 1) % 256);
   torch::Tensor before = model->forward(tokens);
   torch::Tensor after = model->forward(changed);
   using torch::indexing::Slice;
@@ -56,11 +55,11 @@ TEST_CASE("Parameter counts separate the embeddings and the decay groups", "[mod
   TransformerConfig config = SmallConfig();
   Transformer model(config);
   const int64_t d = config.d_model;
-  const int64_t per_block = 2 * 2 * d                   // two LayerNorms
-                            + d * 3 * d + 3 * d         // qkv
-                            + d * d + d                 // attention projection
-                            + d * config.d_ff + config.d_ff  // fc
-                            + config.d_ff * d + d;      // fc_proj
+  const int64_t per_block = 2 * 2 * d                                 // two LayerNorms
+                            + d * 3 * d + 3 * d                       // qkv
+                            + d * d + d                               // attention projection
+                            + d * config.d_ff + config.d_ff           // fc
+                            + config.d_ff * d + d;                    // fc_proj
   const int64_t non_embedding = config.n_layers * per_block + 2 * d;  // + final LayerNorm
   CHECK(model->NumNonEmbeddingParams() == non_embedding);
   CHECK(model->NumParams() == non_embedding + 256 * d + config.seq_len * d);

@@ -1,0 +1,55 @@
+// A real ScaleLab stack for integration tests: the scheduler in-process on port 0 over a fresh
+// PostgreSQL database, workers as real `scalelab-worker` child processes that run the real
+// `scalelab-train`, and a small synthetic corpus prepared by the real `scalelab data` code.
+#ifndef SCALELAB_TESTS_INTEGRATION_STACK_H_
+#define SCALELAB_TESTS_INTEGRATION_STACK_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "scalelab/v1/results.grpc.pb.h"
+#include "scalelab/v1/sweep.grpc.pb.h"
+#include "scheduler/scheduler.h"
+#include "worker/child_process.h"
+
+namespace scalelab::testing {
+
+class Stack {
+ public:
+  // lease_ttl is short so that a killed worker's lease ends within seconds.
+  explicit Stack(absl::Duration lease_ttl = absl::Seconds(3));
+  ~Stack();
+
+  // Starts `scalelab-worker` with `slots` CPU slots; returns its index.
+  int StartWorker(int slots = 1);
+  worker::ChildProcess& worker(int index) { return *workers_[index]; }
+  std::string WorkerLog(int index) const;
+
+  // A manifest for tiny runs over the test corpus; `grid` is the YAML of sweep.grid.
+  std::string Manifest(const std::string& name, double tokens, const std::string& grid) const;
+  v1::SubmitSweepResponse Submit(const std::string& manifest, const std::string& key = "");
+  v1::Sweep GetSweep(int64_t sweep_id);
+  std::vector<v1::Run> ListRuns(int64_t sweep_id);
+  // Polls until `done(runs)` is true; FAILs with the worker logs after `timeout_s`.
+  std::vector<v1::Run> WaitForRuns(int64_t sweep_id,
+                                   const std::function<bool(const std::vector<v1::Run>&)>& done,
+                                   double timeout_s);
+
+  v1::SweepService::Stub& sweeps() { return *sweeps_; }
+  v1::ResultsService::Stub& results() { return *results_; }
+  scheduler::Scheduler& scheduler() { return *scheduler_; }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+  std::unique_ptr<scheduler::Scheduler> scheduler_;
+  std::unique_ptr<v1::SweepService::Stub> sweeps_;
+  std::unique_ptr<v1::ResultsService::Stub> results_;
+  std::vector<std::unique_ptr<worker::ChildProcess>> workers_;
+};
+
+}  // namespace scalelab::testing
+
+#endif  // SCALELAB_TESTS_INTEGRATION_STACK_H_

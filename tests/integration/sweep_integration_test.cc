@@ -1,0 +1,177 @@
+// End to end through real processes: gRPC on a real socket, PostgreSQL, `scalelab-worker`
+// children that run `scalelab-train` children.
+#include <signal.h>
+
+#include <cmath>
+
+#include <catch2/catch.hpp>
+
+#include "services/run_state.h"
+#include "tests/integration/stack.h"
+
+namespace scalelab::testing {
+namespace {
+
+bool AllIn(const std::vector<v1::Run>& runs, v1::RunState state) {
+  if (runs.empty()) return false;
+  for (const v1::Run& run : runs) {
+    if (run.state() != state) return false;
+  }
+  return true;
+}
+
+TEST_CASE("A sweep submitted through the API runs to completion on real workers",
+          "[integration][slow]") {
+  Stack stack;
+  stack.StartWorker(/*slots=*/2);
+  auto submitted = stack.Submit(stack.Manifest("two-sizes", 3e4, "{model.d_model: [16, 32]}"));
+  REQUIRE(submitted.created());
+  const int64_t sweep_id = submitted.sweep().id();
+
+  // Follow the sweep with the server stream until it ends.
+  v1::WatchSweepRequest watch;
+  watch.set_sweep_id(sweep_id);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(180));
+  auto reader = stack.sweeps().WatchSweep(&context, watch);
+  v1::SweepEvent event;
+  int events = 0;
+  while (reader->Read(&event)) ++events;
+  grpc::Status status = reader->Finish();
+  INFO("worker log:\n" << stack.WorkerLog(0));
+  REQUIRE(status.ok());
+  CHECK(events >= 2);
+  REQUIRE(event.sweep().state() == v1::SWEEP_STATE_SUCCEEDED);
+
+  std::vector<v1::Run> runs = stack.ListRuns(sweep_id);
+  REQUIRE(runs.size() == 2);
+  for (const v1::Run& run : runs) {
+    CHECK(run.state() == v1::RUN_STATE_SUCCEEDED);
+    CHECK(run.attempt() == 1);
+    CHECK(run.tokens() >= 3e4);
+    CHECK(std::isfinite(run.val_loss()));
+    CHECK(run.val_loss() < std::log(256.0));
+
+    v1::GetRunMetricsRequest request;
+    request.set_run_id(run.id());
+    request.add_names("val_loss");
+    v1::GetRunMetricsResponse metrics;
+    grpc::ClientContext metrics_context;
+    REQUIRE(stack.results().GetRunMetrics(&metrics_context, request, &metrics).ok());
+    REQUIRE(metrics.series_size() == 1);
+    CHECK(metrics.series(0).points_size() >= 2);  // periodic + final evaluation
+    CHECK(metrics.series(0).points().rbegin()->value() == run.val_loss());
+  }
+
+  v1::GetSweepCurvesRequest curves_request;
+  curves_request.set_sweep_id(sweep_id);
+  v1::GetSweepCurvesResponse curves;
+  grpc::ClientContext curves_context;
+  REQUIRE(stack.results().GetSweepCurves(&curves_context, curves_request, &curves).ok());
+  CHECK(curves.curves_size() == 2);
+}
+
+TEST_CASE("The same idempotency key twice creates one sweep", "[integration]") {
+  Stack stack;
+  std::string manifest = stack.Manifest("once", 3e4, "{model.d_model: [16, 32]}");
+  auto first = stack.Submit(manifest, "retry-safe-key");
+  auto second = stack.Submit(manifest, "retry-safe-key");
+  CHECK(first.created());
+  CHECK_FALSE(second.created());
+  CHECK(second.sweep().id() == first.sweep().id());
+  v1::ListSweepsRequest request;
+  v1::ListSweepsResponse response;
+  grpc::ClientContext context;
+  REQUIRE(stack.sweeps().ListSweeps(&context, request, &response).ok());
+  CHECK(response.sweeps_size() == 1);
+  CHECK(stack.ListRuns(first.sweep().id()).size() == 2);
+}
+
+TEST_CASE("A bad manifest is refused with its line and nothing is stored", "[integration]") {
+  Stack stack;
+  v1::SubmitSweepRequest request;
+  request.set_manifest_yaml(stack.Manifest("bad", 3e4, "{model.d_model: [16, big]}"));
+  request.set_manifest_name("bad.yaml");
+  v1::SubmitSweepResponse response;
+  grpc::ClientContext context;
+  grpc::Status status = stack.sweeps().SubmitSweep(&context, request, &response);
+  CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK_THAT(status.error_message(), Catch::Contains("bad.yaml:11"));
+  CHECK_THAT(status.error_message(), Catch::Contains("big"));
+  v1::ListSweepsRequest list;
+  v1::ListSweepsResponse sweeps;
+  grpc::ClientContext list_context;
+  REQUIRE(stack.sweeps().ListSweeps(&list_context, list, &sweeps).ok());
+  CHECK(sweeps.sweeps_size() == 0);
+}
+
+TEST_CASE("A worker killed with SIGKILL loses its lease and its run is requeued and completes",
+          "[integration][slow]") {
+  Stack stack(absl::Seconds(3));
+  int doomed = stack.StartWorker();
+  auto submitted = stack.Submit(stack.Manifest("survivor", 1.5e5, "{model.d_model: [16]}"));
+  const int64_t sweep_id = submitted.sweep().id();
+
+  // Kill the worker once its trainer has reported progress.
+  stack.WaitForRuns(
+      sweep_id,
+      [](const std::vector<v1::Run>& runs) {
+        return runs.size() == 1 && runs[0].state() == v1::RUN_STATE_RUNNING && runs[0].step() > 0;
+      },
+      60);
+  stack.worker(doomed).Signal(SIGKILL);
+
+  // Nobody heartbeats: the lease expires and the run is pending again for a second attempt.
+  auto requeued = stack.WaitForRuns(
+      sweep_id,
+      [](const std::vector<v1::Run>& runs) { return runs[0].state() == v1::RUN_STATE_PENDING; },
+      30);
+  CHECK(requeued[0].failure_class() == v1::FAILURE_CLASS_NODE_LOST);
+  CHECK(requeued[0].attempt() == 1);
+
+  stack.StartWorker();
+  auto finished = stack.WaitForRuns(
+      sweep_id, [](const std::vector<v1::Run>& runs) { return AllIn(runs, v1::RUN_STATE_SUCCEEDED); },
+      180);
+  CHECK(finished[0].attempt() == 2);
+  CHECK(stack.GetSweep(sweep_id).state() == v1::SWEEP_STATE_SUCCEEDED);
+
+  // Both attempts' points are kept apart.
+  v1::GetRunMetricsRequest request;
+  request.set_run_id(finished[0].id());
+  request.add_names("train_loss");
+  v1::GetRunMetricsResponse metrics;
+  grpc::ClientContext context;
+  REQUIRE(stack.results().GetRunMetrics(&context, request, &metrics).ok());
+  REQUIRE(metrics.series_size() == 2);
+  CHECK(metrics.series(0).attempt() == 1);
+  CHECK(metrics.series(1).attempt() == 2);
+}
+
+TEST_CASE("Cancelling a running sweep stops its trainer and frees the slot",
+          "[integration][slow]") {
+  Stack stack;
+  stack.StartWorker();
+  auto long_sweep = stack.Submit(stack.Manifest("long", 5e6, "{model.d_model: [16]}"));
+  stack.WaitForRuns(
+      long_sweep.sweep().id(),
+      [](const std::vector<v1::Run>& runs) { return runs[0].state() == v1::RUN_STATE_RUNNING; },
+      60);
+  v1::CancelSweepRequest cancel;
+  cancel.set_sweep_id(long_sweep.sweep().id());
+  cancel.set_reason("test");
+  v1::Sweep cancelled;
+  grpc::ClientContext context;
+  REQUIRE(stack.sweeps().CancelSweep(&context, cancel, &cancelled).ok());
+  CHECK(cancelled.state() == v1::SWEEP_STATE_CANCELLED);
+
+  // The single slot is only free again once the cancelled trainer has stopped.
+  auto next = stack.Submit(stack.Manifest("next", 2e4, "{model.d_model: [16]}"));
+  stack.WaitForRuns(
+      next.sweep().id(),
+      [](const std::vector<v1::Run>& runs) { return AllIn(runs, v1::RUN_STATE_SUCCEEDED); }, 120);
+  CHECK(stack.ListRuns(long_sweep.sweep().id())[0].state() == v1::RUN_STATE_CANCELLED);
+}
+
+}  // namespace
+}  // namespace scalelab::testing

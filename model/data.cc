@@ -57,7 +57,7 @@ absl::StatusOr<SourceData> LoadSource(const DataSource& source, int64_t seq_len)
   return SourceData{source.name, source.weight, *std::move(train), *std::move(val)};
 }
 
-BatchSampler::BatchSampler(std::vector<const ByteShard*> shards, std::vector<double> weights,
+BatchSampler::BatchSampler(std::vector<const ByteShard*> shards, const std::vector<double>& weights,
                            int64_t seq_len, uint64_t seed)
     : shards_(std::move(shards)), seq_len_(seq_len), rng_(seed) {
   double total = 0;

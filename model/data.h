@@ -65,8 +65,8 @@ class BatchSampler {
  public:
   // `shards` and `weights` have the same length; weights are >= 0 with a positive sum. Every
   // shard holds at least seq_len + 1 tokens.
-  BatchSampler(std::vector<const ByteShard*> shards, std::vector<double> weights, int64_t seq_len,
-               uint64_t seed);
+  BatchSampler(std::vector<const ByteShard*> shards, const std::vector<double>& weights,
+               int64_t seq_len, uint64_t seed);
 
   // Fills `batch` (reusing its storage) with batch_size fresh windows.
   void Sample(int64_t batch_size, TokenBatch& batch);

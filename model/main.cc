@@ -170,12 +170,7 @@ int Fail(const absl::Status& status) {
   return scalelab::model::ExitCodeForStatus(status);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "Trains a byte-level Transformer; metrics go to stdout as JSON lines.\n"
-      "  scalelab-train --data_sources=name=/dir [--tokens=1e6 --d_model=64 ...]");
+int Main(int argc, char** argv) {
   if (absl::Status status = PrecheckArgs(argc, argv); !status.ok()) return Fail(status);
   absl::ParseCommandLine(argc, argv);
 
@@ -186,4 +181,18 @@ int main(int argc, char** argv) {
       scalelab::model::Train(*options, sink, &std::cerr);
   if (!summary.ok()) return Fail(summary.status());
   return scalelab::model::kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Trains a byte-level Transformer; metrics go to stdout as JSON lines.\n"
+      "  scalelab-train --data_sources=name=/dir [--tokens=1e6 --d_model=64 ...]");
+  // Train() already turns its exceptions into statuses; this only guards flag handling.
+  try {
+    return Main(argc, argv);
+  } catch (const std::exception& error) {
+    return Fail(absl::InternalError(error.what()));
+  }
 }

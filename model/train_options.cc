@@ -157,8 +157,9 @@ absl::Status ApplyDataMixture(absl::string_view text, std::vector<DataSource>& s
   if (!pairs.ok()) return pairs.status();
   if (pairs->empty()) return absl::OkStatus();
   for (const auto& [name, value] : *pairs) {
+    const std::string& wanted = name;  // Lambdas cannot capture structured bindings in C++17.
     auto source = std::find_if(sources.begin(), sources.end(),
-                               [&](const DataSource& s) { return s.name == name; });
+                               [&wanted](const DataSource& s) { return s.name == wanted; });
     if (source == sources.end()) {
       return Invalid("data_mixture", text,
                      absl::StrCat("names from --data_sources, but \"", name, "\" is not one"));
@@ -202,7 +203,8 @@ double LearningRateAt(int64_t step, int64_t num_steps, double peak_lr, double wa
   const double progress =
       decay_steps <= 0
           ? 1.0
-          : std::clamp(static_cast<double>(step - warmup_steps) / decay_steps, 0.0, 1.0);
+          : std::clamp(static_cast<double>(step - warmup_steps) / static_cast<double>(decay_steps),
+                       0.0, 1.0);
   const double min_lr = kFinalLrFraction * peak_lr;
   return min_lr + (peak_lr - min_lr) * 0.5 * (1.0 + std::cos(kPi * progress));
 }

@@ -191,8 +191,7 @@ absl::StatusOr<TrainSummary> Run::Execute() {
                       ToTensor(windows.inputs, val_windows, options_.seq_len, device_),
                       ToTensor(windows.targets, val_windows, options_.seq_len, device_)});
   }
-  BatchSampler sampler(std::move(train_shards), std::move(weights), options_.seq_len,
-                       options_.seed);
+  BatchSampler sampler(std::move(train_shards), weights, options_.seq_len, options_.seed);
 
   const int64_t steps = options_.NumSteps();
   const int64_t batch_size = options_.BatchSize();
@@ -276,18 +275,18 @@ absl::StatusOr<TrainSummary> Train(const TrainOptions& options, MetricSink& sink
                                    std::ostream* log) {
   const Clock::time_point start = Clock::now();
   if (absl::Status status = options.Validate(); !status.ok()) return status;
-  std::vector<SourceData> sources;
-  for (const DataSource& source : options.sources) {
-    absl::StatusOr<SourceData> data = LoadSource(source, options.seq_len);
-    if (!data.ok()) {
-      return absl::Status(data.status().code(), absl::StrCat("data source \"", source.name,
-                                                             "\": ", data.status().message()));
-    }
-    sources.push_back(*std::move(data));
-  }
-  // The one place LibTorch exceptions become statuses; OutOfMemoryError derives from c10::Error
-  // and so must come first.
+  // The one place exceptions become statuses. OutOfMemoryError derives from c10::Error and so
+  // must come first; bad_alloc can come from loading a large token file as well as from LibTorch.
   try {
+    std::vector<SourceData> sources;
+    for (const DataSource& source : options.sources) {
+      absl::StatusOr<SourceData> data = LoadSource(source, options.seq_len);
+      if (!data.ok()) {
+        return absl::Status(data.status().code(), absl::StrCat("data source \"", source.name,
+                                                               "\": ", data.status().message()));
+      }
+      sources.push_back(*std::move(data));
+    }
     Run run(options, std::move(sources), sink, log, start);
     return run.Execute();
   } catch (const c10::OutOfMemoryError& error) {

@@ -8,6 +8,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "scheduler/scheduler.h"
+#include "services/logging.h"
 #include "services/signals.h"
 #include "spdlog/spdlog.h"
 
@@ -26,8 +27,11 @@ ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("ScaleLab scheduler daemon: sweeps, runs, leases, results.");
   absl::ParseCommandLine(argc, argv);
-  spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ scheduler %v");
+  if (auto status = scalelab::services::InitLogging("scheduler", absl::GetFlag(FLAGS_log_level));
+      !status.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(status.message()).c_str());
+    return EXIT_FAILURE;
+  }
 
   scalelab::scheduler::SchedulerOptions options;
   options.listen_address = absl::GetFlag(FLAGS_listen);

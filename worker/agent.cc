@@ -43,6 +43,9 @@ struct Attempt {
   std::vector<v1::MetricPoint> pending;  // guarded by mu
   bool eof = false;                      // guarded by mu
   bool announced = false;     // the first (possibly empty) report moved the run to RUNNING
+  // The scheduler refused this attempt's reports (cancelled, or the lease went elsewhere):
+  // nothing more is sent for it, its points are dropped, and the child is killed.
+  bool rejected = false;
   StopReason stop = StopReason::kNone;
   absl::Time stop_sent;
   double tokens_seen = 0;
@@ -140,6 +143,7 @@ struct Agent::Impl {
   void LeaseAndStart();
   void StartAttempt(const v1::Lease& lease);
   void Flush(Attempt& attempt);
+  void Reject(Attempt& attempt);
   // Returns true when the attempt is finished with and can be dropped.
   bool Finish(Attempt& attempt);
   void RequestStop(Attempt& attempt, StopReason reason, int signal_number);
@@ -201,7 +205,7 @@ void Agent::Impl::Heartbeat() {
   if (response.reregister()) {
     spdlog::warn("scheduler does not know worker_id={}; stopping its runs and registering again",
                  worker_id);
-    for (auto& attempt : attempts) RequestStop(*attempt, StopReason::kLeaseLost, SIGKILL);
+    for (auto& attempt : attempts) Reject(*attempt);
     worker_id = 0;
   }
 }
@@ -263,8 +267,21 @@ void Agent::Impl::LeaseAndStart() {
   for (const v1::Lease& lease : response.leases()) StartAttempt(lease);
 }
 
+void Agent::Impl::Reject(Attempt& attempt) {
+  attempt.rejected = true;
+  {
+    std::lock_guard<std::mutex> lock(attempt.mu);
+    attempt.pending.clear();
+  }
+  RequestStop(attempt, StopReason::kLeaseLost, SIGKILL);
+}
+
 void Agent::Impl::Flush(Attempt& attempt) {
-  if (attempt.stop == StopReason::kLeaseLost) return;
+  if (attempt.rejected) {
+    std::lock_guard<std::mutex> lock(attempt.mu);
+    attempt.pending.clear();  // lines still arriving from a child that is being killed
+    return;
+  }
   v1::ReportMetricsRequest request;
   {
     std::lock_guard<std::mutex> lock(attempt.mu);
@@ -281,7 +298,7 @@ void Agent::Impl::Flush(Attempt& attempt) {
   if (absl::IsFailedPrecondition(status) || absl::IsNotFound(status)) {
     spdlog::warn("run={} attempt={} is no longer ours; stopping it", attempt.lease.run_id(),
                  attempt.lease.attempt());
-    RequestStop(attempt, StopReason::kLeaseLost, SIGKILL);
+    Reject(attempt);
     return;
   }
   if (!status.ok()) return;  // kept and re-sent; the store keeps one copy per key
@@ -316,7 +333,7 @@ bool Agent::Impl::Finish(Attempt& attempt) {
   Flush(attempt);
   {
     std::lock_guard<std::mutex> lock(attempt.mu);
-    if (!attempt.pending.empty() && attempt.stop != StopReason::kLeaseLost) return false;
+    if (!attempt.pending.empty()) return false;  // the last batch failed to send; retry
   }
   const ExitInfo& exit = *attempt.exit;
   bool succeeded = exit.exit_code == 0 && exit.term_signal == 0 && attempt.stop == StopReason::kNone;
@@ -333,7 +350,7 @@ bool Agent::Impl::Finish(Attempt& attempt) {
                                   : ClassifyExit(exit, attempt.stop != StopReason::kNone));
     request.set_message(TailOfFile(attempt.dir + "/stderr.log", 20));
   }
-  if (attempt.stop != StopReason::kLeaseLost) {
+  if (!attempt.rejected) {
     v1::CompleteRunResponse response;
     auto context = Context();
     absl::Status status = Call("CompleteRun", stub->CompleteRun(context.get(), request, &response));

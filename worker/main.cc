@@ -1,11 +1,13 @@
 // scalelab-worker: flags -> AgentOptions, then run until SIGINT/SIGTERM.
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "services/logging.h"
 #include "services/signals.h"
 #include "spdlog/spdlog.h"
 #include "worker/agent.h"
@@ -24,8 +26,11 @@ ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("ScaleLab worker agent: leases runs and supervises trainers.");
   absl::ParseCommandLine(argc, argv);
-  spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ worker %v");
+  if (auto status = scalelab::services::InitLogging("worker", absl::GetFlag(FLAGS_log_level));
+      !status.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(status.message()).c_str());
+    return EXIT_FAILURE;
+  }
 
   scalelab::worker::AgentOptions options;
   options.scheduler_address = absl::GetFlag(FLAGS_scheduler);

@@ -109,7 +109,7 @@ TEST_CASE("A worker killed with SIGKILL loses its lease and its run is requeued 
           "[integration][slow]") {
   Stack stack(absl::Seconds(3));
   int doomed = stack.StartWorker();
-  auto submitted = stack.Submit(stack.Manifest("survivor", 1.5e5, "{model.d_model: [16]}"));
+  auto submitted = stack.Submit(stack.Manifest("survivor", 2e6, "{model.d_model: [16]}"));
   const int64_t sweep_id = submitted.sweep().id();
 
   // Kill the worker once its trainer has reported progress.

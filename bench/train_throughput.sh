@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Training throughput and quality of scalelab-train on one CPU thread.
+#
+# Builds a byte-level English corpus from the GCIDE dictionary (Debian package dict-gcide), then
+# trains a few model sizes on 1e6 tokens each and prints, per size: steps, mean training
+# tokens/s (evaluation excluded), final val_loss, and the wall time. The unigram entropy of the
+# validation bytes is printed first: a model that learned anything beyond byte frequencies ends
+# well below it.
+#
+#   bench/train_throughput.sh [path/to/scalelab-train] [tokens]
+#
+# Defaults: build-model/bin/scalelab-train, 1e6 tokens. Scratch files go to $BENCH_DIR
+# (default /tmp/scalelab-bench). Run it on an otherwise idle machine: the numbers are per core.
+set -euo pipefail
+
+TRAIN="${1:-build-model/bin/scalelab-train}"
+TOKENS="${2:-1e6}"
+BENCH_DIR="${BENCH_DIR:-/tmp/scalelab-bench}"
+DICT=/usr/share/dictd/gcide.dict.dz
+DATA="$BENCH_DIR/gcide"
+
+if [[ ! -x "$TRAIN" ]]; then
+  echo "no trainer at $TRAIN; build the scalelab-train target first" >&2
+  exit 1
+fi
+
+if [[ ! -s "$DATA/val.bin" ]]; then
+  [[ -r "$DICT" ]] || { echo "need $DICT (apt-get install dict-gcide)" >&2; exit 1; }
+  mkdir -p "$DATA"
+  # 3 MB of dictionary text without its markup; the first 95% trains, the last 5% validates.
+  # (zcat dies of SIGPIPE once head has enough; that is expected, not an error.)
+  { zcat "$DICT" || true; } | head -c 3000000 | sed 's/<[^>]*>//g' > "$BENCH_DIR/corpus.txt"
+  total=$(stat -c %s "$BENCH_DIR/corpus.txt")
+  train_bytes=$((total * 95 / 100))
+  head -c "$train_bytes" "$BENCH_DIR/corpus.txt" > "$DATA/train.bin"
+  tail -c "$((total - train_bytes))" "$BENCH_DIR/corpus.txt" > "$DATA/val.bin"
+fi
+
+# Unigram entropy of val.bin in nats/token: the loss of the best context-free byte model.
+od -An -v -tu1 "$DATA/val.bin" | tr -s ' ' '\n' | grep -v '^$' | sort -n | uniq -c |
+  awk '{ n[NR] = $1; total += $1 } END {
+         for (i in n) { p = n[i] / total; h -= p * log(p) }
+         printf "unigram entropy of val.bin: %.3f nats/token (%d tokens)\n", h, total }'
+
+printf '%-40s %6s %12s %9s %8s\n' "config" "steps" "tokens/s" "val_loss" "wall_s"
+for config in \
+    "--d_model=32 --n_layers=2 --n_heads=4" \
+    "--d_model=64 --n_layers=2 --n_heads=4" \
+    "--d_model=96 --n_layers=3 --n_heads=4" \
+    "--d_model=128 --n_layers=4 --n_heads=4"; do
+  out="$BENCH_DIR/run.jsonl"
+  start=$(date +%s.%N)
+  # shellcheck disable=SC2086  # $config is a list of flags on purpose.
+  "$TRAIN" --data_sources=gcide="$DATA" --tokens="$TOKENS" --threads=1 $config \
+    > "$out" 2> "$BENCH_DIR/run.log"
+  end=$(date +%s.%N)
+  awk -v config="$config" -v wall="$(awk -v s="$start" -v e="$end" 'BEGIN { print e - s }')" '
+    /"name":"tokens_per_s"/ { match($0, /"value":[^,]*/); tps += substr($0, RSTART + 8, RLENGTH - 8); n++ }
+    /"name":"val_loss"/ { match($0, /"value":[^,]*/); val = substr($0, RSTART + 8, RLENGTH - 8) }
+    /"name":"train_loss"/ { match($0, /"step":[0-9]*/); steps = substr($0, RSTART + 7, RLENGTH - 7) }
+    END { printf "%-40s %6d %12.0f %9.4f %8.1f\n", config, steps, tps / n, val, wall }' "$out"
+done

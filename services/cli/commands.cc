@@ -229,6 +229,8 @@ int Watch(CliContext& cli, int64_t sweep_id) {
   const bool tty = ::isatty(STDOUT_FILENO) && cli.output == OutputFormat::kTable;
   v1::SweepEvent event;
   int lines_drawn = 0;
+  std::string last_counts;  // without a terminal, print a line on a state change or every 10 %
+  int last_decile = -1;
   while (reader->Read(&event)) {
     if (cli.output == OutputFormat::kJson) {
       google::protobuf::util::JsonPrintOptions options;
@@ -257,7 +259,13 @@ int Watch(CliContext& cli, int64_t sweep_id) {
       for (const std::string& line : lines) std::cout << line << "\n";
       lines_drawn = static_cast<int>(lines.size());
     } else {
-      std::cout << lines.front() << "\n";
+      std::string counts = Counts(event.sweep()) + SweepStateName(event.sweep().state());
+      int decile = static_cast<int>(fraction * 10);
+      if (counts != last_counts || decile != last_decile) {
+        std::cout << lines.front() << "\n";
+        last_counts = counts;
+        last_decile = decile;
+      }
     }
     std::cout.flush();
   }

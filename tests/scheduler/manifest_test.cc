@@ -63,7 +63,7 @@ TEST_CASE("The tiny-scaling example parses and expands to six runs in grid order
   REQUIRE(runs.ok());
   REQUIRE(runs->size() == 6);
   const std::vector<std::pair<std::string, std::string>> expected = {
-      {"32", "5e5"}, {"32", "1e6"}, {"64", "5e5"}, {"64", "1e6"}, {"96", "5e5"}, {"96", "1e6"}};
+      {"32", "1e6"}, {"32", "2e6"}, {"64", "1e6"}, {"64", "2e6"}, {"128", "1e6"}, {"128", "2e6"}};
   for (int run_idx = 0; run_idx < 6; ++run_idx) {
     const ExpandedRun& run = (*runs)[run_idx];
     CHECK(run.index == run_idx);
@@ -72,7 +72,7 @@ TEST_CASE("The tiny-scaling example parses and expands to six runs in grid order
                                              {"train.tokens", expected[run_idx].second}});
     CHECK(run.config.model().d_model() == std::stoi(expected[run_idx].first));
     CHECK(run.config.train().tokens() == std::stod(expected[run_idx].second));
-    CHECK(run.config.eval().every_tokens() == 2.5e5);
+    CHECK(run.config.eval().every_tokens() == 5e5);
     CHECK(run.config.model().n_heads() == 4);
   }
 }

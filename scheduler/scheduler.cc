@@ -101,8 +101,8 @@ absl::Status Scheduler::Init() {
   impl_->worker_service = std::make_unique<WorkerServiceImpl>(context);
   impl_->results_service = std::make_unique<ResultsServiceImpl>(context);
   auto server = services::StartGrpcServer(
-      options_.listen_address, {impl_->sweep_service.get(), impl_->worker_service.get(),
-                                impl_->results_service.get()});
+      options_.listen_address,
+      {impl_->sweep_service.get(), impl_->worker_service.get(), impl_->results_service.get()});
   if (!server.ok()) return server.status();
   impl_->server = std::move(server->server);
   grpc_port_ = server->port;
@@ -114,8 +114,7 @@ absl::Status Scheduler::Init() {
       }
     }
   });
-  spdlog::info("scheduler listening grpc=127.0.0.1:{} metrics_port={}", grpc_port_,
-               metrics_port());
+  spdlog::info("scheduler listening grpc=127.0.0.1:{} metrics_port={}", grpc_port_, metrics_port());
   return absl::OkStatus();
 }
 

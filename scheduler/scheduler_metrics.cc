@@ -15,8 +15,9 @@ prometheus::Counter& SimpleCounter(prometheus::Registry& registry, const std::st
 }  // namespace
 
 SchedulerMetrics::SchedulerMetrics(prometheus::Registry& registry)
-    : sweeps_submitted(SimpleCounter(registry, "scalelab_scheduler_sweeps_submitted_total",
-                                     "Sweeps stored by SubmitSweep (idempotent repeats excluded).")),
+    : sweeps_submitted(
+          SimpleCounter(registry, "scalelab_scheduler_sweeps_submitted_total",
+                        "Sweeps stored by SubmitSweep (idempotent repeats excluded).")),
       metric_points(SimpleCounter(registry, "scalelab_scheduler_metric_points_ingested_total",
                                   "Metric points newly stored from worker reports.")),
       tokens_trained(SimpleCounter(registry, "scalelab_scheduler_tokens_trained_total",

@@ -2,13 +2,13 @@
 #ifndef SCALELAB_SCHEDULER_SCHEDULER_METRICS_H_
 #define SCALELAB_SCHEDULER_SCHEDULER_METRICS_H_
 
-#include <memory>
-
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
+
+#include <memory>
 
 #include "services/store.h"
 
@@ -21,11 +21,11 @@ class SchedulerMetrics {
   // Sets scalelab_scheduler_runs{state} and scalelab_scheduler_workers{state} from the store.
   void SetCounts(const services::StoreCounts& counts);
 
-  prometheus::Counter& sweeps_submitted;       // scalelab_scheduler_sweeps_submitted_total
-  prometheus::Counter& metric_points;          // scalelab_scheduler_metric_points_ingested_total
-  prometheus::Counter& tokens_trained;         // scalelab_scheduler_tokens_trained_total
-  prometheus::Counter& leases_granted;         // scalelab_scheduler_leases_granted_total
-  prometheus::Counter& leases_expired;         // scalelab_scheduler_leases_expired_total
+  prometheus::Counter& sweeps_submitted;  // scalelab_scheduler_sweeps_submitted_total
+  prometheus::Counter& metric_points;     // scalelab_scheduler_metric_points_ingested_total
+  prometheus::Counter& tokens_trained;    // scalelab_scheduler_tokens_trained_total
+  prometheus::Counter& leases_granted;    // scalelab_scheduler_leases_granted_total
+  prometheus::Counter& leases_expired;    // scalelab_scheduler_leases_expired_total
   prometheus::Family<prometheus::Counter>& runs_finished;  // ..._runs_finished_total{state}
   prometheus::Family<prometheus::Histogram>& rpc_seconds;  // ..._rpc_duration_seconds{method}
 

@@ -1,9 +1,9 @@
 #include "scheduler/sweep_service.h"
 
-#include <thread>
-
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "scheduler/expand.h"
@@ -18,8 +18,7 @@ using services::ToGrpcStatus;
 
 RpcTimer::~RpcTimer() {
   if (metrics_ == nullptr) return;
-  double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   static const auto* const kBuckets = new prometheus::Histogram::BucketBoundaries{
       0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
   metrics_->rpc_seconds.Add({{"method", method_}}, *kBuckets).Observe(seconds);
@@ -53,9 +52,9 @@ grpc::Status SweepServiceImpl::SubmitSweep(grpc::ServerContext*,
   auto spec = SpecOf(*request);
   if (!spec.ok()) return ToGrpcStatus(spec.status());
   if (spec->kind() != v1::RUN_KIND_PRETRAIN) {
-    return ToGrpcStatus(absl::UnimplementedError(
-        absl::StrCat("kind: only pretrain sweeps can be run so far, got ",
-                     services::RunKindName(spec->kind()))));
+    return ToGrpcStatus(
+        absl::UnimplementedError(absl::StrCat("kind: only pretrain sweeps can be run so far, got ",
+                                              services::RunKindName(spec->kind()))));
   }
   auto expanded = ExpandSweep(*spec);
   if (!expanded.ok()) return ToGrpcStatus(expanded.status());
@@ -64,8 +63,9 @@ grpc::Status SweepServiceImpl::SubmitSweep(grpc::ServerContext*,
   for (ExpandedRun& run : *expanded) {
     runs.push_back({run.index, std::move(run.config), std::move(run.overrides)});
   }
-  std::string manifest =
-      request->source_case() == v1::SubmitSweepRequest::kManifestYaml ? request->manifest_yaml() : "";
+  std::string manifest = request->source_case() == v1::SubmitSweepRequest::kManifestYaml
+                             ? request->manifest_yaml()
+                             : "";
   auto created = ctx_.store->CreateSweep(*spec, manifest, request->idempotency_key(), runs);
   if (!created.ok()) return ToGrpcStatus(created.status());
   if (created->created) {
@@ -152,7 +152,8 @@ grpc::Status SweepServiceImpl::WatchSweep(grpc::ServerContext* context,
     if (event.sweep().state() != v1::SWEEP_STATE_RUNNING) return grpc::Status::OK;
     std::this_thread::sleep_for(absl::ToChronoMilliseconds(ctx_.watch_poll));
   }
-  return grpc::Status(grpc::StatusCode::CANCELLED, "watch ended: scheduler stopping or client gone");
+  return grpc::Status(grpc::StatusCode::CANCELLED,
+                      "watch ended: scheduler stopping or client gone");
 }
 
 }  // namespace scalelab::scheduler

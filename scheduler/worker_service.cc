@@ -21,16 +21,15 @@ grpc::Status WorkerServiceImpl::Register(grpc::ServerContext*, const v1::Registe
   }
   auto worker_id = ctx_.store->RegisterWorker(*request);
   if (!worker_id.ok()) return ToGrpcStatus(worker_id.status());
-  spdlog::info("worker registered id={} name={} cpu_slots={} gpus={}", *worker_id,
-               request->name(), request->cpu_slots(), request->gpus_size());
+  spdlog::info("worker registered id={} name={} cpu_slots={} gpus={}", *worker_id, request->name(),
+               request->cpu_slots(), request->gpus_size());
   response->set_worker_id(*worker_id);
   response->set_heartbeat_interval_s(absl::ToDoubleSeconds(ctx_.heartbeat_interval));
   response->set_lease_ttl_s(absl::ToDoubleSeconds(ctx_.lease_ttl));
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext*,
-                                          const v1::HeartbeatRequest* request,
+grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* request,
                                           v1::HeartbeatResponse* response) {
   RpcTimer timer(ctx_.metrics, "Heartbeat");
   std::vector<v1::RunAttempt> running(request->running().begin(), request->running().end());
@@ -42,8 +41,7 @@ grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::LeaseRuns(grpc::ServerContext*,
-                                          const v1::LeaseRunsRequest* request,
+grpc::Status WorkerServiceImpl::LeaseRuns(grpc::ServerContext*, const v1::LeaseRunsRequest* request,
                                           v1::LeaseRunsResponse* response) {
   RpcTimer timer(ctx_.metrics, "LeaseRuns");
   auto leases = ctx_.store->LeaseRuns(request->worker_id(), request->free_slots(),

@@ -4,11 +4,11 @@
 #ifndef SCALELAB_SERVICES_METRICS_H_
 #define SCALELAB_SERVICES_METRICS_H_
 
-#include <memory>
-#include <string>
-
 #include <prometheus/exposer.h>
 #include <prometheus/registry.h>
+
+#include <memory>
+#include <string>
 
 #include "absl/status/statusor.h"
 

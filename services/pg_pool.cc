@@ -8,10 +8,13 @@
 namespace scalelab::services {
 
 absl::Status PgPoolOptions::Validate() const {
-  if (url.empty()) return absl::InvalidArgumentError("database url: expected a libpq URI, got \"\"");
-  if (size < 1) return absl::InvalidArgumentError(absl::StrCat("pool size: expected >= 1, got ", size));
+  if (url.empty())
+    return absl::InvalidArgumentError("database url: expected a libpq URI, got \"\"");
+  if (size < 1)
+    return absl::InvalidArgumentError(absl::StrCat("pool size: expected >= 1, got ", size));
   if (max_retries < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("max_retries: expected >= 0, got ", max_retries));
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_retries: expected >= 0, got ", max_retries));
   }
   return absl::OkStatus();
 }

@@ -53,7 +53,8 @@ std::string FailureClassName(v1::FailureClass failure_class) {
 
 v1::FailureClass ParseFailureClass(absl::string_view name) {
   v1::FailureClass failure_class;
-  if (!name.empty() && v1::FailureClass_Parse(absl::StrCat("FAILURE_CLASS_", name), &failure_class)) {
+  if (!name.empty() &&
+      v1::FailureClass_Parse(absl::StrCat("FAILURE_CLASS_", name), &failure_class)) {
     return failure_class;
   }
   return v1::FAILURE_CLASS_UNSPECIFIED;

@@ -9,9 +9,9 @@
 #define SCALELAB_SERVICES_RUN_STATE_H_
 
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "scalelab/v1/common.pb.h"
 
 namespace scalelab::services {
@@ -24,7 +24,7 @@ std::string SweepStateName(v1::SweepState state);
 absl::StatusOr<v1::SweepState> ParseSweepState(absl::string_view name);
 
 std::string FailureClassName(v1::FailureClass failure_class);  // "" for UNSPECIFIED
-v1::FailureClass ParseFailureClass(absl::string_view name);       // UNSPECIFIED when unknown
+v1::FailureClass ParseFailureClass(absl::string_view name);    // UNSPECIFIED when unknown
 
 std::string RunKindName(v1::RunKind kind);  // "pretrain"
 absl::StatusOr<v1::RunKind> ParseRunKind(absl::string_view name);

@@ -136,11 +136,11 @@ absl::StatusOr<v1::Sweep> Store::GetSweep(int64_t sweep_id) {
 absl::StatusOr<std::vector<v1::Sweep>> Store::ListSweeps(const std::string& project, int limit) {
   std::vector<v1::Sweep> sweeps;
   absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
-    pqxx::result rows = txn.exec_params(
-        absl::StrCat("SELECT ", kSweepColumns,
-                     " FROM sweeps s JOIN projects p ON p.id = s.project_id "
-                     "WHERE ($1 = '' OR p.name = $1) ORDER BY s.id DESC LIMIT $2"),
-        project, limit > 0 ? limit : 100);
+    pqxx::result rows =
+        txn.exec_params(absl::StrCat("SELECT ", kSweepColumns,
+                                     " FROM sweeps s JOIN projects p ON p.id = s.project_id "
+                                     "WHERE ($1 = '' OR p.name = $1) ORDER BY s.id DESC LIMIT $2"),
+                        project, limit > 0 ? limit : 100);
     for (const auto& row : rows) {
       auto sweep = SweepFromRow(row);
       if (!sweep.ok()) return sweep.status();
@@ -157,8 +157,7 @@ absl::StatusOr<std::vector<v1::Run>> Store::ListRuns(int64_t sweep_id, v1::RunSt
                                                      int limit) {
   std::vector<v1::Run> runs;
   absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
-    if (sweep_id != 0 &&
-        txn.exec_params("SELECT 1 FROM sweeps WHERE id = $1", sweep_id).empty()) {
+    if (sweep_id != 0 && txn.exec_params("SELECT 1 FROM sweeps WHERE id = $1", sweep_id).empty()) {
       return absl::NotFoundError(absl::StrCat("sweep ", sweep_id, " does not exist"));
     }
     std::string state_name = state == v1::RUN_STATE_UNSPECIFIED ? "" : RunStateName(state);
@@ -181,8 +180,8 @@ absl::StatusOr<std::vector<v1::Run>> Store::ListRuns(int64_t sweep_id, v1::RunSt
 absl::StatusOr<v1::Run> Store::GetRun(int64_t run_id) {
   v1::Run run;
   absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
-    pqxx::result rows =
-        txn.exec_params(absl::StrCat("SELECT ", kRunColumns, " FROM runs r WHERE r.id = $1"), run_id);
+    pqxx::result rows = txn.exec_params(
+        absl::StrCat("SELECT ", kRunColumns, " FROM runs r WHERE r.id = $1"), run_id);
     if (rows.empty()) return absl::NotFoundError(absl::StrCat("run ", run_id, " does not exist"));
     auto loaded = RunFromRow(rows[0]);
     if (!loaded.ok()) return loaded.status();
@@ -276,16 +275,17 @@ absl::StatusOr<v1::GetRunMetricsResponse> Store::GetRunMetrics(
 }
 
 absl::StatusOr<std::vector<v1::RunCurve>> Store::GetSweepCurves(int64_t sweep_id,
-                                                               const std::string& metric) {
+                                                                const std::string& metric) {
   std::vector<v1::RunCurve> curves;
   std::string name = metric.empty() ? "val_loss" : metric;
   absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
     if (txn.exec_params("SELECT 1 FROM sweeps WHERE id = $1", sweep_id).empty()) {
       return absl::NotFoundError(absl::StrCat("sweep ", sweep_id, " does not exist"));
     }
-    pqxx::result runs = txn.exec_params(
-        absl::StrCat("SELECT ", kRunColumns, " FROM runs r WHERE r.sweep_id = $1 ORDER BY r.run_index"),
-        sweep_id);
+    pqxx::result runs =
+        txn.exec_params(absl::StrCat("SELECT ", kRunColumns,
+                                     " FROM runs r WHERE r.sweep_id = $1 ORDER BY r.run_index"),
+                        sweep_id);
     for (const auto& row : runs) {
       auto run = RunFromRow(row);
       if (!run.ok()) return run.status();

@@ -28,8 +28,8 @@
 namespace scalelab::services {
 
 struct StoreOptions {
-  std::string url;            // libpq URI; required
-  int pool_size = 4;          // connections
+  std::string url;               // libpq URI; required
+  int pool_size = 4;             // connections
   bool apply_migrations = true;  // apply migrations/ at Open
   absl::Status Validate() const;
 };
@@ -52,8 +52,8 @@ using RetryDecider =
     std::function<v1::RunState(const v1::Run& run, v1::FailureClass failure_class)>;
 
 struct HeartbeatResult {
-  bool known = true;                    // false: unknown or LOST worker, it must re-register
-  std::vector<v1::RunAttempt> stop;     // attempts the worker must stop
+  bool known = true;                 // false: unknown or LOST worker, it must re-register
+  std::vector<v1::RunAttempt> stop;  // attempts the worker must stop
 };
 
 struct ExpiredLease {
@@ -64,8 +64,8 @@ struct ExpiredLease {
 };
 
 struct ReportMetricsResult {
-  int stored = 0;             // points new to the store
-  double tokens_added = 0;    // growth of the run's trained tokens through this report
+  int stored = 0;           // points new to the store
+  double tokens_added = 0;  // growth of the run's trained tokens through this report
 };
 
 struct StoreCounts {
@@ -102,12 +102,12 @@ class Store {
                                             absl::Time now, absl::Duration lease_ttl);
   // Leases up to max_runs PENDING runs (oldest sweep first, then run index) to the worker,
   // starting a new attempt for each. FailedPrecondition when the worker is unknown or LOST.
-  absl::StatusOr<std::vector<v1::Lease>> LeaseRuns(int64_t worker_id, int max_runs,
-                                                   absl::Time now, absl::Duration lease_ttl);
+  absl::StatusOr<std::vector<v1::Lease>> LeaseRuns(int64_t worker_id, int max_runs, absl::Time now,
+                                                   absl::Duration lease_ttl);
   // Stores points once per (run, attempt, step, name); the first report of an attempt moves
   // the run to RUNNING. FailedPrecondition when the attempt is not the run's current one.
-  absl::StatusOr<ReportMetricsResult> ReportMetrics(const v1::ReportMetricsRequest& request, absl::Time now,
-                                    absl::Duration lease_ttl);
+  absl::StatusOr<ReportMetricsResult> ReportMetrics(const v1::ReportMetricsRequest& request,
+                                                    absl::Time now, absl::Duration lease_ttl);
   // Ends an attempt. Success -> SUCCEEDED; failure -> whatever `decide` says (PENDING to retry,
   // FAILED to stop). A report for a run that was cancelled meanwhile is accepted and changes
   // nothing. FailedPrecondition when the attempt is not current.

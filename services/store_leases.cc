@@ -55,8 +55,8 @@ absl::StatusOr<int64_t> Store::RegisterWorker(const v1::RegisterRequest& request
     worker_id = txn.exec_params1(
                        "INSERT INTO workers (name, hostname, cpu_slots, gpus, inventory, state) "
                        "VALUES ($1, $2, $3, $4, $5::jsonb, 'ALIVE') RETURNING id",
-                       request.name(), request.hostname(), request.cpu_slots(),
-                       request.gpus_size(), internal::ToJson(request))[0]
+                       request.name(), request.hostname(), request.cpu_slots(), request.gpus_size(),
+                       internal::ToJson(request))[0]
                     .as<int64_t>();
     return absl::OkStatus();
   });
@@ -93,16 +93,15 @@ absl::StatusOr<HeartbeatResult> Store::Heartbeat(int64_t worker_id,
 }
 
 absl::StatusOr<std::vector<v1::Lease>> Store::LeaseRuns(int64_t worker_id, int max_runs,
-                                                        absl::Time now,
-                                                        absl::Duration lease_ttl) {
+                                                        absl::Time now, absl::Duration lease_ttl) {
   std::vector<v1::Lease> leases;
   if (max_runs <= 0) return leases;
   absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
     pqxx::result worker =
         txn.exec_params("SELECT state FROM workers WHERE id = $1 FOR UPDATE", worker_id);
     if (worker.empty() || worker[0][0].as<std::string>() != "ALIVE") {
-      return absl::FailedPreconditionError(
-          absl::StrCat("worker ", worker_id, " is not registered or was declared lost; register again"));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "worker ", worker_id, " is not registered or was declared lost; register again"));
     }
     // SKIP LOCKED lets several schedulers (or calls) lease concurrently without double-leasing.
     pqxx::result picked = txn.exec_params(
@@ -143,8 +142,8 @@ absl::StatusOr<std::vector<v1::Lease>> Store::LeaseRuns(int64_t worker_id, int m
   return leases;
 }
 
-absl::StatusOr<ReportMetricsResult> Store::ReportMetrics(const v1::ReportMetricsRequest& request, absl::Time now,
-                                         absl::Duration lease_ttl) {
+absl::StatusOr<ReportMetricsResult> Store::ReportMetrics(const v1::ReportMetricsRequest& request,
+                                                         absl::Time now, absl::Duration lease_ttl) {
   ReportMetricsResult result;
   absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
     result = ReportMetricsResult();  // a retried transaction starts over
@@ -155,11 +154,11 @@ absl::StatusOr<ReportMetricsResult> Store::ReportMetrics(const v1::ReportMetrics
           "run ", request.run_id(), " is ", RunStateName(run->state()), "; stop reporting"));
     }
     if (run->state() == v1::RUN_STATE_LEASED) {
-      RecordTransition(txn, run->id(), run->attempt(), v1::RUN_STATE_LEASED,
-                       v1::RUN_STATE_RUNNING, "trainer started");
+      RecordTransition(txn, run->id(), run->attempt(), v1::RUN_STATE_LEASED, v1::RUN_STATE_RUNNING,
+                       "trainer started");
       txn.exec_params(
-          "UPDATE run_attempts SET state = 'RUNNING' WHERE run_id = $1 AND attempt = $2",
-          run->id(), run->attempt());
+          "UPDATE run_attempts SET state = 'RUNNING' WHERE run_id = $1 AND attempt = $2", run->id(),
+          run->attempt());
     }
     int64_t max_step = run->step();
     double max_tokens = run->tokens();
@@ -214,13 +213,12 @@ absl::StatusOr<v1::RunState> Store::CompleteRun(const v1::CompleteRunRequest& re
         request.succeeded() ? v1::FAILURE_CLASS_UNSPECIFIED : request.failure_class();
     next = request.succeeded() ? v1::RUN_STATE_SUCCEEDED : decide(*run, failure_class);
     if (!IsAllowedTransition(run->state(), next)) {
-      return absl::InternalError(absl::StrCat("retry policy chose ", RunStateName(next),
-                                              " from ", RunStateName(run->state())));
+      return absl::InternalError(absl::StrCat("retry policy chose ", RunStateName(next), " from ",
+                                              RunStateName(run->state())));
     }
-    std::string reason =
-        request.succeeded()
-            ? "trainer exited 0"
-            : absl::StrCat(FailureClassName(failure_class), ": ", request.message());
+    std::string reason = request.succeeded() ? "trainer exited 0"
+                                             : absl::StrCat(FailureClassName(failure_class), ": ",
+                                                            request.message());
     CloseAttempt(txn, run->id(), run->attempt(),
                  request.succeeded() ? v1::RUN_STATE_SUCCEEDED : v1::RUN_STATE_FAILED,
                  request.exit_code(), request.term_signal(), failure_class, request.message());
@@ -248,17 +246,18 @@ absl::StatusOr<std::vector<ExpiredLease>> Store::ExpireLeases(absl::Time now,
         "AND last_heartbeat_at < to_timestamp($1)",
         EpochSeconds(now - worker_timeout));
     pqxx::result rows = txn.exec_params(
-        absl::StrCat("SELECT ", kRunColumns,
-                     " FROM runs r WHERE r.state IN ('LEASED', 'RUNNING') "
-                     "AND r.lease_expires_at < to_timestamp($1) ORDER BY r.id FOR UPDATE SKIP LOCKED"),
+        absl::StrCat(
+            "SELECT ", kRunColumns,
+            " FROM runs r WHERE r.state IN ('LEASED', 'RUNNING') "
+            "AND r.lease_expires_at < to_timestamp($1) ORDER BY r.id FOR UPDATE SKIP LOCKED"),
         EpochSeconds(now));
     for (const auto& row : rows) {
       auto run = RunFromRow(row);
       if (!run.ok()) return run.status();
       v1::RunState next = decide(*run, v1::FAILURE_CLASS_NODE_LOST);
       if (!IsAllowedTransition(run->state(), next)) {
-        return absl::InternalError(absl::StrCat("retry policy chose ", RunStateName(next),
-                                                " from ", RunStateName(run->state())));
+        return absl::InternalError(absl::StrCat("retry policy chose ", RunStateName(next), " from ",
+                                                RunStateName(run->state())));
       }
       std::string reason =
           absl::StrCat("NODE_LOST: lease of worker ", run->worker_id(), " expired");

@@ -1,10 +1,11 @@
-#include <cmath>
+#include "services/internal/store_rows.h"
 
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
-#include "services/internal/store_rows.h"
 #include "services/run_state.h"
 
 namespace scalelab::services::internal {
@@ -34,8 +35,8 @@ absl::Status FromJson(const std::string& json, google::protobuf::Message* messag
   options.ignore_unknown_fields = true;  // rows written by a newer schema stay readable
   auto status = google::protobuf::util::JsonStringToMessage(json, message, options);
   if (!status.ok()) {
-    return absl::InternalError(absl::StrCat("stored ", message->GetTypeName(),
-                                            " is not valid JSON: ", status.ToString()));
+    return absl::InternalError(
+        absl::StrCat("stored ", message->GetTypeName(), " is not valid JSON: ", status.ToString()));
   }
   return absl::OkStatus();
 }

@@ -3,6 +3,9 @@
 // a blocking read is the simplest correct way to follow a pipe.
 #include "worker/agent.h"
 
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -11,10 +14,6 @@
 #include <mutex>
 #include <thread>
 #include <vector>
-
-#include <prometheus/counter.h>
-#include <prometheus/gauge.h>
-#include <prometheus/registry.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
@@ -42,7 +41,7 @@ struct Attempt {
   std::mutex mu;
   std::vector<v1::MetricPoint> pending;  // guarded by mu
   bool eof = false;                      // guarded by mu
-  bool announced = false;     // the first (possibly empty) report moved the run to RUNNING
+  bool announced = false;  // the first (possibly empty) report moved the run to RUNNING
   // The scheduler refused this attempt's reports (cancelled, or the lease went elsewhere):
   // nothing more is sent for it, its points are dropped, and the child is killed.
   bool rejected = false;
@@ -194,10 +193,9 @@ void Agent::Impl::Heartbeat() {
   next_heartbeat = absl::Now() + heartbeat_interval;
   for (const v1::RunAttempt& stop : response.stop()) {
     for (auto& attempt : attempts) {
-      if (attempt->lease.run_id() == stop.run_id() &&
-          attempt->lease.attempt() == stop.attempt()) {
-        spdlog::info("stopping run={} attempt={}: the scheduler no longer wants it",
-                     stop.run_id(), stop.attempt());
+      if (attempt->lease.run_id() == stop.run_id() && attempt->lease.attempt() == stop.attempt()) {
+        spdlog::info("stopping run={} attempt={}: the scheduler no longer wants it", stop.run_id(),
+                     stop.attempt());
         RequestStop(*attempt, StopReason::kCancelled, SIGTERM);
       }
     }
@@ -307,8 +305,7 @@ void Agent::Impl::Flush(Attempt& attempt) {
   {
     std::lock_guard<std::mutex> lock(attempt.mu);
     // Points that arrived during the call stay queued for the next batch.
-    attempt.pending.erase(attempt.pending.begin(),
-                          attempt.pending.begin() + request.points_size());
+    attempt.pending.erase(attempt.pending.begin(), attempt.pending.begin() + request.points_size());
   }
   for (const v1::MetricPoint& point : request.points()) {
     max_tokens = std::max(max_tokens, point.tokens());
@@ -336,7 +333,8 @@ bool Agent::Impl::Finish(Attempt& attempt) {
     if (!attempt.pending.empty()) return false;  // the last batch failed to send; retry
   }
   const ExitInfo& exit = *attempt.exit;
-  bool succeeded = exit.exit_code == 0 && exit.term_signal == 0 && attempt.stop == StopReason::kNone;
+  bool succeeded =
+      exit.exit_code == 0 && exit.term_signal == 0 && attempt.stop == StopReason::kNone;
   v1::CompleteRunRequest request;
   request.set_worker_id(worker_id);
   request.set_run_id(attempt.lease.run_id());

@@ -20,15 +20,15 @@ namespace scalelab::worker {
 
 struct AgentOptions {
   std::string scheduler_address = "127.0.0.1:7070";  // host:port of the scheduler
-  std::string name;                  // "" = <hostname>:<pid>
-  int cpu_slots = 1;                 // attempts run at once
-  std::string trainer_path;          // "" = scalelab-train next to this executable
-  std::string data_root = ".";       // relative data source folders resolve against it
-  std::string work_dir = ".scalelab/worker";  // per-attempt folders (trainer stderr)
-  int threads_per_run = 1;           // intra-op threads given to each trainer
+  std::string name;                                  // "" = <hostname>:<pid>
+  int cpu_slots = 1;                                 // attempts run at once
+  std::string trainer_path;                          // "" = scalelab-train next to this executable
+  std::string data_root = ".";                  // relative data source folders resolve against it
+  std::string work_dir = ".scalelab/worker";    // per-attempt folders (trainer stderr)
+  int threads_per_run = 1;                      // intra-op threads given to each trainer
   std::string metrics_address = "127.0.0.1:0";  // /metrics host:port; "" = off; port 0 = any
   absl::Duration report_interval = absl::Milliseconds(500);  // metric batches at most this often
-  absl::Duration lease_poll_interval = absl::Seconds(1);      // LeaseRuns at most this often
+  absl::Duration lease_poll_interval = absl::Seconds(1);     // LeaseRuns at most this often
   absl::Duration rpc_timeout = absl::Seconds(10);
   absl::Duration stop_grace = absl::Seconds(5);  // SIGTERM -> SIGKILL
 

@@ -22,7 +22,8 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(const ChildOpt
   if (options.stderr_path.empty()) {
     return absl::InvalidArgumentError("stderr_path: expected a file path, got \"\"");
   }
-  int stderr_fd = ::open(options.stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int stderr_fd =
+      ::open(options.stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (stderr_fd < 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot open ", options.stderr_path, ": ", std::strerror(errno)));
@@ -78,8 +79,8 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(const ChildOpt
   if (n == sizeof(child_errno)) {
     ::waitpid(pid, nullptr, 0);
     ::close(out_pipe[0]);
-    return absl::NotFoundError(absl::StrCat("cannot execute ", options.argv[0], ": ",
-                                            std::strerror(child_errno)));
+    return absl::NotFoundError(
+        absl::StrCat("cannot execute ", options.argv[0], ": ", std::strerror(child_errno)));
   }
   return std::unique_ptr<ChildProcess>(new ChildProcess(pid, out_pipe[0]));
 }

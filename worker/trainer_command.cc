@@ -1,10 +1,9 @@
 #include "worker/trainer_command.h"
 
+#include <google/protobuf/util/json_util.h>
 #include <signal.h>
 
 #include <map>
-
-#include <google/protobuf/util/json_util.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"

@@ -1,5 +1,6 @@
 #include "services/cli/commands.h"
 
+#include <google/protobuf/util/json_util.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -8,8 +9,6 @@
 #include <iostream>
 #include <sstream>
 #include <vector>
-
-#include <google/protobuf/util/json_util.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -44,9 +43,7 @@ int Fail(const CliContext& cli, const char* what, const grpc::Status& status) {
   return 1;
 }
 
-std::string Loss(double value) {
-  return std::isnan(value) ? "-" : absl::StrFormat("%.4f", value);
-}
+std::string Loss(double value) { return std::isnan(value) ? "-" : absl::StrFormat("%.4f", value); }
 
 std::string Tokens(double tokens) {
   if (tokens >= 1e9) return absl::StrFormat("%.2fG", tokens / 1e9);
@@ -98,9 +95,9 @@ void PrintRuns(const std::vector<v1::Run>& runs) {
                     absl::StrCat(run.attempt()), absl::StrCat(run.step()), Tokens(run.tokens()),
                     Loss(run.train_loss()), Loss(run.val_loss()), Overrides(run)});
   }
-  PrintTable({"RUN", "IDX", "STATE", "ATTEMPT", "STEP", "TOKENS", "TRAIN_LOSS", "VAL_LOSS",
-              "OVERRIDES"},
-             rows);
+  PrintTable(
+      {"RUN", "IDX", "STATE", "ATTEMPT", "STEP", "TOKENS", "TRAIN_LOSS", "VAL_LOSS", "OVERRIDES"},
+      rows);
 }
 
 // Fraction of a run's training tokens done; terminal runs count as done.
@@ -246,12 +243,11 @@ int Watch(CliContext& cli, int64_t sweep_id) {
     std::vector<std::string> lines;
     lines.push_back(absl::StrFormat("sweep %d %s  %s %5.1f%%  %s  %s", event.sweep().id(),
                                     event.sweep().name(), Bar(fraction, 30), 100 * fraction,
-                                    SweepStateName(event.sweep().state()),
-                                    Counts(event.sweep())));
+                                    SweepStateName(event.sweep().state()), Counts(event.sweep())));
     for (const v1::Run& run : event.runs()) {
       lines.push_back(absl::StrFormat("  run %-4d %-10s %s step %-6d val %-7s %s", run.id(),
-                                      RunStateName(run.state()), Bar(Progress(run), 20),
-                                      run.step(), Loss(run.val_loss()), Overrides(run)));
+                                      RunStateName(run.state()), Bar(Progress(run), 20), run.step(),
+                                      Loss(run.val_loss()), Overrides(run)));
     }
     if (tty) {
       // Redraw in place: move up over the previous frame and clear to the end of the screen.

@@ -27,8 +27,8 @@ absl::Status WriteFile(const std::filesystem::path& path, const char* data, size
   std::error_code error;
   std::filesystem::rename(tmp, path, error);
   if (error) {
-    return absl::UnavailableError(absl::StrCat("cannot rename to ", path.string(), ": ",
-                                               error.message()));
+    return absl::UnavailableError(
+        absl::StrCat("cannot rename to ", path.string(), ": ", error.message()));
   }
   return absl::OkStatus();
 }
@@ -39,7 +39,8 @@ absl::Status DataPrepOptions::Validate() const {
   if (input.empty()) return absl::InvalidArgumentError("--input: expected a text file, got \"\"");
   if (output.empty()) return absl::InvalidArgumentError("--output: expected a folder, got \"\"");
   if (skip_bytes < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("--skip_bytes: expected >= 0, got ", skip_bytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--skip_bytes: expected >= 0, got ", skip_bytes));
   }
   if (max_bytes < 0) {
     return absl::InvalidArgumentError(absl::StrCat("--max_bytes: expected >= 0, got ", max_bytes));
@@ -95,9 +96,9 @@ absl::StatusOr<DataPrepResult> PrepareByteShards(const DataPrepOptions& options)
   const int64_t train_tokens = total - val_tokens;
   // The trainer needs whole windows; 4096 tokens is far below any useful corpus anyway.
   if (val_tokens < 4096 || train_tokens < 4096) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--input: expected at least 4096 tokens in each split, got ", train_tokens, " train and ",
-        val_tokens, " validation tokens from ", total, " bytes"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--input: expected at least 4096 tokens in each split, got ", train_tokens,
+                     " train and ", val_tokens, " validation tokens from ", total, " bytes"));
   }
 
   std::array<int64_t, 256> counts{};

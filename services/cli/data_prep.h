@@ -18,12 +18,12 @@
 namespace scalelab::cli {
 
 struct DataPrepOptions {
-  std::string input;                  // plain text or gzip (e.g. /usr/share/dictd/gcide.dict.dz)
-  std::string output;                 // folder; created if missing; existing shards are replaced
-  int64_t skip_bytes = 0;             // bytes dropped from the start (file headers)
-  int64_t max_bytes = 8'000'000;      // bytes kept after normalization; 0 = all
-  double val_fraction = 0.05;         // held-out tail, in (0, 0.5]
-  bool collapse_whitespace = true;    // runs of spaces/tabs -> one space (dictionary indents)
+  std::string input;                // plain text or gzip (e.g. /usr/share/dictd/gcide.dict.dz)
+  std::string output;               // folder; created if missing; existing shards are replaced
+  int64_t skip_bytes = 0;           // bytes dropped from the start (file headers)
+  int64_t max_bytes = 8'000'000;    // bytes kept after normalization; 0 = all
+  double val_fraction = 0.05;       // held-out tail, in (0, 0.5]
+  bool collapse_whitespace = true;  // runs of spaces/tabs -> one space (dictionary indents)
   absl::Status Validate() const;
 };
 

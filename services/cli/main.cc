@@ -14,7 +14,8 @@
 ABSL_FLAG(std::string, addr, "",
           "scheduler address host:port (default: $SCALELAB_ADDR, else 127.0.0.1:7070)");
 ABSL_FLAG(std::string, output, "table", "table or json");
-ABSL_FLAG(std::string, idempotency_key, "", "submit: repeat-safe key; the same key returns the same sweep");
+ABSL_FLAG(std::string, idempotency_key, "",
+          "submit: repeat-safe key; the same key returns the same sweep");
 ABSL_FLAG(std::string, format, "csv", "metrics: csv or json");
 ABSL_FLAG(std::string, names, "", "metrics: comma-separated metric names (default all)");
 ABSL_FLAG(std::string, state, "", "runs: only runs in this state");
@@ -91,8 +92,9 @@ int main(int argc, char** argv) {
   if (output != "table" && output != "json") {
     return Usage("--output: expected table or json, got \"" + output + "\"");
   }
-  auto cli = scalelab::cli::Connect(address, output == "json" ? scalelab::cli::OutputFormat::kJson
-                                                              : scalelab::cli::OutputFormat::kTable);
+  auto cli =
+      scalelab::cli::Connect(address, output == "json" ? scalelab::cli::OutputFormat::kJson
+                                                       : scalelab::cli::OutputFormat::kTable);
   int64_t id = 0;
   if (command == "submit") {
     if (args.size() < 3) return Usage("submit: expected a manifest file");

@@ -2,12 +2,12 @@
 #ifndef SCALELAB_SERVICES_INTERNAL_STORE_ROWS_H_
 #define SCALELAB_SERVICES_INTERNAL_STORE_ROWS_H_
 
+#include <google/protobuf/message.h>
+
 #include <cstdint>
 #include <map>
-#include <string>
-
-#include <google/protobuf/message.h>
 #include <pqxx/pqxx>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"

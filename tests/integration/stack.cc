@@ -4,13 +4,12 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <thread>
-
-#include <catch2/catch.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "services/cli/data_prep.h"
@@ -23,16 +22,16 @@ namespace {
 // Deterministic English-like text: learnable structure (a small vocabulary, fixed phrases), so a
 // tiny model beats the unigram entropy within a few thousand steps' worth of tokens.
 std::string SyntheticCorpus(size_t bytes) {
-  const std::vector<std::string> subjects = {"the cat", "a dog", "the old man", "my sister",
-                                             "the river", "a small bird"};
+  const std::vector<std::string> subjects = {"the cat",   "a dog",     "the old man",
+                                             "my sister", "the river", "a small bird"};
   const std::vector<std::string> verbs = {"sees", "follows", "remembers", "crosses", "finds"};
   const std::vector<std::string> objects = {"the house", "a green field", "the long road",
                                             "an open door", "the morning light"};
   std::mt19937 rng(7);
   std::string text;
   while (text.size() < bytes) {
-    absl::StrAppend(&text, subjects[rng() % subjects.size()], " ", verbs[rng() % verbs.size()],
-                    " ", objects[rng() % objects.size()], ".\n");
+    absl::StrAppend(&text, subjects[rng() % subjects.size()], " ", verbs[rng() % verbs.size()], " ",
+                    objects[rng() % objects.size()], ".\n");
   }
   return text;
 }
@@ -103,8 +102,8 @@ std::string Stack::Manifest(const std::string& name, double tokens, const std::s
       "  model: {family: transformer, d_model: 16, n_layers: 1, n_heads: 2, seq_len: 32}\n",
       "  data: {sources: {text: data/text}}\n", "  train: {tokens: ", tokens,
       ", batch_tokens: 1024, lr: 1e-2, schedule: cosine, warmup: 0.05}\n",
-      "  eval: {every_tokens: ", tokens / 4, ", val_tokens: 4096}\n",
-      "  resources: {cpus: 1}\n", "sweep:\n", "  grid: ", grid, "\n");
+      "  eval: {every_tokens: ", tokens / 4, ", val_tokens: 4096}\n", "  resources: {cpus: 1}\n",
+      "sweep:\n", "  grid: ", grid, "\n");
 }
 
 v1::SubmitSweepResponse Stack::Submit(const std::string& manifest, const std::string& key) {

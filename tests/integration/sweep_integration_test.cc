@@ -2,9 +2,8 @@
 // children that run `scalelab-train` children.
 #include <signal.h>
 
-#include <cmath>
-
 #include <catch2/catch.hpp>
+#include <cmath>
 
 #include "services/run_state.h"
 #include "tests/integration/stack.h"
@@ -131,8 +130,8 @@ TEST_CASE("A worker killed with SIGKILL loses its lease and its run is requeued 
 
   stack.StartWorker();
   auto finished = stack.WaitForRuns(
-      sweep_id, [](const std::vector<v1::Run>& runs) { return AllIn(runs, v1::RUN_STATE_SUCCEEDED); },
-      180);
+      sweep_id,
+      [](const std::vector<v1::Run>& runs) { return AllIn(runs, v1::RUN_STATE_SUCCEEDED); }, 180);
   CHECK(finished[0].attempt() == 2);
   CHECK(stack.GetSweep(sweep_id).state() == v1::SWEEP_STATE_SUCCEEDED);
 

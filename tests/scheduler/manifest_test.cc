@@ -85,9 +85,9 @@ TEST_CASE("The e2e-small example parses and expands to two runs", "[scheduler][m
   REQUIRE(runs.ok());
   REQUIRE(runs->size() == 2);
   CHECK((*runs)[0].config.model().d_model() == 32);
-  CHECK((*runs)[1].config.model().d_model() == 48);
-  CHECK((*runs)[1].config.train().tokens() == 1.5e5);
-  CHECK((*runs)[1].config.eval().every_tokens() == 5e4);
+  CHECK((*runs)[1].config.model().d_model() == 64);
+  CHECK((*runs)[1].config.train().tokens() == 1e6);
+  CHECK((*runs)[1].config.eval().every_tokens() == 2.5e5);
 }
 
 TEST_CASE("The manifest from the design document parses into 27 runs", "[scheduler][manifest]") {

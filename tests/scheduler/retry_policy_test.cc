@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "scheduler/retry_policy.h"
+
+#include <catch2/catch.hpp>
 
 namespace scalelab::scheduler {
 namespace {

@@ -1,6 +1,7 @@
+#include "services/run_state.h"
+
 #include <catch2/catch.hpp>
 
-#include "services/run_state.h"
 #include "services/status_util.h"
 
 namespace scalelab::services {

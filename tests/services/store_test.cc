@@ -1,12 +1,12 @@
 // The results store against a real PostgreSQL: sweeps in one transaction, idempotency, leases,
 // metric ingest keyed for re-sends, completion with the retry policy, lease expiry by clock.
+#include "services/store.h"
+
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <thread>
 
-#include <catch2/catch.hpp>
-
 #include "services/clock.h"
-#include "services/store.h"
 #include "tests/support/pg_harness.h"
 
 namespace scalelab::services {
@@ -129,7 +129,8 @@ TEST_CASE("Leasing hands each pending run to one worker and starts an attempt", 
   auto none = store->LeaseRuns(b, 2, clock.Now(), absl::Seconds(10));
   REQUIRE(none.ok());
   CHECK(none->empty());
-  CHECK(absl::IsFailedPrecondition(store->LeaseRuns(999, 1, clock.Now(), absl::Seconds(10)).status()));
+  CHECK(absl::IsFailedPrecondition(
+      store->LeaseRuns(999, 1, clock.Now(), absl::Seconds(10)).status()));
 }
 
 TEST_CASE("A re-sent metric batch is stored once and the run becomes RUNNING", "[pg][store]") {

@@ -1,15 +1,14 @@
+#include "worker/child_process.h"
+
 #include <signal.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <optional>
 #include <thread>
-
-#include <catch2/catch.hpp>
-
-#include "worker/child_process.h"
 
 namespace scalelab::worker {
 namespace {
@@ -34,8 +33,8 @@ std::string ReadAll(int fd) {
 TEST_CASE("A child's stdout comes through the pipe and its stderr lands in a file",
           "[worker][unit]") {
   std::string err = "/tmp/scalelab_child_test_" + std::to_string(::getpid()) + ".log";
-  auto child = ChildProcess::Spawn(
-      {{"/bin/sh", "-c", "echo out-line; echo err-line >&2; exit 3"}, err, ""});
+  auto child =
+      ChildProcess::Spawn({{"/bin/sh", "-c", "echo out-line; echo err-line >&2; exit 3"}, err, ""});
   REQUIRE(child.ok());
   CHECK(ReadAll((*child)->stdout_fd()) == "out-line\n");
   ExitInfo exit = WaitFor(**child);

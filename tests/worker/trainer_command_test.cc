@@ -1,10 +1,9 @@
+#include "worker/trainer_command.h"
+
 #include <signal.h>
 
 #include <algorithm>
-
 #include <catch2/catch.hpp>
-
-#include "worker/trainer_command.h"
 
 namespace scalelab::worker {
 namespace {

@@ -3,7 +3,10 @@
 #include <signal.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cmath>
+#include <optional>
+#include <thread>
 
 #include "services/run_state.h"
 #include "tests/integration/stack.h"
@@ -170,6 +173,40 @@ TEST_CASE("Cancelling a running sweep stops its trainer and frees the slot",
       next.sweep().id(),
       [](const std::vector<v1::Run>& runs) { return AllIn(runs, v1::RUN_STATE_SUCCEEDED); }, 120);
   CHECK(stack.ListRuns(long_sweep.sweep().id())[0].state() == v1::RUN_STATE_CANCELLED);
+}
+
+}  // namespace
+}  // namespace scalelab::testing
+
+namespace scalelab::testing {
+namespace {
+
+TEST_CASE("A worker stopped with SIGTERM hands its run back at once", "[integration][slow]") {
+  // A long lease: the run must come back because the worker said so, not because it expired.
+  Stack stack(absl::Seconds(60));
+  int leaving = stack.StartWorker();
+  auto submitted = stack.Submit(stack.Manifest("handback", 2e6, "{model.d_model: [16]}"));
+  const int64_t sweep_id = submitted.sweep().id();
+  stack.WaitForRuns(
+      sweep_id,
+      [](const std::vector<v1::Run>& runs) {
+        return runs[0].state() == v1::RUN_STATE_RUNNING && runs[0].step() > 0;
+      },
+      60);
+  stack.worker(leaving).Signal(SIGTERM);
+  auto requeued = stack.WaitForRuns(
+      sweep_id,
+      [](const std::vector<v1::Run>& runs) { return runs[0].state() == v1::RUN_STATE_PENDING; },
+      15);
+  CHECK(requeued[0].failure_class() == v1::FAILURE_CLASS_PREEMPTED);
+  CHECK(requeued[0].attempt() == 1);
+  std::optional<worker::ExitInfo> exit;
+  for (int i = 0; i < 100 && !exit; ++i) {
+    exit = stack.worker(leaving).Poll();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  REQUIRE(exit.has_value());
+  CHECK(exit->exit_code == 0);
 }
 
 }  // namespace

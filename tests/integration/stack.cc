@@ -1,11 +1,15 @@
 #include "tests/integration/stack.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -84,12 +88,44 @@ int Stack::StartWorker(int slots) {
         absl::StrCat("--scheduler=127.0.0.1:", scheduler_->grpc_port()),
         absl::StrCat("--name=test-worker-", index), absl::StrCat("--cpu_slots=", slots),
         absl::StrCat("--data_root=", dir_), absl::StrCat("--work_dir=", work_dir),
-        "--metrics_listen="},
+        "--metrics_listen=127.0.0.1:0"},
        absl::StrCat(dir_, "/worker-", index, ".log"),
        ""});
   REQUIRE(child.ok());
   workers_.push_back(*std::move(child));
   return index;
+}
+
+int Stack::WorkerMetricsPort(int index) const {
+  std::ifstream log(absl::StrCat(dir_, "/worker-", index, ".log"));
+  std::string line;
+  while (std::getline(log, line)) {
+    size_t at = line.find("metrics_port=");
+    if (at != std::string::npos) return std::atoi(line.c_str() + at + strlen("metrics_port="));
+  }
+  return 0;
+}
+
+std::string HttpGet(int port, const std::string& path) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string response;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
+    std::string request =
+        absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    if (::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+      char buffer[4096];
+      ssize_t n;
+      while ((n = ::read(fd, buffer, sizeof(buffer))) > 0) response.append(buffer, n);
+    }
+  }
+  ::close(fd);
+  size_t body = response.find("\r\n\r\n");
+  return body == std::string::npos ? "" : response.substr(body + 4);
 }
 
 std::string Stack::WorkerLog(int index) const {

@@ -16,14 +16,19 @@
 
 namespace scalelab::testing {
 
+// The body of an HTTP GET to 127.0.0.1:port/path ("" when the request fails).
+std::string HttpGet(int port, const std::string& path);
+
 class Stack {
  public:
   // lease_ttl is short so that a killed worker's lease ends within seconds.
   explicit Stack(absl::Duration lease_ttl = absl::Seconds(3));
   ~Stack();
 
-  // Starts `scalelab-worker` with `slots` CPU slots; returns its index.
+  // Starts `scalelab-worker` with `slots` CPU slots and /metrics on a free port; returns its index.
   int StartWorker(int slots = 1);
+  // The worker's /metrics port, read from its start-up log line (0 if not found).
+  int WorkerMetricsPort(int index) const;
   worker::ChildProcess& worker(int index) { return *workers_[index]; }
   std::string WorkerLog(int index) const;
 

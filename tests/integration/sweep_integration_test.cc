@@ -71,6 +71,20 @@ TEST_CASE("A sweep submitted through the API runs to completion on real workers"
   grpc::ClientContext curves_context;
   REQUIRE(stack.results().GetSweepCurves(&curves_context, curves_request, &curves).ok());
   CHECK(curves.curves_size() == 2);
+
+  // Prometheus: the scheduler's gauges catch up within one reaper pass (250 ms here).
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  std::string scheduler_metrics = HttpGet(stack.scheduler().metrics_port(), "/metrics");
+  CHECK_THAT(scheduler_metrics, Catch::Contains("scalelab_scheduler_runs{state=\"SUCCEEDED\"} 2"));
+  CHECK_THAT(scheduler_metrics, Catch::Contains("scalelab_scheduler_workers{state=\"ALIVE\"} 1"));
+  CHECK_THAT(scheduler_metrics, Catch::Contains("scalelab_scheduler_sweeps_submitted_total 1"));
+  CHECK_THAT(scheduler_metrics, Catch::Contains("scalelab_scheduler_tokens_trained_total 61440"));
+  CHECK_THAT(scheduler_metrics, Catch::Contains("scalelab_scheduler_metric_points_ingested_total"));
+  std::string worker_metrics = HttpGet(stack.WorkerMetricsPort(0), "/metrics");
+  CHECK_THAT(worker_metrics, Catch::Contains("scalelab_worker_slots 2"));
+  CHECK_THAT(worker_metrics,
+             Catch::Contains("scalelab_worker_runs_finished_total{outcome=\"succeeded\"} 2"));
+  CHECK_THAT(worker_metrics, Catch::Contains("scalelab_worker_tokens_trained_total 61440"));
 }
 
 TEST_CASE("The same idempotency key twice creates one sweep", "[integration]") {

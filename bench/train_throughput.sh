@@ -9,11 +9,11 @@
 #
 #   bench/train_throughput.sh [path/to/scalelab-train] [tokens]
 #
-# Defaults: build-model/bin/scalelab-train, 1e6 tokens. Scratch files go to $BENCH_DIR
+# Defaults: build/bin/scalelab-train, 1e6 tokens. Scratch files go to $BENCH_DIR
 # (default /tmp/scalelab-bench). Run it on an otherwise idle machine: the numbers are per core.
 set -euo pipefail
 
-TRAIN="${1:-build-model/bin/scalelab-train}"
+TRAIN="${1:-build/bin/scalelab-train}"
 TOKENS="${2:-1e6}"
 BENCH_DIR="${BENCH_DIR:-/tmp/scalelab-bench}"
 DICT=/usr/share/dictd/gcide.dict.dz

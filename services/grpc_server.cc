@@ -28,6 +28,10 @@ absl::StatusOr<RunningServer> StartGrpcServer(const std::string& address,
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
+  // Reconnect within about a second once a restarted scheduler listens again (the default backoff
+  // grows to two minutes, longer than a lease lives).
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
 }
 

@@ -67,9 +67,12 @@ absl::Status PgPool::InTransaction(const std::function<absl::Status(pqxx::work&)
     if (!conn) return connect_status;
     bool retry = false;
     try {
-      pqxx::work txn(*conn);
-      absl::Status status = body(txn);
-      if (status.ok()) txn.commit();  // otherwise the destructor aborts
+      absl::Status status;
+      {
+        pqxx::work txn(*conn);
+        status = body(txn);
+        if (status.ok()) txn.commit();
+      }  // an uncommitted transaction rolls back here, before the connection is shared again
       Release(std::move(conn));
       return status;
     } catch (const pqxx::broken_connection& e) {

@@ -1,6 +1,8 @@
 // Sweeps, runs and results. Leases and worker bookkeeping live in store_leases.cc.
 #include "services/store.h"
 
+#include <google/protobuf/util/message_differencer.h>
+
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -78,6 +80,13 @@ absl::StatusOr<CreateSweepResult> Store::CreateSweep(const v1::SweepSpec& spec,
       if (!existing.empty()) {
         auto sweep = LoadSweep(txn, existing[0][0].as<int64_t>());
         if (!sweep.ok()) return sweep.status();
+        // A retry repeats the same request; the same key on another sweep is a client bug
+        // that would otherwise silently drop the new sweep.
+        if (!google::protobuf::util::MessageDifferencer::Equals(sweep->spec(), spec)) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("idempotency_key \"", idempotency_key, "\" was already used for sweep ",
+                           sweep->id(), " (", sweep->name(), ") with a different manifest"));
+        }
         result.sweep = *std::move(sweep);
         result.created = false;
         return absl::OkStatus();

@@ -80,7 +80,8 @@ class Store {
 
   // --- sweeps and runs -------------------------------------------------------------------
   // Stores the sweep and all its runs (PENDING) in one transaction. With a non-empty
-  // idempotency key that already names a sweep, stores nothing and returns that sweep.
+  // idempotency key that already names a sweep, stores nothing and returns that sweep; if that
+  // sweep's spec differs from `spec`, FailedPrecondition.
   absl::StatusOr<CreateSweepResult> CreateSweep(const v1::SweepSpec& spec,
                                                 const std::string& manifest,
                                                 const std::string& idempotency_key,

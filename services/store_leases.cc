@@ -18,6 +18,18 @@ namespace {
 
 double EpochSeconds(absl::Time t) { return absl::ToUnixMicros(t) / 1e6; }
 
+// Locks the sweep of a run. Every transaction that may change a sweep's state locks the sweep
+// before its runs (CancelSweep does the same), so two runs ending together serialize on the
+// sweep and the second one's RefreshSweepState sees the first one's result.
+absl::Status LockSweepOfRun(pqxx::work& txn, int64_t run_id) {
+  pqxx::result rows = txn.exec_params(
+      "SELECT s.id FROM sweeps s JOIN runs r ON r.sweep_id = s.id WHERE r.id = $1 "
+      "FOR UPDATE OF s",
+      run_id);
+  if (rows.empty()) return absl::NotFoundError(absl::StrCat("run ", run_id, " does not exist"));
+  return absl::OkStatus();
+}
+
 // Loads the run and locks it for the rest of the transaction, then checks that `attempt` held
 // by `worker_id` is its current attempt. Returns the run, or FailedPrecondition when a newer
 // attempt (or no lease) owns it.
@@ -28,7 +40,8 @@ absl::StatusOr<v1::Run> LockCurrentAttempt(pqxx::work& txn, int64_t run_id, int3
   if (rows.empty()) return absl::NotFoundError(absl::StrCat("run ", run_id, " does not exist"));
   auto run = RunFromRow(rows[0]);
   if (!run.ok()) return run;
-  if (run->attempt() != attempt || run->worker_id() != worker_id) {
+  // worker_id 0 stands for "no worker" in RunFromRow, so it can never own an attempt.
+  if (worker_id <= 0 || run->attempt() != attempt || run->worker_id() != worker_id) {
     return absl::FailedPreconditionError(
         absl::StrCat("run ", run_id, " attempt ", attempt, " on worker ", worker_id,
                      " is not current (current: attempt ", run->attempt(), " on worker ",
@@ -69,6 +82,7 @@ absl::StatusOr<HeartbeatResult> Store::Heartbeat(int64_t worker_id,
                                                  absl::Time now, absl::Duration lease_ttl) {
   HeartbeatResult result;
   absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
+    result = HeartbeatResult();  // a retried transaction starts over
     pqxx::result updated = txn.exec_params(
         "UPDATE workers SET last_heartbeat_at = to_timestamp($2) "
         "WHERE id = $1 AND state = 'ALIVE' RETURNING id",
@@ -79,7 +93,12 @@ absl::StatusOr<HeartbeatResult> Store::Heartbeat(int64_t worker_id,
       result.stop = running;
       return absl::OkStatus();
     }
-    for (const v1::RunAttempt& held : running) {
+    // Renewed in run id order, the order CancelSweep locks runs in, so the two cannot deadlock.
+    std::vector<v1::RunAttempt> sorted = running;
+    std::sort(sorted.begin(), sorted.end(), [](const v1::RunAttempt& a, const v1::RunAttempt& b) {
+      return a.run_id() < b.run_id();
+    });
+    for (const v1::RunAttempt& held : sorted) {
       pqxx::result renewed = txn.exec_params(
           "UPDATE runs SET lease_expires_at = to_timestamp($4) WHERE id = $1 AND attempt = $2 "
           "AND worker_id = $3 AND state IN ('LEASED', 'RUNNING') RETURNING id",
@@ -97,6 +116,7 @@ absl::StatusOr<std::vector<v1::Lease>> Store::LeaseRuns(int64_t worker_id, int m
   std::vector<v1::Lease> leases;
   if (max_runs <= 0) return leases;
   absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
+    leases.clear();  // a retried transaction starts over
     pqxx::result worker =
         txn.exec_params("SELECT state FROM workers WHERE id = $1 FOR UPDATE", worker_id);
     if (worker.empty() || worker[0][0].as<std::string>() != "ALIVE") {
@@ -202,6 +222,7 @@ absl::StatusOr<v1::RunState> Store::CompleteRun(const v1::CompleteRunRequest& re
                                                 const RetryDecider& decide) {
   v1::RunState next = v1::RUN_STATE_UNSPECIFIED;
   absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
+    if (auto locked = LockSweepOfRun(txn, request.run_id()); !locked.ok()) return locked;
     auto run = LockCurrentAttempt(txn, request.run_id(), request.attempt(), request.worker_id());
     if (!run.ok()) return run.status();
     if (IsTerminal(run->state())) {
@@ -241,6 +262,13 @@ absl::StatusOr<std::vector<ExpiredLease>> Store::ExpireLeases(absl::Time now,
                                                               const RetryDecider& decide) {
   std::vector<ExpiredLease> expired;
   absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
+    expired.clear();  // a retried transaction starts over
+    // Sweeps before runs, in id order: the lock order of CompleteRun and CancelSweep.
+    txn.exec_params(
+        "SELECT id FROM sweeps WHERE id IN (SELECT sweep_id FROM runs "
+        "WHERE state IN ('LEASED', 'RUNNING') AND lease_expires_at < to_timestamp($1)) "
+        "ORDER BY id FOR UPDATE",
+        EpochSeconds(now));
     txn.exec_params(
         "UPDATE workers SET state = 'LOST' WHERE state = 'ALIVE' "
         "AND last_heartbeat_at < to_timestamp($1)",

@@ -57,12 +57,13 @@ std::string SelfDirectory() {
   return error ? "." : exe.parent_path().string();
 }
 
-// Splits the child's stdout into lines and queues the parsed points.
-void ReadMetrics(Attempt* attempt) {
+// Splits the child's stdout (`fd`, owned by the attempt's ChildProcess, which outlives this
+// thread) into lines and queues the parsed points.
+void ReadMetrics(Attempt* attempt, int fd) {
   std::string buffer;
   char chunk[4096];
   while (true) {
-    ssize_t n = ::read(attempt->child->stdout_fd(), chunk, sizeof(chunk));
+    ssize_t n = ::read(fd, chunk, sizeof(chunk));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     buffer.append(chunk, static_cast<size_t>(n));
@@ -118,6 +119,10 @@ struct Agent::Impl {
   absl::Notification stop_requested;
   int64_t worker_id = 0;
   absl::Duration heartbeat_interval = absl::Seconds(2);
+  absl::Duration lease_ttl = absl::Seconds(15);
+  // Last heartbeat the scheduler answered. Silent for a whole lease ttl, this worker must assume
+  // its runs were requeued elsewhere and stop them, so a run is never trained twice at once.
+  absl::Time last_heartbeat_ok = absl::InfinitePast();
   absl::Time next_heartbeat = absl::InfinitePast();
   absl::Time next_lease_poll = absl::InfinitePast();
   absl::Time next_report = absl::InfinitePast();
@@ -143,6 +148,8 @@ struct Agent::Impl {
   void StartAttempt(const v1::Lease& lease);
   void Flush(Attempt& attempt);
   void Reject(Attempt& attempt);
+  // Kills and forgets every attempt (their leases are gone) and registers again on the next tick.
+  void ForgetRegistration();
   // Returns true when the attempt is finished with and can be dropped.
   bool Finish(Attempt& attempt);
   void RequestStop(Attempt& attempt, StopReason reason, int signal_number);
@@ -164,7 +171,9 @@ absl::Status Agent::Impl::Register() {
   }
   worker_id = response.worker_id();
   heartbeat_interval = absl::Seconds(response.heartbeat_interval_s());
+  lease_ttl = absl::Seconds(response.lease_ttl_s());
   next_heartbeat = absl::Now() + heartbeat_interval;
+  last_heartbeat_ok = absl::Now();
   spdlog::info("registered worker_id={} name={} cpu_slots={} gpus={}", worker_id, options.name,
                options.cpu_slots, request.gpus_size());
   return absl::OkStatus();
@@ -189,7 +198,17 @@ void Agent::Impl::Heartbeat() {
   }
   v1::HeartbeatResponse response;
   auto context = Context();
-  if (!Call("Heartbeat", stub->Heartbeat(context.get(), request, &response)).ok()) return;
+  if (!Call("Heartbeat", stub->Heartbeat(context.get(), request, &response)).ok()) {
+    if (absl::Now() - last_heartbeat_ok > lease_ttl) {
+      spdlog::warn(
+          "no heartbeat answered for {}: the scheduler has requeued this worker's runs; "
+          "stopping them and registering again",
+          absl::FormatDuration(absl::Now() - last_heartbeat_ok));
+      ForgetRegistration();
+    }
+    return;
+  }
+  last_heartbeat_ok = absl::Now();
   next_heartbeat = absl::Now() + heartbeat_interval;
   for (const v1::RunAttempt& stop : response.stop()) {
     for (auto& attempt : attempts) {
@@ -203,8 +222,7 @@ void Agent::Impl::Heartbeat() {
   if (response.reregister()) {
     spdlog::warn("scheduler does not know worker_id={}; stopping its runs and registering again",
                  worker_id);
-    for (auto& attempt : attempts) Reject(*attempt);
-    worker_id = 0;
+    ForgetRegistration();
   }
 }
 
@@ -246,7 +264,7 @@ void Agent::Impl::StartAttempt(const v1::Lease& lease) {
   spdlog::info("started run={} attempt={} pid={} dir={}", lease.run_id(), lease.attempt(),
                attempt->child->pid(), attempt->dir);
   Attempt* raw = attempt.get();
-  attempt->reader = std::thread([raw] { ReadMetrics(raw); });
+  attempt->reader = std::thread([raw, fd = raw->child->stdout_fd()] { ReadMetrics(raw, fd); });
   attempts.push_back(std::move(attempt));
 }
 
@@ -260,9 +278,14 @@ void Agent::Impl::LeaseAndStart() {
   v1::LeaseRunsResponse response;
   auto context = Context();
   absl::Status status = Call("LeaseRuns", stub->LeaseRuns(context.get(), request, &response));
-  if (absl::IsFailedPrecondition(status)) worker_id = 0;  // declared lost: register again
+  if (absl::IsFailedPrecondition(status)) ForgetRegistration();  // declared lost
   if (!status.ok()) return;
   for (const v1::Lease& lease : response.leases()) StartAttempt(lease);
+}
+
+void Agent::Impl::ForgetRegistration() {
+  for (auto& attempt : attempts) Reject(*attempt);
+  worker_id = 0;
 }
 
 void Agent::Impl::Reject(Attempt& attempt) {
@@ -352,7 +375,10 @@ bool Agent::Impl::Finish(Attempt& attempt) {
     v1::CompleteRunResponse response;
     auto context = Context();
     absl::Status status = Call("CompleteRun", stub->CompleteRun(context.get(), request, &response));
-    if (absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status)) return false;  // retry
+    if (absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status) ||
+        absl::IsAborted(status)) {
+      return false;  // transient: report again on the next tick
+    }
     if (status.ok()) {
       spdlog::info("run={} attempt={} ended exit_code={} signal={} -> {}", request.run_id(),
                    request.attempt(), exit.exit_code, exit.term_signal,
@@ -385,7 +411,11 @@ void Agent::Impl::Tick() {
 }
 
 void Agent::Impl::Shutdown() {
-  for (auto& attempt : attempts) RequestStop(*attempt, StopReason::kShutdown, SIGTERM);
+  for (auto& attempt : attempts) {
+    // One that already ended keeps its own outcome (a success must not become PREEMPTED).
+    if (!attempt->exit.has_value()) attempt->exit = attempt->child->Poll();
+    if (!attempt->exit.has_value()) RequestStop(*attempt, StopReason::kShutdown, SIGTERM);
+  }
   absl::Time give_up = absl::Now() + options.stop_grace + options.rpc_timeout;
   while (!attempts.empty() && absl::Now() < give_up) {
     for (auto it = attempts.begin(); it != attempts.end();) {
@@ -395,8 +425,9 @@ void Agent::Impl::Shutdown() {
   }
   for (auto& attempt : attempts) {
     attempt->child->Signal(SIGKILL);
-    attempt->child.reset();  // waits for the child; the pipe closes and the reader ends
-    attempt->reader.join();
+    attempt->child->Wait();  // the child is gone, so its end of the pipe is closed...
+    attempt->reader.join();  // ...and the reader has seen EOF
+    attempt->child.reset();  // only now close our end
   }
   attempts.clear();
 }

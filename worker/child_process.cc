@@ -113,6 +113,22 @@ std::optional<ExitInfo> ChildProcess::Poll() {
   return exit_;
 }
 
+ExitInfo ChildProcess::Wait() {
+  while (!exit_.has_value()) {
+    int status = 0;
+    pid_t done = ::waitpid(pid_, &status, 0);
+    if (done == pid_) {
+      ExitInfo info;
+      if (WIFEXITED(status)) info.exit_code = WEXITSTATUS(status);
+      if (WIFSIGNALED(status)) info.term_signal = WTERMSIG(status);
+      exit_ = info;
+    } else if (done < 0 && errno != EINTR) {
+      exit_ = ExitInfo{};  // not our child any more; nothing left to wait for
+    }
+  }
+  return *exit_;
+}
+
 std::string TailOfFile(const std::string& path, int max_lines) {
   std::ifstream in(path);
   std::deque<std::string> lines;

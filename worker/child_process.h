@@ -40,6 +40,8 @@ class ChildProcess {
   void Signal(int signal_number);
   // Returns the exit once the child has ended, without blocking.
   std::optional<ExitInfo> Poll();
+  // Blocks until the child has ended.
+  ExitInfo Wait();
 
  private:
   ChildProcess(pid_t pid, int stdout_fd) : pid_(pid), stdout_fd_(stdout_fd) {}

@@ -109,6 +109,14 @@ TEST_CASE("The same idempotency key twice creates one sweep, also when racing", 
   auto sweeps = store->ListSweeps("", 0);
   REQUIRE(sweeps.ok());
   CHECK(sweeps->size() == 1);
+
+  // The key names that sweep: another manifest under it is refused, and nothing is stored.
+  auto other = store->CreateSweep(Spec("different"), "", "key-1", Runs(5));
+  CHECK(absl::IsFailedPrecondition(other.status()));
+  CHECK_THAT(std::string(other.status().message()), Catch::Contains("key-1"));
+  sweeps = store->ListSweeps("", 0);
+  REQUIRE(sweeps.ok());
+  CHECK(sweeps->size() == 1);
 }
 
 TEST_CASE("Leasing hands each pending run to one worker and starts an attempt", "[pg][store]") {

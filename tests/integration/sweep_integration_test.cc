@@ -5,8 +5,13 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <optional>
+#include <sstream>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "services/run_state.h"
 #include "tests/integration/stack.h"
@@ -221,6 +226,54 @@ TEST_CASE("A worker stopped with SIGTERM hands its run back at once", "[integrat
   }
   REQUIRE(exit.has_value());
   CHECK(exit->exit_code == 0);
+}
+
+// Children of `parent` whose command name is `name`, from /proc.
+std::vector<int> ChildrenNamed(int parent, const std::string& name) {
+  std::vector<int> pids;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    // pid (comm) state ppid ...
+    size_t open = line.find('('), close = line.rfind(')');
+    if (open == std::string::npos || close == std::string::npos) continue;
+    std::string comm = line.substr(open + 1, close - open - 1);
+    std::istringstream rest(line.substr(close + 2));
+    std::string state;
+    int ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == parent && comm == name && state != "Z") pids.push_back(std::stoi(line));
+  }
+  return pids;
+}
+
+TEST_CASE("A worker cut off from the scheduler stops its trainers once its lease must be gone",
+          "[integration][slow]") {
+  Stack stack(absl::Seconds(3));
+  int isolated = stack.StartWorker();
+  auto submitted = stack.Submit(stack.Manifest("isolated", 5e6, "{model.d_model: [16]}"));
+  stack.WaitForRuns(
+      submitted.sweep().id(),
+      [](const std::vector<v1::Run>& runs) {
+        return runs[0].state() == v1::RUN_STATE_RUNNING && runs[0].step() > 0;
+      },
+      60);
+  const int worker_pid = stack.worker(isolated).pid();
+  REQUIRE(ChildrenNamed(worker_pid, "scalelab-train").size() == 1);
+
+  // The scheduler goes away; past one lease ttl without an answered heartbeat the run may be
+  // training elsewhere, so the worker must have stopped its copy.
+  stack.scheduler().Shutdown();
+  std::vector<int> trainers;
+  for (int i = 0; i < 100; ++i) {
+    trainers = ChildrenNamed(worker_pid, "scalelab-train");
+    if (trainers.empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  INFO("worker log:\n" << stack.WorkerLog(isolated));
+  CHECK(trainers.empty());
+  CHECK_FALSE(stack.worker(isolated).Poll().has_value());  // the worker itself keeps trying
 }
 
 }  // namespace

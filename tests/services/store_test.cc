@@ -273,6 +273,38 @@ TEST_CASE("Completing attempts moves runs and the sweep to their final states", 
   CHECK(run->exit_code() == 4);
 }
 
+TEST_CASE("Runs finishing at the same moment still finish their sweep", "[pg][store]") {
+  auto store = OpenStore();
+  FakeClock clock;
+  int64_t worker = Register(*store, "w");
+  // Each round races two completions; a sweep left RUNNING would never end for its watchers.
+  for (int round = 0; round < 10; ++round) {
+    auto created = store->CreateSweep(Spec("race"), "", "", Runs(2));
+    REQUIRE(created.ok());
+    auto leases = store->LeaseRuns(worker, 2, clock.Now(), absl::Seconds(10));
+    REQUIRE(leases.ok());
+    REQUIRE(leases->size() == 2);
+    std::vector<std::thread> threads;
+    std::vector<absl::Status> statuses(2);
+    for (int i = 0; i < 2; ++i) {
+      threads.emplace_back([&, i] {
+        v1::CompleteRunRequest done;
+        done.set_worker_id(worker);
+        done.set_run_id((*leases)[i].run_id());
+        done.set_attempt((*leases)[i].attempt());
+        done.set_succeeded(true);
+        statuses[i] = store->CompleteRun(done, Retry).status();
+      });
+    }
+    for (auto& thread : threads) thread.join();
+    CHECK(statuses[0].ok());
+    CHECK(statuses[1].ok());
+    auto sweep = store->GetSweep(created->sweep.id());
+    REQUIRE(sweep.ok());
+    CHECK(sweep->state() == v1::SWEEP_STATE_SUCCEEDED);
+  }
+}
+
 TEST_CASE("Cancelling a sweep cancels unfinished runs and tells their worker to stop",
           "[pg][store]") {
   auto store = OpenStore();

@@ -201,17 +201,15 @@ absl::StatusOr<ReportMetricsResult> Store::ReportMetrics(const v1::ReportMetrics
       }
     }
     result.tokens_added = std::max(0.0, max_tokens - run->tokens());
+    // One statement per report: this is the ingest hot path. A loss without a new point in this
+    // batch keeps its stored value.
     txn.exec_params(
         "UPDATE runs SET step = $2, tokens = $3, lease_expires_at = to_timestamp($4), "
-        "updated_at = now() WHERE id = $1",
-        run->id(), max_step, max_tokens, EpochSeconds(now + lease_ttl));
-    if (last_train) {
-      txn.exec_params("UPDATE runs SET train_loss = $2 WHERE id = $1", run->id(),
-                      last_train->value());
-    }
-    if (last_val) {
-      txn.exec_params("UPDATE runs SET val_loss = $2 WHERE id = $1", run->id(), last_val->value());
-    }
+        "train_loss = CASE WHEN $5 THEN $6 ELSE train_loss END, "
+        "val_loss = CASE WHEN $7 THEN $8 ELSE val_loss END, updated_at = now() WHERE id = $1",
+        run->id(), max_step, max_tokens, EpochSeconds(now + lease_ttl), last_train != nullptr,
+        last_train ? last_train->value() : 0.0, last_val != nullptr,
+        last_val ? last_val->value() : 0.0);
     return absl::OkStatus();
   });
   if (!status.ok()) return status;

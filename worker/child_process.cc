@@ -16,6 +16,16 @@
 #include "absl/strings/str_join.h"
 
 namespace scalelab::worker {
+namespace {
+
+ExitInfo DecodeWaitStatus(int status) {
+  ExitInfo info;
+  if (WIFEXITED(status)) info.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) info.term_signal = WTERMSIG(status);
+  return info;
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(const ChildOptions& options) {
   if (options.argv.empty()) return absl::InvalidArgumentError("argv: expected a program, got none");
@@ -103,13 +113,7 @@ std::optional<ExitInfo> ChildProcess::Poll() {
   int status = 0;
   pid_t done = ::waitpid(pid_, &status, WNOHANG);
   if (done != pid_) return std::nullopt;
-  ExitInfo info;
-  if (WIFEXITED(status)) {
-    info.exit_code = WEXITSTATUS(status);
-  } else if (WIFSIGNALED(status)) {
-    info.term_signal = WTERMSIG(status);
-  }
-  exit_ = info;
+  exit_ = DecodeWaitStatus(status);
   return exit_;
 }
 
@@ -118,10 +122,7 @@ ExitInfo ChildProcess::Wait() {
     int status = 0;
     pid_t done = ::waitpid(pid_, &status, 0);
     if (done == pid_) {
-      ExitInfo info;
-      if (WIFEXITED(status)) info.exit_code = WEXITSTATUS(status);
-      if (WIFSIGNALED(status)) info.term_signal = WTERMSIG(status);
-      exit_ = info;
+      exit_ = DecodeWaitStatus(status);
     } else if (done < 0 && errno != EINTR) {
       exit_ = ExitInfo{};  // not our child any more; nothing left to wait for
     }

@@ -19,6 +19,11 @@
 namespace scalelab::testing {
 namespace {
 
+// The single run of a sweep is RUNNING and its trainer has reported at least one step.
+bool TrainingHasStarted(const std::vector<v1::Run>& runs) {
+  return runs.size() == 1 && runs[0].state() == v1::RUN_STATE_RUNNING && runs[0].step() > 0;
+}
+
 bool AllIn(const std::vector<v1::Run>& runs, v1::RunState state) {
   if (runs.empty()) return false;
   for (const v1::Run& run : runs) {
@@ -134,12 +139,7 @@ TEST_CASE("A worker killed with SIGKILL loses its lease and its run is requeued 
   const int64_t sweep_id = submitted.sweep().id();
 
   // Kill the worker once its trainer has reported progress.
-  stack.WaitForRuns(
-      sweep_id,
-      [](const std::vector<v1::Run>& runs) {
-        return runs.size() == 1 && runs[0].state() == v1::RUN_STATE_RUNNING && runs[0].step() > 0;
-      },
-      60);
+  stack.WaitForRuns(sweep_id, TrainingHasStarted, 60);
   stack.worker(doomed).Signal(SIGKILL);
 
   // Nobody heartbeats: the lease expires and the run is pending again for a second attempt.
@@ -194,24 +194,13 @@ TEST_CASE("Cancelling a running sweep stops its trainer and frees the slot",
   CHECK(stack.ListRuns(long_sweep.sweep().id())[0].state() == v1::RUN_STATE_CANCELLED);
 }
 
-}  // namespace
-}  // namespace scalelab::testing
-
-namespace scalelab::testing {
-namespace {
-
 TEST_CASE("A worker stopped with SIGTERM hands its run back at once", "[integration][slow]") {
   // A long lease: the run must come back because the worker said so, not because it expired.
   Stack stack(absl::Seconds(60));
   int leaving = stack.StartWorker();
   auto submitted = stack.Submit(stack.Manifest("handback", 2e6, "{model.d_model: [16]}"));
   const int64_t sweep_id = submitted.sweep().id();
-  stack.WaitForRuns(
-      sweep_id,
-      [](const std::vector<v1::Run>& runs) {
-        return runs[0].state() == v1::RUN_STATE_RUNNING && runs[0].step() > 0;
-      },
-      60);
+  stack.WaitForRuns(sweep_id, TrainingHasStarted, 60);
   stack.worker(leaving).Signal(SIGTERM);
   auto requeued = stack.WaitForRuns(
       sweep_id,
@@ -253,12 +242,7 @@ TEST_CASE("A worker cut off from the scheduler stops its trainers once its lease
   Stack stack(absl::Seconds(3));
   int isolated = stack.StartWorker();
   auto submitted = stack.Submit(stack.Manifest("isolated", 5e6, "{model.d_model: [16]}"));
-  stack.WaitForRuns(
-      submitted.sweep().id(),
-      [](const std::vector<v1::Run>& runs) {
-        return runs[0].state() == v1::RUN_STATE_RUNNING && runs[0].step() > 0;
-      },
-      60);
+  stack.WaitForRuns(submitted.sweep().id(), TrainingHasStarted, 60);
   const int worker_pid = stack.worker(isolated).pid();
   REQUIRE(ChildrenNamed(worker_pid, "scalelab-train").size() == 1);
 

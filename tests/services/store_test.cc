@@ -52,6 +52,21 @@ int64_t Register(Store& store, const std::string& name) {
   return *id;
 }
 
+// A new sweep of `runs` runs, `leased` of which are leased to `worker` (ttl 10 s).
+struct LeasedSweep {
+  int64_t sweep_id = 0;
+  std::vector<v1::Lease> leases;
+};
+
+LeasedSweep SweepLeasedTo(Store& store, int64_t worker, int runs, int leased, absl::Time now) {
+  auto created = store.CreateSweep(Spec("s"), "", "", Runs(runs));
+  REQUIRE(created.ok());
+  auto leases = store.LeaseRuns(worker, leased, now, absl::Seconds(10));
+  REQUIRE(leases.ok());
+  REQUIRE(static_cast<int>(leases->size()) == leased);
+  return {created->sweep.id(), *std::move(leases)};
+}
+
 v1::RunState Retry(const v1::Run& run, v1::FailureClass failure_class) {
   if (failure_class == v1::FAILURE_CLASS_USER) return v1::RUN_STATE_FAILED;
   return run.attempt() < run.max_attempts() ? v1::RUN_STATE_PENDING : v1::RUN_STATE_FAILED;
@@ -144,12 +159,8 @@ TEST_CASE("Leasing hands each pending run to one worker and starts an attempt", 
 TEST_CASE("A re-sent metric batch is stored once and the run becomes RUNNING", "[pg][store]") {
   auto store = OpenStore();
   FakeClock clock;
-  REQUIRE(store->CreateSweep(Spec("s"), "", "", Runs(1)).ok());
   int64_t worker = Register(*store, "w");
-  auto leases = store->LeaseRuns(worker, 1, clock.Now(), absl::Seconds(10));
-  REQUIRE(leases.ok());
-  REQUIRE(leases->size() == 1);
-  const v1::Lease& lease = (*leases)[0];
+  const v1::Lease lease = SweepLeasedTo(*store, worker, 1, 1, clock.Now()).leases[0];
   auto first = store->ReportMetrics(Report(worker, lease, 10, 2.5), clock.Now(), absl::Seconds(10));
   auto again = store->ReportMetrics(Report(worker, lease, 10, 2.5), clock.Now(), absl::Seconds(10));
   REQUIRE(first.ok());
@@ -237,16 +248,12 @@ TEST_CASE("An expired lease sends the run back to pending, then fails it when ou
 TEST_CASE("Completing attempts moves runs and the sweep to their final states", "[pg][store]") {
   auto store = OpenStore();
   FakeClock clock;
-  auto created = store->CreateSweep(Spec("s"), "", "", Runs(2));
-  REQUIRE(created.ok());
   int64_t worker = Register(*store, "w");
-  auto leases = store->LeaseRuns(worker, 2, clock.Now(), absl::Seconds(10));
-  REQUIRE(leases.ok());
-  REQUIRE(leases->size() == 2);
+  LeasedSweep leased = SweepLeasedTo(*store, worker, 2, 2, clock.Now());
 
   v1::CompleteRunRequest ok;
   ok.set_worker_id(worker);
-  ok.set_run_id((*leases)[0].run_id());
+  ok.set_run_id(leased.leases[0].run_id());
   ok.set_attempt(1);
   ok.set_succeeded(true);
   auto state = store->CompleteRun(ok, Retry);
@@ -256,7 +263,7 @@ TEST_CASE("Completing attempts moves runs and the sweep to their final states", 
   CHECK(store->CompleteRun(ok, Retry).value() == v1::RUN_STATE_SUCCEEDED);
 
   v1::CompleteRunRequest crashed = ok;
-  crashed.set_run_id((*leases)[1].run_id());
+  crashed.set_run_id(leased.leases[1].run_id());
   crashed.set_succeeded(false);
   crashed.set_exit_code(4);
   crashed.set_failure_class(v1::FAILURE_CLASS_USER);
@@ -264,7 +271,7 @@ TEST_CASE("Completing attempts moves runs and the sweep to their final states", 
   state = store->CompleteRun(crashed, Retry);
   REQUIRE(state.ok());
   CHECK(*state == v1::RUN_STATE_FAILED);
-  auto sweep = store->GetSweep(created->sweep.id());
+  auto sweep = store->GetSweep(leased.sweep_id);
   REQUIRE(sweep.ok());
   CHECK(sweep->state() == v1::SWEEP_STATE_FAILED);
   auto run = store->GetRun(crashed.run_id());
@@ -279,19 +286,15 @@ TEST_CASE("Runs finishing at the same moment still finish their sweep", "[pg][st
   int64_t worker = Register(*store, "w");
   // Each round races two completions; a sweep left RUNNING would never end for its watchers.
   for (int round = 0; round < 10; ++round) {
-    auto created = store->CreateSweep(Spec("race"), "", "", Runs(2));
-    REQUIRE(created.ok());
-    auto leases = store->LeaseRuns(worker, 2, clock.Now(), absl::Seconds(10));
-    REQUIRE(leases.ok());
-    REQUIRE(leases->size() == 2);
+    LeasedSweep leased = SweepLeasedTo(*store, worker, 2, 2, clock.Now());
     std::vector<std::thread> threads;
     std::vector<absl::Status> statuses(2);
     for (int i = 0; i < 2; ++i) {
       threads.emplace_back([&, i] {
         v1::CompleteRunRequest done;
         done.set_worker_id(worker);
-        done.set_run_id((*leases)[i].run_id());
-        done.set_attempt((*leases)[i].attempt());
+        done.set_run_id(leased.leases[i].run_id());
+        done.set_attempt(leased.leases[i].attempt());
         done.set_succeeded(true);
         statuses[i] = store->CompleteRun(done, Retry).status();
       });
@@ -299,7 +302,7 @@ TEST_CASE("Runs finishing at the same moment still finish their sweep", "[pg][st
     for (auto& thread : threads) thread.join();
     CHECK(statuses[0].ok());
     CHECK(statuses[1].ok());
-    auto sweep = store->GetSweep(created->sweep.id());
+    auto sweep = store->GetSweep(leased.sweep_id);
     REQUIRE(sweep.ok());
     CHECK(sweep->state() == v1::SWEEP_STATE_SUCCEEDED);
   }
@@ -309,18 +312,14 @@ TEST_CASE("Cancelling a sweep cancels unfinished runs and tells their worker to 
           "[pg][store]") {
   auto store = OpenStore();
   FakeClock clock;
-  auto created = store->CreateSweep(Spec("s"), "", "", Runs(3));
-  REQUIRE(created.ok());
   int64_t worker = Register(*store, "w");
-  auto leases = store->LeaseRuns(worker, 1, clock.Now(), absl::Seconds(10));
-  REQUIRE(leases.ok());
-  REQUIRE(leases->size() == 1);
-  auto cancelled = store->CancelSweep(created->sweep.id(), "changed my mind");
+  LeasedSweep leased = SweepLeasedTo(*store, worker, 3, 1, clock.Now());
+  auto cancelled = store->CancelSweep(leased.sweep_id, "changed my mind");
   REQUIRE(cancelled.ok());
   CHECK(cancelled->state() == v1::SWEEP_STATE_CANCELLED);
   CHECK(cancelled->runs_by_state().at("CANCELLED") == 3);
   v1::RunAttempt held;
-  held.set_run_id((*leases)[0].run_id());
+  held.set_run_id(leased.leases[0].run_id());
   held.set_attempt(1);
   auto beat = store->Heartbeat(worker, {held}, clock.Now(), absl::Seconds(10));
   REQUIRE(beat.ok());

@@ -15,9 +15,11 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "scalelab/v1/worker.grpc.pb.h"
+#include "scheduler/leasing.h"
 #include "scheduler/scheduler.h"
-#include "services/grpc_server.h"
-#include "services/logging.h"
+#include "scheduler/store_placement_state.h"
+#include "services/api/grpc_server.h"
+#include "services/common/logging.h"
 
 ABSL_FLAG(int, batches, 200, "ReportMetrics calls per path");
 ABSL_FLAG(int, points, 100, "points per call");
@@ -45,9 +47,12 @@ LeasedRun LeaseOne(scalelab::services::Store& store, const std::string& name) {
   worker.set_name(name);
   worker.set_cpu_slots(1);
   auto worker_id = store.RegisterWorker(worker);
-  auto leases = store.LeaseRuns(*worker_id, 1, absl::Now(), absl::Hours(1));
+  // The scheduler's own lease path: placement over a store snapshot, then the store's commit.
+  scalelab::scheduler::StorePlacementState placement(&store);
+  auto leases = scalelab::scheduler::GrantLeases(placement, store, *worker_id, 1, absl::Now(),
+                                                 absl::Hours(1), {});
   if (!leases.ok() || leases->empty()) std::exit(1);
-  return {*worker_id, (*leases)[0].run_id(), (*leases)[0].attempt()};
+  return {*worker_id, (*leases)[0].spec().run_id(), (*leases)[0].spec().attempt()};
 }
 
 ReportMetricsRequest Batch(const LeasedRun& run, int batch, int points) {

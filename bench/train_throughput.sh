@@ -44,15 +44,23 @@ od -An -v -tu1 "$DATA/val.bin" | tr -s ' ' '\n' | grep -v '^$' | sort -n | uniq 
 
 printf '%-40s %6s %12s %9s %8s\n' "config" "steps" "tokens/s" "val_loss" "wall_s"
 for config in \
-    "--d_model=32 --n_layers=2 --n_heads=4" \
-    "--d_model=64 --n_layers=2 --n_heads=4" \
-    "--d_model=96 --n_layers=3 --n_heads=4" \
-    "--d_model=128 --n_layers=4 --n_heads=4"; do
+    "d_model: 32, n_layers: 2, n_heads: 4" \
+    "d_model: 64, n_layers: 2, n_heads: 4" \
+    "d_model: 96, n_layers: 3, n_heads: 4" \
+    "d_model: 128, n_layers: 4, n_heads: 4"; do
   out="$BENCH_DIR/run.jsonl"
+  spec="$BENCH_DIR/spec.yaml"
+  # One RunSpec per size (runspec/spec_file.h); everything not named takes runspec's defaults.
+  cat > "$spec" <<SPEC
+kind: RUN_KIND_PRETRAIN
+config:
+  model: {$config, seq_len: 64}
+  data: {sources: {gcide: "$DATA"}}
+  train: {tokens: $TOKENS, batch_tokens: 4096, lr: 3e-3, warmup: 0.05}
+execution: {device: cpu, threads: 1}
+SPEC
   start=$(date +%s.%N)
-  # shellcheck disable=SC2086  # $config is a list of flags on purpose.
-  "$TRAIN" --data_sources=gcide="$DATA" --tokens="$TOKENS" --threads=1 $config \
-    > "$out" 2> "$BENCH_DIR/run.log"
+  "$TRAIN" --spec="$spec" > "$out" 2> "$BENCH_DIR/run.log"
   end=$(date +%s.%N)
   awk -v config="$config" -v wall="$(awk -v s="$start" -v e="$end" 'BEGIN { print e - s }')" '
     /"name":"tokens_per_s"/ { match($0, /"value":[^,]*/); tps += substr($0, RSTART + 8, RLENGTH - 8); n++ }

@@ -1,7 +1,7 @@
 // The SQL migrations of this folder, compiled into the binary (see CMakeLists.txt here).
 //
 // Migrations are forward-only: a released file is never edited; a schema change is a new file
-// with the next version. services/migrations.h applies them.
+// with the next version. services/store/internal/migrations.h applies them.
 
 #ifndef SCALELAB_MIGRATIONS_EMBEDDED_H_
 #define SCALELAB_MIGRATIONS_EMBEDDED_H_

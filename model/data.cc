@@ -57,6 +57,20 @@ absl::StatusOr<SourceData> LoadSource(const DataSource& source, int64_t seq_len)
   return SourceData{source.name, source.weight, *std::move(train), *std::move(val)};
 }
 
+absl::StatusOr<std::vector<SourceData>> LoadSources(const std::vector<DataSource>& sources,
+                                                    int64_t seq_len) {
+  std::vector<SourceData> loaded;
+  for (const DataSource& source : sources) {
+    absl::StatusOr<SourceData> data = LoadSource(source, seq_len);
+    if (!data.ok()) {
+      return absl::Status(data.status().code(), absl::StrCat("data source \"", source.name,
+                                                             "\": ", data.status().message()));
+    }
+    loaded.push_back(*std::move(data));
+  }
+  return loaded;
+}
+
 BatchSampler::BatchSampler(std::vector<const ByteShard*> shards, const std::vector<double>& weights,
                            int64_t seq_len, uint64_t seed)
     : shards_(std::move(shards)), seq_len_(seq_len), rng_(seed) {

@@ -13,9 +13,15 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "model/train_options.h"
 
 namespace scalelab::model {
+
+// One named data source: a folder holding train.bin and val.bin (one byte per token).
+struct DataSource {
+  std::string name;     // Appears in metric names ("val_loss/<name>").
+  std::string dir;      // Folder containing train.bin and val.bin.
+  double weight = 1.0;  // Sampling weight, >= 0.
+};
 
 // A whole token file held in memory. Immutable after loading; safe to share between threads.
 class ByteShard {
@@ -46,6 +52,10 @@ struct SourceData {
 // Loads <dir>/train.bin and <dir>/val.bin; each must hold at least seq_len + 1 tokens (one full
 // window). Errors as in ByteShard::Load.
 absl::StatusOr<SourceData> LoadSource(const DataSource& source, int64_t seq_len);
+
+// LoadSource for each source, in order; an error names the source ("data source \"web\": ...").
+absl::StatusOr<std::vector<SourceData>> LoadSources(const std::vector<DataSource>& sources,
+                                                    int64_t seq_len);
 
 // batch_size windows of seq_len tokens, row-major [batch_size, seq_len]; targets[i] is the token
 // after inputs[i] in the file. int64 because that is what embedding lookups index with.

@@ -56,4 +56,9 @@ std::string FormatMetricJson(const Metric& metric) {
                       ",\"wall_time_s\":", JsonNumber(metric.wall_time_s), "}");
 }
 
+std::string FormatArtifactJson(const ArtifactRecord& artifact) {
+  return absl::StrCat("{\"artifact\":", JsonString(artifact.kind),
+                      ",\"path\":", JsonString(artifact.path), ",\"step\":", artifact.step, "}");
+}
+
 }  // namespace scalelab::model

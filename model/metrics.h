@@ -1,9 +1,14 @@
-// Metric records the trainer emits, and their JSON-line encoding (the `scalelab-train` stdout
-// contract the worker parses). Torch-free.
+// Metric and artifact records the trainer emits, and their JSON-line encoding (the
+// `scalelab-train` stdout contract the worker parses). Torch-free.
 //
-// Names: "n_params" (non-embedding parameters) and "n_params_total" at step 0; "train_loss"
-// (nats/token, averaged since the previous report), "lr" and "tokens_per_s" on the report cadence;
-// "val_loss" (nats/token) and, with several sources, "val_loss/<source>" at each evaluation.
+// Metric names: "n_params" (non-embedding parameters), "n_params_total" and "flops_per_token"
+// (training FLOPs per token, CausalLM::FlopsPerToken) at step 0; "train_loss" (nats/token,
+// averaged since the previous report), "lr" and "tokens_per_s" on the report cadence; "val_loss"
+// (nats/token) and, with several sources, "val_loss/<source>" at each evaluation, and at step 0
+// too when the run starts from an init artifact.
+//
+// Artifacts: a line with an "artifact" key instead of "name" announces a file the run wrote;
+// the worker computes its size and sha256 and records it.
 
 #ifndef SCALELAB_MODEL_METRICS_H_
 #define SCALELAB_MODEL_METRICS_H_
@@ -22,23 +27,35 @@ struct Metric {
   double wall_time_s = 0;  // Seconds since training started.
 };
 
-// Receives metrics in the order they are produced. Called from the training thread only.
+// A file the run wrote, announced once it is complete on disk.
+struct ArtifactRecord {
+  std::string kind;  // "final" (the weights at the end of training); "checkpoint" later.
+  std::string path;  // Absolute.
+  int64_t step = 0;  // Optimizer steps completed when it was written.
+};
+
+// Receives metrics and artifacts in the order they are produced. Called from the training
+// thread only.
 class MetricSink {
  public:
   virtual ~MetricSink() = default;
   virtual void Write(const Metric& metric) = 0;
+  virtual void WriteArtifact(const ArtifactRecord& artifact) = 0;
 };
 
-// Keeps every metric in memory; for tests and benchmarks.
+// Keeps everything in memory; for tests and benchmarks.
 class VectorMetricSink : public MetricSink {
  public:
   void Write(const Metric& metric) override { metrics_.push_back(metric); }
+  void WriteArtifact(const ArtifactRecord& artifact) override { artifacts_.push_back(artifact); }
   const std::vector<Metric>& metrics() const { return metrics_; }
+  const std::vector<ArtifactRecord>& artifacts() const { return artifacts_; }
   // Values of metrics called `name`, in order.
   std::vector<double> Values(const std::string& name) const;
 
  private:
   std::vector<Metric> metrics_;
+  std::vector<ArtifactRecord> artifacts_;
 };
 
 // One JSON object without a trailing newline, e.g.
@@ -47,6 +64,10 @@ class VectorMetricSink : public MetricSink {
 // and the precision any loss curve needs). Non-finite values, which JSON cannot represent, print
 // as null.
 std::string FormatMetricJson(const Metric& metric);
+
+// One JSON object without a trailing newline, e.g.
+//   {"artifact":"final","path":"/runs/7/final.pt","step":245}
+std::string FormatArtifactJson(const ArtifactRecord& artifact);
 
 }  // namespace scalelab::model
 

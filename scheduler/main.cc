@@ -8,8 +8,8 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "scheduler/scheduler.h"
-#include "services/logging.h"
-#include "services/signals.h"
+#include "services/common/logging.h"
+#include "services/common/signals.h"
 #include "spdlog/spdlog.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:7070", "gRPC listen address host:port (port 0 = any)");

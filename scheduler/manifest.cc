@@ -17,6 +17,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "runspec/run_config.h"
+#include "runspec/text.h"
 #include "scheduler/expand.h"
 #include "yaml-cpp/yaml.h"
 
@@ -30,9 +32,7 @@ constexpr absl::string_view kNameExpectation = "1 to 100 characters from [A-Za-z
 constexpr absl::string_view kKindExpectation = "one of pretrain, sft, grpo, eval";
 constexpr int kMaxAttemptsLimit = 100;
 
-std::string Quoted(absl::string_view text) {
-  return absl::StrCat("\"", absl::CHexEscape(text), "\"");
-}
+using ::scalelab::runspec::Quoted;  // caps what it echoes at 80 characters
 
 bool IsValidName(absl::string_view name) {
   if (name.empty() || name.size() > 100) return false;
@@ -612,7 +612,7 @@ absl::StatusOr<SweepSpec> ParseManifest(std::string_view yaml_text, std::string_
 }
 
 void ApplySweepDefaults(SweepSpec* spec) {
-  if (spec->max_attempts() == 0) spec->set_max_attempts(3);
+  if (spec->max_attempts() == 0) spec->set_max_attempts(runspec::kDefaultMaxAttempts);
   bool tokens_swept = false;
   for (const scalelab::v1::Axis& axis : spec->sweep().grid().axes()) {
     tokens_swept = tokens_swept || KeysOverlap(axis.key(), "train.tokens");

@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "services/status_util.h"
+#include "services/api/status_util.h"
 
 namespace scalelab::scheduler {
 
@@ -34,6 +34,16 @@ grpc::Status ResultsServiceImpl::GetFits(grpc::ServerContext*, const v1::GetFits
                                          v1::GetFitsResponse*) {
   return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
                       "scaling-law fits are not built yet: use GetSweepCurves for the raw curves");
+}
+
+grpc::Status ResultsServiceImpl::ListArtifacts(grpc::ServerContext*,
+                                               const v1::ListArtifactsRequest* request,
+                                               v1::ListArtifactsResponse* response) {
+  RpcTimer timer(ctx_.metrics, "ListArtifacts");
+  auto artifacts = ctx_.store->ListArtifacts(request->run_id());
+  if (!artifacts.ok()) return ToGrpcStatus(artifacts.status());
+  for (v1::Artifact& artifact : *artifacts) *response->add_artifacts() = std::move(artifact);
+  return grpc::Status::OK;
 }
 
 }  // namespace scalelab::scheduler

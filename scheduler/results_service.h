@@ -20,6 +20,8 @@ class ResultsServiceImpl final : public v1::ResultsService::Service {
                               v1::GetSweepCurvesResponse* response) override;
   grpc::Status GetFits(grpc::ServerContext* context, const v1::GetFitsRequest* request,
                        v1::GetFitsResponse* response) override;
+  grpc::Status ListArtifacts(grpc::ServerContext* context, const v1::ListArtifactsRequest* request,
+                             v1::ListArtifactsResponse* response) override;
 
  private:
   ServiceContext ctx_;

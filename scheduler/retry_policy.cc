@@ -1,5 +1,7 @@
 #include "scheduler/retry_policy.h"
 
+#include "runspec/run_config.h"
+
 namespace scalelab::scheduler {
 
 v1::RunState DecideAfterFailure(const v1::Run& run, v1::FailureClass failure_class) {
@@ -13,7 +15,8 @@ v1::RunState DecideAfterFailure(const v1::Run& run, v1::FailureClass failure_cla
     default:
       break;
   }
-  const int max_attempts = run.max_attempts() > 0 ? run.max_attempts() : 1;
+  const int max_attempts =
+      run.max_attempts() > 0 ? run.max_attempts() : runspec::kDefaultMaxAttempts;
   return run.attempt() < max_attempts ? v1::RUN_STATE_PENDING : v1::RUN_STATE_FAILED;
 }
 

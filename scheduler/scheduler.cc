@@ -6,9 +6,10 @@
 #include "scheduler/results_service.h"
 #include "scheduler/retry_policy.h"
 #include "scheduler/scheduler_metrics.h"
+#include "scheduler/store_placement_state.h"
 #include "scheduler/sweep_service.h"
 #include "scheduler/worker_service.h"
-#include "services/run_state.h"
+#include "services/common/run_state.h"
 #include "spdlog/spdlog.h"
 
 namespace scalelab::scheduler {
@@ -37,12 +38,16 @@ absl::Status SchedulerOptions::Validate() const {
   if (pool_size < 1) {
     return absl::InvalidArgumentError(absl::StrCat("pool_size: expected >= 1, got ", pool_size));
   }
+  if (absl::Status valid = placement.Validate(); !valid.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("placement.", valid.message()));
+  }
   return absl::OkStatus();
 }
 
 struct Scheduler::Impl {
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
   std::unique_ptr<SchedulerMetrics> metrics;
+  std::unique_ptr<StorePlacementState> placement;
   std::unique_ptr<services::MetricsServer> metrics_server;
   std::unique_ptr<SweepServiceImpl> sweep_service;
   std::unique_ptr<WorkerServiceImpl> worker_service;
@@ -90,8 +95,11 @@ absl::Status Scheduler::Init() {
     impl_->metrics_server = *std::move(metrics_server);
   }
 
+  impl_->placement = std::make_unique<StorePlacementState>(store_.get());
   ServiceContext context;
   context.store = store_.get();
+  context.placement = impl_->placement.get();
+  context.placement_options = options_.placement;
   context.clock = clock_;
   context.metrics = impl_->metrics.get();
   context.lease_ttl = options_.lease_ttl;

@@ -13,11 +13,12 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
-#include "services/clock.h"
-#include "services/embedded_postgres.h"
-#include "services/grpc_server.h"
-#include "services/metrics.h"
-#include "services/store.h"
+#include "scheduler/placement.h"
+#include "services/api/grpc_server.h"
+#include "services/api/metrics.h"
+#include "services/common/clock.h"
+#include "services/store/embedded_postgres.h"
+#include "services/store/store.h"
 
 namespace scalelab::scheduler {
 
@@ -37,6 +38,8 @@ struct SchedulerOptions {
   // How often expired leases are looked for and the run gauges refreshed.
   absl::Duration reap_interval = absl::Seconds(1);
   int pool_size = 8;
+  // How LeaseRuns places pending runs on workers (scheduler/placement.h).
+  PlacementOptions placement;
   // Not owned; nullptr = the real clock.
   services::Clock* clock = nullptr;
 

@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "services/run_state.h"
+#include "services/common/run_state.h"
 
 namespace scalelab::scheduler {
 namespace {

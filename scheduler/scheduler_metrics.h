@@ -10,7 +10,7 @@
 
 #include <memory>
 
-#include "services/store.h"
+#include "services/store/store.h"
 
 namespace scalelab::scheduler {
 

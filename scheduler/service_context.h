@@ -8,9 +8,11 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "scheduler/placement.h"
+#include "scheduler/placement_state.h"
 #include "scheduler/scheduler_metrics.h"
-#include "services/clock.h"
-#include "services/store.h"
+#include "services/common/clock.h"
+#include "services/store/store.h"
 
 namespace scalelab::scheduler {
 
@@ -18,6 +20,8 @@ struct ServiceContext {
   services::Store* store = nullptr;
   services::Clock* clock = nullptr;
   SchedulerMetrics* metrics = nullptr;
+  PlacementState* placement = nullptr;  // the cluster view LeaseRuns places on
+  PlacementOptions placement_options;
   absl::Duration lease_ttl = absl::Seconds(15);
   absl::Duration heartbeat_interval = absl::Seconds(2);
   absl::Duration watch_poll = absl::Milliseconds(500);

@@ -8,8 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "scheduler/expand.h"
 #include "scheduler/manifest.h"
-#include "services/run_state.h"
-#include "services/status_util.h"
+#include "services/api/status_util.h"
+#include "services/common/run_state.h"
 #include "spdlog/spdlog.h"
 
 namespace scalelab::scheduler {
@@ -30,6 +30,13 @@ namespace {
 absl::StatusOr<v1::SweepSpec> SpecOf(const v1::SubmitSweepRequest& request) {
   switch (request.source_case()) {
     case v1::SubmitSweepRequest::kManifestYaml:
+      // A sweep is a few hundred bytes of YAML; anything near this is a mistake (a data file
+      // passed as the manifest), and parsing it would only cost memory and time.
+      if (request.manifest_yaml().size() > kMaxManifestBytes) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("manifest_yaml: expected at most ", kMaxManifestBytes,
+                         " bytes (1 MiB) of YAML, got ", request.manifest_yaml().size(), " bytes"));
+      }
       return ParseManifest(request.manifest_yaml(),
                            request.manifest_name().empty() ? "manifest" : request.manifest_name());
     case v1::SubmitSweepRequest::kSpec: {
@@ -61,6 +68,11 @@ grpc::Status SweepServiceImpl::SubmitSweep(grpc::ServerContext*,
   std::vector<services::NewRun> runs;
   runs.reserve(expanded->size());
   for (ExpandedRun& run : *expanded) {
+    // A run that starts from another's weights must name something that exists; its final
+    // weights may still be on the way (the run waits for them at lease time).
+    if (absl::Status status = ctx_.store->CheckInitExists(run.config.init()); !status.ok()) {
+      return ToGrpcStatus(status);
+    }
     runs.push_back({run.index, std::move(run.config), std::move(run.overrides)});
   }
   std::string manifest = request->source_case() == v1::SubmitSweepRequest::kManifestYaml
@@ -103,9 +115,13 @@ grpc::Status SweepServiceImpl::ListSweeps(grpc::ServerContext*,
 grpc::Status SweepServiceImpl::ListRuns(grpc::ServerContext*, const v1::ListRunsRequest* request,
                                         v1::ListRunsResponse* response) {
   RpcTimer timer(ctx_.metrics, "ListRuns");
-  auto runs = ctx_.store->ListRuns(request->sweep_id(), request->state(), request->limit());
-  if (!runs.ok()) return ToGrpcStatus(runs.status());
-  for (v1::Run& run : *runs) *response->add_runs() = std::move(run);
+  const int page_size = request->page_size() > 0 ? request->page_size() : request->limit();
+  auto page = ctx_.store->ListRunsPage(request->sweep_id(), request->state(), page_size,
+                                       request->page_token());
+  if (!page.ok()) return ToGrpcStatus(page.status());
+  for (v1::Run& run : page->runs) *response->add_runs() = std::move(run);
+  response->set_next_page_token(page->next_page_token);
+  response->set_total_count(page->total_count);
   return grpc::Status::OK;
 }
 

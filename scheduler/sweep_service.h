@@ -2,10 +2,15 @@
 #ifndef SCALELAB_SCHEDULER_SWEEP_SERVICE_H_
 #define SCALELAB_SCHEDULER_SWEEP_SERVICE_H_
 
+#include <cstddef>
+
 #include "scalelab/v1/sweep.grpc.pb.h"
 #include "scheduler/service_context.h"
 
 namespace scalelab::scheduler {
+
+// SubmitSweep refuses manifest_yaml larger than this with INVALID_ARGUMENT, before parsing.
+inline constexpr size_t kMaxManifestBytes = size_t{1} << 20;
 
 // Thread-safe: handlers run on gRPC's thread pool and share only the context.
 class SweepServiceImpl final : public v1::SweepService::Service {

@@ -3,9 +3,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "scheduler/leasing.h"
 #include "scheduler/retry_policy.h"
-#include "services/run_state.h"
-#include "services/status_util.h"
+#include "services/api/status_util.h"
+#include "services/common/run_state.h"
 #include "spdlog/spdlog.h"
 
 namespace scalelab::scheduler {
@@ -44,12 +46,14 @@ grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext*, const v1::Heartb
 grpc::Status WorkerServiceImpl::LeaseRuns(grpc::ServerContext*, const v1::LeaseRunsRequest* request,
                                           v1::LeaseRunsResponse* response) {
   RpcTimer timer(ctx_.metrics, "LeaseRuns");
-  auto leases = ctx_.store->LeaseRuns(request->worker_id(), request->free_slots(),
-                                      ctx_.clock->Now(), ctx_.lease_ttl);
+  auto leases =
+      GrantLeases(*ctx_.placement, *ctx_.store, request->worker_id(), request->free_slots(),
+                  ctx_.clock->Now(), ctx_.lease_ttl, ctx_.placement_options);
   if (!leases.ok()) return ToGrpcStatus(leases.status());
   for (v1::Lease& lease : *leases) {
-    spdlog::info("run leased run={} attempt={} worker={}", lease.run_id(), lease.attempt(),
-                 request->worker_id());
+    spdlog::info("run leased run={} attempt={} worker={} gpus=[{}]", lease.spec().run_id(),
+                 lease.spec().attempt(), request->worker_id(),
+                 absl::StrJoin(lease.spec().execution().gpu_indices(), ","));
     ctx_.metrics->leases_granted.Increment();
     *response->add_leases() = std::move(lease);
   }
@@ -86,6 +90,21 @@ grpc::Status WorkerServiceImpl::CompleteRun(grpc::ServerContext*,
                  state_name, request->message());
   }
   response->set_state(*state);
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerServiceImpl::ReportArtifacts(grpc::ServerContext*,
+                                                const v1::ReportArtifactsRequest* request,
+                                                v1::ReportArtifactsResponse* response) {
+  RpcTimer timer(ctx_.metrics, "ReportArtifacts");
+  auto stored = ctx_.store->ReportArtifacts(*request);
+  if (!stored.ok()) return ToGrpcStatus(stored.status());
+  for (v1::Artifact& artifact : *stored) {
+    spdlog::info("artifact stored run={} attempt={} kind={} step={} bytes={} at {}",
+                 artifact.run_id(), artifact.attempt(), artifact.kind(), artifact.step(),
+                 artifact.size_bytes(), artifact.location());
+    *response->add_artifacts() = std::move(artifact);
+  }
   return grpc::Status::OK;
 }
 

@@ -23,6 +23,9 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
                              v1::ReportMetricsResponse* response) override;
   grpc::Status CompleteRun(grpc::ServerContext* context, const v1::CompleteRunRequest* request,
                            v1::CompleteRunResponse* response) override;
+  grpc::Status ReportArtifacts(grpc::ServerContext* context,
+                               const v1::ReportArtifactsRequest* request,
+                               v1::ReportArtifactsResponse* response) override;
 
  private:
   ServiceContext ctx_;

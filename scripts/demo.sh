@@ -45,7 +45,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-say "starting the scheduler (embedded PostgreSQL under $STATE_DIR/postgres)"
+say "starting the scheduler (embedded PostgreSQL in $STATE_DIR/postgres or the folder it names)"
 rm -f "$STATE_DIR/scheduler.port"
 "$BIN/scalelab-scheduler" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
   --data_dir="$STATE_DIR" --port_file="$STATE_DIR/scheduler.port" \
@@ -59,6 +59,11 @@ for _ in $(seq 1 600); do
   sleep 0.1
 done
 read -r GRPC_PORT METRICS_PORT <"$STATE_DIR/scheduler.port"
+# Running as root in a folder the OS user postgres cannot enter (a clone in /root), the
+# scheduler keeps the cluster elsewhere and notes where (services/store/embedded_postgres.h).
+if [ -s "$STATE_DIR/postgres/CLUSTER_LOCATION" ]; then
+  echo "PostgreSQL cluster in $(cat "$STATE_DIR/postgres/CLUSTER_LOCATION") (user postgres cannot enter $STATE_DIR)"
+fi
 export SCALELAB_ADDR=127.0.0.1:$GRPC_PORT
 echo "scheduler at $SCALELAB_ADDR, metrics at http://127.0.0.1:$METRICS_PORT/metrics"
 

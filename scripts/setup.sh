@@ -9,7 +9,7 @@ PACKAGES=(
   libpqxx-dev libpq-dev postgresql
   prometheus-cpp-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
   libtorch-dev libopenblas0-pthread
-  catch2 curl dict-gcide
+  libssl-dev catch2 curl dict-gcide
 )
 
 missing=()

@@ -17,11 +17,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "runspec/spec_file.h"
 #include "scalelab/v1/worker.grpc.pb.h"
-#include "services/grpc_server.h"
-#include "services/metrics.h"
-#include "services/run_state.h"
-#include "services/status_util.h"
+#include "services/api/grpc_server.h"
+#include "services/api/metrics.h"
+#include "services/api/status_util.h"
+#include "services/common/run_state.h"
 #include "spdlog/spdlog.h"
 #include "worker/child_process.h"
 #include "worker/inventory.h"
@@ -34,12 +35,15 @@ enum class StopReason { kNone, kCancelled, kShutdown, kLeaseLost };
 
 // One attempt of a run on this worker.
 struct Attempt {
-  v1::Lease lease;
+  v1::Lease lease;  // lease.spec() as the scheduler sent it
+  int64_t run_id() const { return lease.spec().run_id(); }
+  int32_t number() const { return lease.spec().attempt(); }
   std::string dir;
   std::unique_ptr<ChildProcess> child;
   std::thread reader;
   std::mutex mu;
   std::vector<v1::MetricPoint> pending;  // guarded by mu
+  std::vector<v1::Artifact> artifacts;   // reported by the trainer, not yet stored; guarded by mu
   bool eof = false;                      // guarded by mu
   bool announced = false;  // the first (possibly empty) report moved the run to RUNNING
   // The scheduler refused this attempt's reports (cancelled, or the lease went elsewhere):
@@ -72,14 +76,15 @@ void ReadMetrics(Attempt* attempt, int fd) {
          start = newline + 1) {
       absl::string_view line(buffer.data() + start, newline - start);
       if (line.empty()) continue;
-      auto point = ParseMetricLine(line);
-      if (!point.ok()) {
-        spdlog::warn("run={} skipping output line: {}", attempt->lease.run_id(),
-                     point.status().ToString());
+      auto parsed = ParseTrainerLine(line);
+      if (!parsed.ok()) {
+        spdlog::warn("run={} skipping output line: {}", attempt->run_id(),
+                     parsed.status().ToString());
         continue;
       }
       std::lock_guard<std::mutex> lock(attempt->mu);
-      attempt->pending.push_back(*std::move(point));
+      if (parsed->metric) attempt->pending.push_back(*std::move(parsed->metric));
+      if (parsed->artifact) attempt->artifacts.push_back(*std::move(parsed->artifact));
     }
     buffer.erase(0, start);
   }
@@ -147,6 +152,7 @@ struct Agent::Impl {
   void LeaseAndStart();
   void StartAttempt(const v1::Lease& lease);
   void Flush(Attempt& attempt);
+  void FlushArtifacts(Attempt& attempt);
   void Reject(Attempt& attempt);
   // Kills and forgets every attempt (their leases are gone) and registers again on the next tick.
   void ForgetRegistration();
@@ -193,8 +199,8 @@ void Agent::Impl::Heartbeat() {
   for (const auto& attempt : attempts) {
     if (attempt->exit.has_value()) continue;
     v1::RunAttempt* held = request.add_running();
-    held->set_run_id(attempt->lease.run_id());
-    held->set_attempt(attempt->lease.attempt());
+    held->set_run_id(attempt->run_id());
+    held->set_attempt(attempt->number());
   }
   v1::HeartbeatResponse response;
   auto context = Context();
@@ -212,7 +218,7 @@ void Agent::Impl::Heartbeat() {
   next_heartbeat = absl::Now() + heartbeat_interval;
   for (const v1::RunAttempt& stop : response.stop()) {
     for (auto& attempt : attempts) {
-      if (attempt->lease.run_id() == stop.run_id() && attempt->lease.attempt() == stop.attempt()) {
+      if (attempt->run_id() == stop.run_id() && attempt->number() == stop.attempt()) {
         spdlog::info("stopping run={} attempt={}: the scheduler no longer wants it", stop.run_id(),
                      stop.attempt());
         RequestStop(*attempt, StopReason::kCancelled, SIGTERM);
@@ -229,39 +235,50 @@ void Agent::Impl::Heartbeat() {
 void Agent::Impl::StartAttempt(const v1::Lease& lease) {
   auto attempt = std::make_unique<Attempt>();
   attempt->lease = lease;
-  attempt->dir = absl::StrCat(options.work_dir, "/run-", lease.run_id(), "-", lease.attempt());
+  const v1::RunSpec& leased = lease.spec();
+  attempt->dir = absl::StrCat(options.work_dir, "/run-", leased.run_id(), "-", leased.attempt());
+  const std::string checkpoint_dir =
+      absl::StrCat(options.work_dir, "/run-", leased.run_id(), "-checkpoints");
   std::error_code error;
   std::filesystem::create_directories(attempt->dir, error);
+  std::filesystem::create_directories(checkpoint_dir, error);
+  // The trainer gets absolute folders: it may run with another working directory.
+  const std::string attempt_dir = std::filesystem::absolute(attempt->dir, error).string();
   TrainerInvocation invocation{options.trainer_path, options.data_root, options.threads_per_run};
   absl::Status status;
-  auto argv = BuildTrainerArgv(invocation, lease.config());
-  if (argv.ok()) {
-    auto child = ChildProcess::Spawn({*argv, attempt->dir + "/stderr.log", ""});
+  auto spec = CompleteRunSpec(invocation, leased, attempt_dir,
+                              std::filesystem::absolute(checkpoint_dir, error).string());
+  if (spec.ok()) status = runspec::WriteRunSpecFile(attempt_dir + "/spec.json", *spec);
+  if (spec.ok() && status.ok()) {
+    auto child = ChildProcess::Spawn({BuildTrainerArgv(invocation, attempt_dir + "/spec.json"),
+                                      attempt->dir + "/stderr.log", "", TrainerEnvironment(*spec)});
     if (child.ok()) {
       attempt->child = *std::move(child);
     } else {
       status = child.status();
     }
-  } else {
-    status = argv.status();
+  } else if (!spec.ok()) {
+    status = spec.status();
   }
   if (!status.ok()) {
     // The run never started here: report it so the scheduler decides (retry elsewhere).
-    spdlog::error("cannot start run={} attempt={}: {}", lease.run_id(), lease.attempt(),
+    spdlog::error("cannot start run={} attempt={}: {}", leased.run_id(), leased.attempt(),
                   status.ToString());
     v1::CompleteRunRequest request;
     request.set_worker_id(worker_id);
-    request.set_run_id(lease.run_id());
-    request.set_attempt(lease.attempt());
+    request.set_run_id(leased.run_id());
+    request.set_attempt(leased.attempt());
     request.set_exit_code(-1);
-    request.set_failure_class(v1::FAILURE_CLASS_SYSTEM_SOFTWARE);
+    // A spec the trainer would refuse is the run's fault; anything else is this node's.
+    request.set_failure_class(absl::IsInvalidArgument(status) ? v1::FAILURE_CLASS_USER
+                                                              : v1::FAILURE_CLASS_SYSTEM_SOFTWARE);
     request.set_message(status.ToString());
     v1::CompleteRunResponse response;
     auto context = Context();
     Call("CompleteRun", stub->CompleteRun(context.get(), request, &response)).IgnoreError();
     return;
   }
-  spdlog::info("started run={} attempt={} pid={} dir={}", lease.run_id(), lease.attempt(),
+  spdlog::info("started run={} attempt={} pid={} dir={}", leased.run_id(), leased.attempt(),
                attempt->child->pid(), attempt->dir);
   Attempt* raw = attempt.get();
   attempt->reader = std::thread([raw, fd = raw->child->stdout_fd()] { ReadMetrics(raw, fd); });
@@ -310,15 +327,15 @@ void Agent::Impl::Flush(Attempt& attempt) {
     for (const v1::MetricPoint& point : attempt.pending) *request.add_points() = point;
   }
   request.set_worker_id(worker_id);
-  request.set_run_id(attempt.lease.run_id());
-  request.set_attempt(attempt.lease.attempt());
+  request.set_run_id(attempt.run_id());
+  request.set_attempt(attempt.number());
   v1::ReportMetricsResponse response;
   auto context = Context();
   absl::Status status =
       Call("ReportMetrics", stub->ReportMetrics(context.get(), request, &response));
   if (absl::IsFailedPrecondition(status) || absl::IsNotFound(status)) {
-    spdlog::warn("run={} attempt={} is no longer ours; stopping it", attempt.lease.run_id(),
-                 attempt.lease.attempt());
+    spdlog::warn("run={} attempt={} is no longer ours; stopping it", attempt.run_id(),
+                 attempt.number());
     Reject(attempt);
     return;
   }
@@ -336,6 +353,32 @@ void Agent::Impl::Flush(Attempt& attempt) {
   points_forwarded->Increment(request.points_size());
   tokens_trained->Increment(max_tokens - attempt.tokens_seen);
   attempt.tokens_seen = max_tokens;
+  FlushArtifacts(attempt);
+}
+
+void Agent::Impl::FlushArtifacts(Attempt& attempt) {
+  v1::ReportArtifactsRequest request;
+  {
+    std::lock_guard<std::mutex> lock(attempt.mu);
+    if (attempt.artifacts.empty()) return;
+    for (const v1::Artifact& artifact : attempt.artifacts) *request.add_artifacts() = artifact;
+  }
+  for (v1::Artifact& artifact : *request.mutable_artifacts()) {
+    if (absl::Status status = DescribeArtifactFile(&artifact); !status.ok()) {
+      spdlog::warn("run={} attempt={}: {}", attempt.run_id(), attempt.number(), status.ToString());
+    }
+  }
+  request.set_worker_id(worker_id);
+  request.set_run_id(attempt.run_id());
+  request.set_attempt(attempt.number());
+  v1::ReportArtifactsResponse response;
+  auto context = Context();
+  absl::Status status =
+      Call("ReportArtifacts", stub->ReportArtifacts(context.get(), request, &response));
+  if (!status.ok()) return;  // kept and re-sent; the store keeps one copy per key
+  std::lock_guard<std::mutex> lock(attempt.mu);
+  attempt.artifacts.erase(attempt.artifacts.begin(),
+                          attempt.artifacts.begin() + request.artifacts_size());
 }
 
 bool Agent::Impl::Finish(Attempt& attempt) {
@@ -353,15 +396,16 @@ bool Agent::Impl::Finish(Attempt& attempt) {
   Flush(attempt);
   {
     std::lock_guard<std::mutex> lock(attempt.mu);
-    if (!attempt.pending.empty()) return false;  // the last batch failed to send; retry
+    // The last batch failed to send; retry.
+    if (!attempt.pending.empty() || !attempt.artifacts.empty()) return false;
   }
   const ExitInfo& exit = *attempt.exit;
   bool succeeded =
       exit.exit_code == 0 && exit.term_signal == 0 && attempt.stop == StopReason::kNone;
   v1::CompleteRunRequest request;
   request.set_worker_id(worker_id);
-  request.set_run_id(attempt.lease.run_id());
-  request.set_attempt(attempt.lease.attempt());
+  request.set_run_id(attempt.run_id());
+  request.set_attempt(attempt.number());
   request.set_succeeded(succeeded);
   request.set_exit_code(exit.exit_code);
   request.set_term_signal(exit.term_signal);

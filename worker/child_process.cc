@@ -6,10 +6,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <string_view>
+
+extern char** environ;
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -47,6 +51,20 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(const ChildOpt
   std::vector<char*> argv;
   for (const std::string& arg : options.argv) argv.push_back(const_cast<char*>(arg.c_str()));
   argv.push_back(nullptr);
+  // The environment is built before fork: the child may only make async-signal-safe calls.
+  std::vector<std::string> env_strings;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    const std::string_view text(*entry);
+    const bool replaced = std::any_of(options.env.begin(), options.env.end(), [&](const auto& kv) {
+      return text.size() > kv.first.size() && text.substr(0, kv.first.size()) == kv.first &&
+             text[kv.first.size()] == '=';
+    });
+    if (!replaced) env_strings.emplace_back(text);
+  }
+  for (const auto& [name, value] : options.env) env_strings.push_back(name + "=" + value);
+  std::vector<char*> envp;
+  for (std::string& entry : env_strings) envp.push_back(entry.data());
+  envp.push_back(nullptr);
   const pid_t parent = ::getpid();
 
   pid_t pid = ::fork();
@@ -72,7 +90,7 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(const ChildOpt
       (void)!::write(exec_pipe[1], &err, sizeof(err));
       ::_exit(127);
     }
-    ::execv(argv[0], argv.data());
+    ::execve(argv[0], argv.data(), envp.data());
     int err = errno;
     (void)!::write(exec_pipe[1], &err, sizeof(err));
     ::_exit(127);

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -19,6 +20,9 @@ struct ChildOptions {
   std::vector<std::string> argv;  // argv[0] is the program path; required
   std::string stderr_path;        // the child's stderr goes here (truncated); required
   std::string working_dir;        // "" = the worker's
+  // Variables set (or replaced) in the child's environment, which is otherwise the worker's;
+  // e.g. CUDA_VISIBLE_DEVICES for the GPUs a run was placed on.
+  std::vector<std::pair<std::string, std::string>> env;
 };
 
 struct ExitInfo {

@@ -7,8 +7,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "services/logging.h"
-#include "services/signals.h"
+#include "services/common/logging.h"
+#include "services/common/signals.h"
 #include "spdlog/spdlog.h"
 #include "worker/agent.h"
 

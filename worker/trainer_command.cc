@@ -1,82 +1,78 @@
 #include "worker/trainer_command.h"
 
+#include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
-#include <signal.h>
+#include <openssl/evp.h>
 
-#include <map>
+#include <fstream>
 
 #include "absl/status/status.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "runspec/exit_codes.h"
+#include "runspec/run_config.h"
+#include "runspec/spec_file.h"
 
 namespace scalelab::worker {
-namespace {
 
-std::string Number(double value) { return absl::StrFormat("%.17g", value); }
-
-std::string ResolvePath(const std::string& root, const std::string& path) {
-  if (path.empty() || path[0] == '/' || root.empty()) return path;
-  return absl::StrCat(root, "/", path);
+absl::StatusOr<v1::RunSpec> CompleteRunSpec(const TrainerInvocation& invocation,
+                                            const v1::RunSpec& leased,
+                                            const std::string& attempt_dir,
+                                            const std::string& checkpoint_dir) {
+  v1::RunSpec spec = leased;
+  runspec::ResolveDataFolders(invocation.data_root, &spec);
+  spec.set_output_dir(attempt_dir);
+  spec.set_checkpoint_dir(checkpoint_dir);
+  v1::ExecutionSpec& execution = *spec.mutable_execution();
+  execution.set_threads(invocation.threads);
+  execution.set_device(spec.execution().gpu_indices().empty() ? "cpu" : "cuda");
+  runspec::ApplySpecDefaults(&spec);
+  if (absl::Status status = runspec::ValidateRunSpec(spec); !status.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("run ", spec.run_id(), " attempt ", spec.attempt(), ": ", status.message()));
+  }
+  return spec;
 }
 
-}  // namespace
-
-absl::StatusOr<std::vector<std::string>> BuildTrainerArgv(const TrainerInvocation& invocation,
-                                                          const v1::RunConfig& config) {
-  if (config.data().sources().empty()) {
-    return absl::InvalidArgumentError("data.sources: expected at least one source, got none");
-  }
-  // Sorted so the command line of a run is the same on every worker.
-  std::map<std::string, std::string> sources(config.data().sources().begin(),
-                                             config.data().sources().end());
-  std::map<std::string, double> mixture(config.data().mixture().begin(),
-                                        config.data().mixture().end());
-  std::vector<std::string> source_args;
-  for (const auto& [name, path] : sources) {
-    source_args.push_back(absl::StrCat(name, "=", ResolvePath(invocation.data_root, path)));
-  }
-  std::vector<std::string> mixture_args;
-  for (const auto& [name, weight] : mixture) {
-    mixture_args.push_back(absl::StrCat(name, "=", Number(weight)));
-  }
-  const v1::ModelSpec& model = config.model();
-  const v1::TrainSpec& train = config.train();
-  const v1::EvalSpec& eval = config.eval();
-  std::vector<std::string> argv = {
-      invocation.trainer_path,
-      absl::StrCat("--data_sources=", absl::StrJoin(source_args, ",")),
-      absl::StrCat("--model_family=", model.family().empty() ? "transformer" : model.family()),
-      absl::StrCat("--d_model=", model.d_model()),
-      absl::StrCat("--n_layers=", model.n_layers()),
-      absl::StrCat("--n_heads=", model.n_heads()),
-      absl::StrCat("--seq_len=", model.seq_len()),
-      absl::StrCat("--d_ff=", model.d_ff()),
-      absl::StrCat("--vocab_size=", model.vocab_size() > 0 ? model.vocab_size() : 256),
-      absl::StrCat("--tokens=", Number(train.tokens())),
-      absl::StrCat("--batch_tokens=", train.batch_tokens()),
-      absl::StrCat("--lr=", Number(train.lr())),
-      absl::StrCat("--schedule=", train.schedule().empty() ? "cosine" : train.schedule()),
-      absl::StrCat("--warmup=", Number(train.warmup())),
-      absl::StrCat("--weight_decay=", Number(train.weight_decay())),
-      absl::StrCat("--seed=", train.seed()),
-      absl::StrCat("--eval_every_tokens=", Number(eval.every_tokens())),
-      absl::StrCat("--val_tokens=", Number(eval.val_tokens())),
-      absl::StrCat("--threads=", invocation.threads),
-      absl::StrCat("--device=", config.resources().gpus() > 0 ? "cuda" : "cpu"),
-  };
-  if (!mixture_args.empty()) {
-    argv.push_back(absl::StrCat("--data_mixture=", absl::StrJoin(mixture_args, ",")));
-  }
-  return argv;
+std::vector<std::string> BuildTrainerArgv(const TrainerInvocation& invocation,
+                                          const std::string& spec_path) {
+  return {invocation.trainer_path, absl::StrCat("--spec=", spec_path)};
 }
 
-absl::StatusOr<v1::MetricPoint> ParseMetricLine(absl::string_view line) {
-  v1::MetricPoint point;
+std::vector<std::pair<std::string, std::string>> TrainerEnvironment(const v1::RunSpec& spec) {
+  return {{"CUDA_VISIBLE_DEVICES", absl::StrJoin(spec.execution().gpu_indices(), ",")}};
+}
+
+absl::StatusOr<TrainerLine> ParseTrainerLine(absl::string_view line) {
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = true;  // a newer trainer may add fields
-  auto status = google::protobuf::util::JsonStringToMessage(
-      google::protobuf::StringPiece(line.data(), line.size()), &point, options);
+  const google::protobuf::StringPiece text(line.data(), line.size());
+  TrainerLine parsed;
+  if (line.find("\"artifact\"") != absl::string_view::npos) {
+    google::protobuf::Struct record;
+    const auto status = google::protobuf::util::JsonStringToMessage(text, &record, options);
+    const auto& fields = record.fields();
+    auto text_field = [&fields](const char* name) -> std::string {
+      auto it = fields.find(name);
+      return it == fields.end() ? "" : it->second.string_value();
+    };
+    if (!status.ok() || text_field("artifact").empty() || text_field("path").empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "trainer output is not an artifact record {\"artifact\":KIND,\"path\":P,\"step\":S}: ",
+          line.substr(0, 200)));
+    }
+    v1::Artifact artifact;
+    artifact.set_kind(text_field("artifact"));
+    artifact.set_location(text_field("path"));
+    if (auto step = fields.find("step"); step != fields.end()) {
+      artifact.set_step(static_cast<int64_t>(step->second.number_value()));
+    }
+    parsed.artifact = std::move(artifact);
+    return parsed;
+  }
+  v1::MetricPoint point;
+  auto status = google::protobuf::util::JsonStringToMessage(text, &point, options);
   if (!status.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("trainer output is not a metric record: ", status.ToString()));
@@ -84,31 +80,38 @@ absl::StatusOr<v1::MetricPoint> ParseMetricLine(absl::string_view line) {
   if (point.name().empty()) {
     return absl::InvalidArgumentError("trainer output: metric record without a name");
   }
-  return point;
+  parsed.metric = std::move(point);
+  return parsed;
+}
+
+absl::Status DescribeArtifactFile(v1::Artifact* artifact) {
+  std::ifstream file(artifact->location(), std::ios::binary);
+  if (!file) {
+    return absl::NotFoundError(absl::StrCat("artifact ", artifact->location(), ": cannot be read"));
+  }
+  EVP_MD_CTX* context = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(context, EVP_sha256(), nullptr);
+  char buffer[1 << 16];
+  int64_t size = 0;
+  while (file) {
+    file.read(buffer, sizeof(buffer));
+    const std::streamsize got = file.gcount();
+    if (got <= 0) break;
+    EVP_DigestUpdate(context, buffer, static_cast<size_t>(got));
+    size += got;
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int digest_size = 0;
+  EVP_DigestFinal_ex(context, digest, &digest_size);
+  EVP_MD_CTX_free(context);
+  artifact->set_size_bytes(size);
+  artifact->set_sha256(absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(digest), digest_size)));
+  return absl::OkStatus();
 }
 
 v1::FailureClass ClassifyExit(const ExitInfo& exit, bool stopped_by_worker) {
-  if (stopped_by_worker) return v1::FAILURE_CLASS_CANCELLED;
-  if (exit.term_signal == 0) {
-    if (exit.exit_code == 0) return v1::FAILURE_CLASS_UNSPECIFIED;
-    // 1..4 are the trainer's own verdicts on the run: code, options, data or divergence.
-    if (exit.exit_code >= 1 && exit.exit_code <= 4) return v1::FAILURE_CLASS_USER;
-    return v1::FAILURE_CLASS_SYSTEM_SOFTWARE;  // 127: exec failed, or an unknown exit
-  }
-  switch (exit.term_signal) {
-    case SIGKILL:
-      // Not sent by the worker: the kernel's OOM killer is by far the usual sender.
-      return v1::FAILURE_CLASS_OUT_OF_MEMORY;
-    case SIGSEGV:
-    case SIGABRT:
-    case SIGFPE:
-    case SIGILL:
-      return v1::FAILURE_CLASS_USER;  // the training code crashed
-    case SIGBUS:
-      return v1::FAILURE_CLASS_HARDWARE_TRANSIENT;
-    default:
-      return v1::FAILURE_CLASS_SYSTEM_SOFTWARE;
-  }
+  return runspec::ClassifyExit({exit.exit_code, exit.term_signal, stopped_by_worker});
 }
 
 }  // namespace scalelab::worker

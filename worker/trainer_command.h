@@ -1,10 +1,14 @@
-// The contract between the worker and `scalelab-train`: RunConfig -> command line, stdout
-// JSON lines -> MetricPoint, exit status -> FailureClass. The trainer knows nothing of protos;
-// this file is the only place that knows both sides.
+// The worker's side of the run contract with `scalelab-train`: the leased RunSpec completed for
+// this node and written into the attempt folder, the command line and environment that start the
+// trainer, the trainer's stdout lines (metrics and artifacts), and its exit as a FailureClass.
+// The fields of the run itself are never spelled out here: the spec travels whole, and its
+// defaults and rules live in runspec/.
 #ifndef SCALELAB_WORKER_TRAINER_COMMAND_H_
 #define SCALELAB_WORKER_TRAINER_COMMAND_H_
 
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -20,17 +24,41 @@ struct TrainerInvocation {
   int threads = 1;           // intra-op threads of the trainer
 };
 
-// argv for one attempt of a run. InvalidArgument when the config names no data source.
-absl::StatusOr<std::vector<std::string>> BuildTrainerArgv(const TrainerInvocation& invocation,
-                                                          const v1::RunConfig& config);
+// The lease's spec completed for this node: data folders made absolute against data_root,
+// output_dir = `attempt_dir`, checkpoint_dir = `checkpoint_dir`, execution.threads, and
+// execution.device "cuda" when the placement gave it GPUs, else "cpu". Then validated with
+// runspec::ValidateRunSpec, so a spec the trainer would refuse is caught before it starts
+// (InvalidArgument naming the field).
+absl::StatusOr<v1::RunSpec> CompleteRunSpec(const TrainerInvocation& invocation,
+                                            const v1::RunSpec& leased,
+                                            const std::string& attempt_dir,
+                                            const std::string& checkpoint_dir);
 
-// One stdout line of the trainer, e.g.
+// argv of one attempt: {trainer_path, "--spec=<spec_path>"}.
+std::vector<std::string> BuildTrainerArgv(const TrainerInvocation& invocation,
+                                          const std::string& spec_path);
+
+// Environment the trainer needs on top of the worker's: CUDA_VISIBLE_DEVICES listing the node
+// GPUs the run was placed on ("" for a CPU run, so it never sees a GPU it was not given).
+std::vector<std::pair<std::string, std::string>> TrainerEnvironment(const v1::RunSpec& spec);
+
+// One stdout line of the trainer: a metric
 //   {"step":12,"tokens":49152,"name":"train_loss","value":3.12,"wall_time_s":1.2}
-// InvalidArgument for anything else (the worker logs and skips such lines).
-absl::StatusOr<v1::MetricPoint> ParseMetricLine(absl::string_view line);
+// or an artifact it wrote
+//   {"artifact":"final","path":"/abs/run-1-1/final.pt","step":120}
+struct TrainerLine {
+  std::optional<v1::MetricPoint> metric;
+  std::optional<v1::Artifact> artifact;  // kind, location, step; size and checksum unset
+};
 
-// Exit codes of scalelab-train: 0 ok, 1 uncaught error, 2 bad options, 3 data error,
-// 4 divergence. `stopped_by_worker` is true when the worker itself signalled the child.
+// InvalidArgument for anything else (the worker logs and skips such lines).
+absl::StatusOr<TrainerLine> ParseTrainerLine(absl::string_view line);
+
+// Fills size_bytes and sha256 from the file at artifact.location. NotFound when it is missing.
+absl::Status DescribeArtifactFile(v1::Artifact* artifact);
+
+// runspec::ClassifyExit of an ended child. `stopped_by_worker` is true when the worker itself
+// signalled it.
 v1::FailureClass ClassifyExit(const ExitInfo& exit, bool stopped_by_worker);
 
 }  // namespace scalelab::worker

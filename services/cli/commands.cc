@@ -1,21 +1,27 @@
 #include "services/cli/commands.h"
 
-#include <google/protobuf/util/json_util.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cmath>
-#include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
-#include <iostream>
-#include <sstream>
+#include <iterator>
+#include <map>
+#include <optional>
+#include <system_error>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "services/grpc_server.h"
-#include "services/run_state.h"
+#include "services/api/grpc_server.h"
+#include "services/cli/format.h"
+#include "services/common/run_state.h"
 
 namespace scalelab::cli {
 namespace {
@@ -23,81 +29,45 @@ namespace {
 using services::RunStateName;
 using services::SweepStateName;
 
-std::string Json(const google::protobuf::Message& message) {
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  options.add_whitespace = true;
-  std::string out;
-  (void)google::protobuf::util::MessageToJsonString(message, &out, options);
-  return out;
-}
-
 int Fail(const CliContext& cli, const char* what, const grpc::Status& status) {
-  std::cerr << "scalelab: " << what << ": ";
+  std::ostream& err = *cli.err;
+  err << "scalelab: " << what << ": ";
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-    std::cerr << "cannot reach the scheduler at " << cli.address << " (" << status.error_message()
-              << "); start it or set --addr / SCALELAB_ADDR\n";
+    err << "cannot reach the scheduler at " << cli.address << " (" << status.error_message()
+        << "); start it or set --addr / SCALELAB_ADDR\n";
+  } else if (status.error_message().empty()) {
+    // Never leave the user with "scalelab: submit: " and nothing after it.
+    err << absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()))
+        << " (the call failed without a message)\n";
   } else {
-    std::cerr << status.error_message() << "\n";
+    err << status.error_message() << "\n";
   }
   return 1;
 }
 
-std::string Loss(double value) { return std::isnan(value) ? "-" : absl::StrFormat("%.4f", value); }
+// The runs of `request`'s filter: its first page, or every page when `all_runs`.
+struct RunListing {
+  std::vector<v1::Run> runs;
+  int64_t total_count = 0;
+  std::string next_page_token;  // "" = nothing left out
+};
 
-std::string Tokens(double tokens) {
-  if (tokens >= 1e9) return absl::StrFormat("%.2fG", tokens / 1e9);
-  if (tokens >= 1e6) return absl::StrFormat("%.2fM", tokens / 1e6);
-  if (tokens >= 1e3) return absl::StrFormat("%.1fk", tokens / 1e3);
-  return absl::StrFormat("%.0f", tokens);
-}
-
-std::string Overrides(const v1::Run& run) {
-  std::vector<std::string> parts;
-  std::map<std::string, std::string> sorted(run.overrides().begin(), run.overrides().end());
-  for (const auto& [key, value] : sorted) parts.push_back(absl::StrCat(key, "=", value));
-  return absl::StrJoin(parts, " ");
-}
-
-// Left-aligned columns sized to their widest cell.
-void PrintTable(const std::vector<std::string>& header,
-                const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> width(header.size());
-  for (size_t col = 0; col < header.size(); ++col) width[col] = header[col].size();
-  for (const auto& row : rows) {
-    for (size_t col = 0; col < row.size() && col < width.size(); ++col) {
-      width[col] = std::max(width[col], row[col].size());
+grpc::Status FetchRuns(CliContext& cli, v1::ListRunsRequest request, bool all_runs,
+                       RunListing* listing) {
+  while (true) {
+    v1::ListRunsResponse page;
+    grpc::ClientContext context;
+    grpc::Status status = cli.sweeps->ListRuns(&context, request, &page);
+    if (!status.ok()) return status;
+    listing->runs.insert(listing->runs.end(), page.runs().begin(), page.runs().end());
+    listing->total_count = std::max<int64_t>(page.total_count(), listing->runs.size());
+    listing->next_page_token = page.next_page_token();
+    // An empty page with a token would loop forever; a scheduler never sends one.
+    if (!all_runs || page.next_page_token().empty() || page.runs().empty()) {
+      return grpc::Status::OK;
     }
+    request.set_page_token(page.next_page_token());
   }
-  auto print_row = [&](const std::vector<std::string>& row) {
-    std::string line;
-    for (size_t col = 0; col < row.size(); ++col) {
-      absl::StrAppend(&line, row[col]);
-      if (col + 1 < row.size()) line.append(width[col] - row[col].size() + 2, ' ');
-    }
-    std::cout << line << "\n";
-  };
-  print_row(header);
-  for (const auto& row : rows) print_row(row);
-}
-
-std::string Counts(const v1::Sweep& sweep) {
-  std::vector<std::string> parts;
-  std::map<std::string, int> sorted(sweep.runs_by_state().begin(), sweep.runs_by_state().end());
-  for (const auto& [state, count] : sorted) parts.push_back(absl::StrCat(state, ":", count));
-  return absl::StrJoin(parts, " ");
-}
-
-void PrintRuns(const std::vector<v1::Run>& runs) {
-  std::vector<std::vector<std::string>> rows;
-  for (const v1::Run& run : runs) {
-    rows.push_back({absl::StrCat(run.id()), absl::StrCat(run.index()), RunStateName(run.state()),
-                    absl::StrCat(run.attempt()), absl::StrCat(run.step()), Tokens(run.tokens()),
-                    Loss(run.train_loss()), Loss(run.val_loss()), Overrides(run)});
-  }
-  PrintTable(
-      {"RUN", "IDX", "STATE", "ATTEMPT", "STEP", "TOKENS", "TRAIN_LOSS", "VAL_LOSS", "OVERRIDES"},
-      rows);
 }
 
 // Fraction of a run's training tokens done; terminal runs count as done.
@@ -112,6 +82,15 @@ std::string Bar(double fraction, int width) {
   return absl::StrCat("[", std::string(filled, '#'), std::string(width - filled, '.'), "]");
 }
 
+std::string Loss(double value) { return std::isnan(value) ? "-" : absl::StrFormat("%.4f", value); }
+
+std::string Overrides(const v1::Run& run) {
+  std::vector<std::string> parts;
+  std::map<std::string, std::string> sorted(run.overrides().begin(), run.overrides().end());
+  for (const auto& [key, value] : sorted) parts.push_back(absl::StrCat(key, "=", value));
+  return absl::StrJoin(parts, " ");
+}
+
 }  // namespace
 
 CliContext Connect(const std::string& address, OutputFormat output) {
@@ -121,36 +100,56 @@ CliContext Connect(const std::string& address, OutputFormat output) {
   cli.results = v1::ResultsService::NewStub(channel);
   cli.output = output;
   cli.address = address;
+  cli.out_is_terminal = ::isatty(STDOUT_FILENO) == 1;
   return cli;
 }
 
 int Submit(CliContext& cli, const std::string& manifest_path, const std::string& idempotency_key) {
-  std::ifstream in(manifest_path);
-  if (!in) {
-    std::cerr << "scalelab: submit: cannot read " << manifest_path << "\n";
+  std::error_code ec;
+  if (std::filesystem::is_directory(manifest_path, ec)) {
+    *cli.err << "scalelab: submit: " << manifest_path << " is a folder, not a manifest file\n";
     return 2;
   }
-  std::stringstream text;
-  text << in.rdbuf();
+  std::ifstream in(manifest_path, std::ios::binary);
+  if (!in) {
+    *cli.err << "scalelab: submit: cannot read " << manifest_path << ": " << std::strerror(errno)
+             << "\n";
+    return 2;
+  }
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) {
+    *cli.err << "scalelab: submit: reading " << manifest_path << " failed\n";
+    return 2;
+  }
+  // Protobuf refuses to send a string field that is not UTF-8, and says only that
+  // serialization failed; say which byte it is while the file is at hand.
+  if (std::optional<Utf8Error> bad = FindInvalidUtf8(text)) {
+    *cli.err << absl::StrFormat(
+        "scalelab: submit: %s: not UTF-8 text: byte offset %d (line %d) is 0x%02X; save the "
+        "manifest as UTF-8\n",
+        manifest_path, bad->offset, bad->line, bad->byte);
+    return 2;
+  }
   v1::SubmitSweepRequest request;
-  request.set_manifest_yaml(text.str());
-  request.set_manifest_name(manifest_path);
+  request.set_manifest_yaml(text);
+  // The name only labels errors; a file name that is not UTF-8 must not stop the submission.
+  request.set_manifest_name(ToValidUtf8(manifest_path));
   request.set_idempotency_key(idempotency_key);
   v1::SubmitSweepResponse response;
   grpc::ClientContext context;
   grpc::Status status = cli.sweeps->SubmitSweep(&context, request, &response);
   if (!status.ok()) return Fail(cli, "submit", status);
   if (cli.output == OutputFormat::kJson) {
-    std::cout << Json(response) << "\n";
+    *cli.out << Json(response) << "\n";
   } else {
-    std::cout << (response.created() ? "created" : "already submitted") << " sweep "
-              << response.sweep().id() << " (" << response.sweep().name() << ", "
-              << response.sweep().total_runs() << " runs)\n";
+    *cli.out << (response.created() ? "created" : "already submitted") << " sweep "
+             << response.sweep().id() << " (" << response.sweep().name() << ", "
+             << response.sweep().total_runs() << " runs)\n";
   }
   return 0;
 }
 
-int Status(CliContext& cli, int64_t sweep_id) {
+int Status(CliContext& cli, int64_t sweep_id, bool all_runs) {
   if (sweep_id == 0) {
     v1::ListSweepsRequest request;
     v1::ListSweepsResponse response;
@@ -158,16 +157,10 @@ int Status(CliContext& cli, int64_t sweep_id) {
     grpc::Status status = cli.sweeps->ListSweeps(&context, request, &response);
     if (!status.ok()) return Fail(cli, "status", status);
     if (cli.output == OutputFormat::kJson) {
-      std::cout << Json(response) << "\n";
-      return 0;
+      *cli.out << Json(response) << "\n";
+    } else {
+      PrintSweeps(*cli.out, {response.sweeps().begin(), response.sweeps().end()});
     }
-    std::vector<std::vector<std::string>> rows;
-    for (const v1::Sweep& sweep : response.sweeps()) {
-      rows.push_back({absl::StrCat(sweep.id()), sweep.name(), sweep.project(),
-                      SweepStateName(sweep.state()), absl::StrCat(sweep.total_runs()),
-                      Counts(sweep)});
-    }
-    PrintTable({"SWEEP", "NAME", "PROJECT", "STATE", "RUNS", "BY_STATE"}, rows);
     return 0;
   }
   v1::GetSweepRequest get;
@@ -178,43 +171,51 @@ int Status(CliContext& cli, int64_t sweep_id) {
   if (!status.ok()) return Fail(cli, "status", status);
   v1::ListRunsRequest list;
   list.set_sweep_id(sweep_id);
-  v1::ListRunsResponse runs;
-  grpc::ClientContext list_context;
-  status = cli.sweeps->ListRuns(&list_context, list, &runs);
+  RunListing listing;
+  status = FetchRuns(cli, list, all_runs, &listing);
   if (!status.ok()) return Fail(cli, "status", status);
+  const std::string note = ShowingNote(listing.runs.size(), listing.total_count);
   if (cli.output == OutputFormat::kJson) {
     v1::SweepEvent event;
     *event.mutable_sweep() = sweep;
-    *event.mutable_runs() = runs.runs();
-    std::cout << Json(event) << "\n";
+    for (v1::Run& run : listing.runs) *event.add_runs() = std::move(run);
+    *cli.out << Json(event) << "\n";
+    if (!note.empty()) *cli.err << "scalelab: status: " << note << "\n";  // stdout stays JSON
     return 0;
   }
-  std::cout << "sweep " << sweep.id() << " " << sweep.name() << " (project " << sweep.project()
-            << "): " << SweepStateName(sweep.state()) << ", " << Counts(sweep) << "\n";
-  PrintRuns({runs.runs().begin(), runs.runs().end()});
+  *cli.out << SweepHeadline(sweep) << "\n";
+  PrintRuns(*cli.out, listing.runs);
+  if (!note.empty()) *cli.out << note << "\n";
   return 0;
 }
 
-int Runs(CliContext& cli, int64_t sweep_id, const std::string& state) {
+int Runs(CliContext& cli, int64_t sweep_id, const std::string& state, bool all_runs) {
   v1::ListRunsRequest request;
   request.set_sweep_id(sweep_id);
   if (!state.empty()) {
     auto parsed = services::ParseRunState(state);
     if (!parsed.ok()) {
-      std::cerr << "scalelab: runs: --state: " << parsed.status().message() << "\n";
+      *cli.err << "scalelab: runs: --state: " << parsed.status().message() << "\n";
       return 2;
     }
     request.set_state(*parsed);
   }
-  v1::ListRunsResponse response;
-  grpc::ClientContext context;
-  grpc::Status status = cli.sweeps->ListRuns(&context, request, &response);
+  RunListing listing;
+  grpc::Status status = FetchRuns(cli, request, all_runs, &listing);
   if (!status.ok()) return Fail(cli, "runs", status);
+  const std::string note = ShowingNote(listing.runs.size(), listing.total_count);
   if (cli.output == OutputFormat::kJson) {
-    std::cout << Json(response) << "\n";
-  } else {
-    PrintRuns({response.runs().begin(), response.runs().end()});
+    // total_count and next_page_token tell a script whether it got everything.
+    v1::ListRunsResponse response;
+    for (v1::Run& run : listing.runs) *response.add_runs() = std::move(run);
+    response.set_total_count(listing.total_count);
+    response.set_next_page_token(listing.next_page_token);
+    *cli.out << Json(response) << "\n";
+    if (!note.empty()) *cli.err << "scalelab: runs: " << note << "\n";
+    return 0;
   }
+  PrintRuns(*cli.out, listing.runs);
+  if (!note.empty()) *cli.out << note << "\n";
   return 0;
 }
 
@@ -223,18 +224,15 @@ int Watch(CliContext& cli, int64_t sweep_id) {
   request.set_sweep_id(sweep_id);
   grpc::ClientContext context;
   auto reader = cli.sweeps->WatchSweep(&context, request);
-  const bool tty = ::isatty(STDOUT_FILENO) && cli.output == OutputFormat::kTable;
+  std::ostream& out = *cli.out;
+  const bool redraw = cli.out_is_terminal && cli.output == OutputFormat::kTable;
   v1::SweepEvent event;
   int lines_drawn = 0;
   std::string last_counts;  // without a terminal, print a line on a state change or every 10 %
   int last_decile = -1;
   while (reader->Read(&event)) {
     if (cli.output == OutputFormat::kJson) {
-      google::protobuf::util::JsonPrintOptions options;
-      options.preserve_proto_field_names = true;
-      std::string line;
-      (void)google::protobuf::util::MessageToJsonString(event, &line, options);
-      std::cout << line << std::endl;
+      out << JsonLine(event) << std::endl;
       continue;
     }
     double done = 0;
@@ -249,21 +247,21 @@ int Watch(CliContext& cli, int64_t sweep_id) {
                                       RunStateName(run.state()), Bar(Progress(run), 20), run.step(),
                                       Loss(run.val_loss()), Overrides(run)));
     }
-    if (tty) {
+    if (redraw) {
       // Redraw in place: move up over the previous frame and clear to the end of the screen.
-      if (lines_drawn > 0) std::cout << "\x1b[" << lines_drawn << "A\x1b[J";
-      for (const std::string& line : lines) std::cout << line << "\n";
+      if (lines_drawn > 0) out << "\x1b[" << lines_drawn << "A\x1b[J";
+      for (const std::string& line : lines) out << line << "\n";
       lines_drawn = static_cast<int>(lines.size());
     } else {
       std::string counts = Counts(event.sweep()) + SweepStateName(event.sweep().state());
       int decile = static_cast<int>(fraction * 10);
       if (counts != last_counts || decile != last_decile) {
-        std::cout << lines.front() << "\n";
+        out << lines.front() << "\n";
         last_counts = counts;
         last_decile = decile;
       }
     }
-    std::cout.flush();
+    out.flush();
   }
   grpc::Status status = reader->Finish();
   if (!status.ok()) return Fail(cli, "watch", status);
@@ -272,7 +270,7 @@ int Watch(CliContext& cli, int64_t sweep_id) {
 
 int Metrics(CliContext& cli, int64_t run_id, const std::string& format, const std::string& names) {
   if (format != "csv" && format != "json") {
-    std::cerr << "scalelab: metrics: --format: expected csv or json, got \"" << format << "\"\n";
+    *cli.err << "scalelab: metrics: --format: expected csv or json, got \"" << format << "\"\n";
     return 2;
   }
   v1::GetRunMetricsRequest request;
@@ -285,16 +283,26 @@ int Metrics(CliContext& cli, int64_t run_id, const std::string& format, const st
   grpc::Status status = cli.results->GetRunMetrics(&context, request, &response);
   if (!status.ok()) return Fail(cli, "metrics", status);
   if (format == "json") {
-    std::cout << Json(response) << "\n";
-    return 0;
+    *cli.out << Json(response) << "\n";
+  } else {
+    PrintMetricsCsv(*cli.out, run_id, response);
   }
-  std::cout << "run_id,attempt,name,step,tokens,value,wall_time_s\n";
-  for (const v1::MetricSeries& series : response.series()) {
-    for (const v1::MetricPoint& point : series.points()) {
-      std::cout << absl::StrFormat("%d,%d,%s,%d,%.17g,%.17g,%.6f\n", run_id, series.attempt(),
-                                   series.name(), point.step(), point.tokens(), point.value(),
-                                   point.wall_time_s());
-    }
+  return 0;
+}
+
+int Artifacts(CliContext& cli, int64_t run_id) {
+  v1::ListArtifactsRequest request;
+  request.set_run_id(run_id);
+  v1::ListArtifactsResponse response;
+  grpc::ClientContext context;
+  grpc::Status status = cli.results->ListArtifacts(&context, request, &response);
+  if (!status.ok()) return Fail(cli, "artifacts", status);
+  if (cli.output == OutputFormat::kJson) {
+    *cli.out << Json(response) << "\n";
+  } else if (response.artifacts().empty()) {
+    *cli.out << "run " << run_id << " has no artifacts yet\n";
+  } else {
+    PrintArtifacts(*cli.out, {response.artifacts().begin(), response.artifacts().end()});
   }
   return 0;
 }
@@ -308,10 +316,10 @@ int Cancel(CliContext& cli, int64_t sweep_id, const std::string& reason) {
   grpc::Status status = cli.sweeps->CancelSweep(&context, request, &sweep);
   if (!status.ok()) return Fail(cli, "cancel", status);
   if (cli.output == OutputFormat::kJson) {
-    std::cout << Json(sweep) << "\n";
+    *cli.out << Json(sweep) << "\n";
   } else {
-    std::cout << "sweep " << sweep.id() << " " << SweepStateName(sweep.state()) << ", "
-              << Counts(sweep) << "\n";
+    *cli.out << "sweep " << sweep.id() << " " << SweepStateName(sweep.state()) << ", "
+             << Counts(sweep) << "\n";
   }
   return 0;
 }

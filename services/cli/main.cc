@@ -20,6 +20,7 @@ ABSL_FLAG(std::string, format, "csv", "metrics: csv or json");
 ABSL_FLAG(std::string, names, "", "metrics: comma-separated metric names (default all)");
 ABSL_FLAG(std::string, state, "", "runs: only runs in this state");
 ABSL_FLAG(int64_t, sweep, 0, "runs: only runs of this sweep");
+ABSL_FLAG(bool, all, false, "status, runs: list every run, not only the first 1000");
 ABSL_FLAG(std::string, reason, "", "cancel: why, stored with the runs");
 ABSL_FLAG(std::string, input, "", "data: text or gzip corpus");
 ABSL_FLAG(std::string, data_output, "", "data: output folder for train.bin, val.bin, meta.json");
@@ -33,10 +34,11 @@ constexpr char kUsage[] = R"(ScaleLab command-line client.
 
 usage: scalelab [flags] COMMAND [ARGS]
   submit FILE         submit a sweep manifest (--idempotency_key)
-  status [SWEEP]      sweeps, or one sweep's runs with state, step and loss
+  status [SWEEP]      sweeps, or one sweep's runs with state, step and loss (--all)
   watch SWEEP         live progress until the sweep ends
-  runs                runs (--sweep, --state)
+  runs                runs (--sweep, --state, --all)
   metrics RUN         a run's metric points (--format csv|json, --names)
+  artifacts RUN       a run's checkpoints and final weights: step, size, sha256, location
   cancel SWEEP        cancel every unfinished run of a sweep (--reason)
   data                text corpus -> byte token shards (--input, --data_output)
 common flags: --addr (or SCALELAB_ADDR), --output table|json)";
@@ -102,10 +104,11 @@ int main(int argc, char** argv) {
   }
   if (command == "status") {
     if (!ParseId(args, 2, "status", &id) && id < 0) return 2;
-    return scalelab::cli::Status(cli, id);
+    return scalelab::cli::Status(cli, id, absl::GetFlag(FLAGS_all));
   }
   if (command == "runs") {
-    return scalelab::cli::Runs(cli, absl::GetFlag(FLAGS_sweep), absl::GetFlag(FLAGS_state));
+    return scalelab::cli::Runs(cli, absl::GetFlag(FLAGS_sweep), absl::GetFlag(FLAGS_state),
+                               absl::GetFlag(FLAGS_all));
   }
   if (command == "watch") {
     if (!ParseId(args, 2, "watch", &id)) return id < 0 ? 2 : Usage("watch: expected a sweep id");
@@ -114,6 +117,12 @@ int main(int argc, char** argv) {
   if (command == "metrics") {
     if (!ParseId(args, 2, "metrics", &id)) return id < 0 ? 2 : Usage("metrics: expected a run id");
     return scalelab::cli::Metrics(cli, id, absl::GetFlag(FLAGS_format), absl::GetFlag(FLAGS_names));
+  }
+  if (command == "artifacts") {
+    if (!ParseId(args, 2, "artifacts", &id)) {
+      return id < 0 ? 2 : Usage("artifacts: expected a run id");
+    }
+    return scalelab::cli::Artifacts(cli, id);
   }
   if (command == "cancel") {
     if (!ParseId(args, 2, "cancel", &id)) return id < 0 ? 2 : Usage("cancel: expected a sweep id");

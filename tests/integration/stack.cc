@@ -16,8 +16,8 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "services/api/grpc_server.h"
 #include "services/cli/data_prep.h"
-#include "services/grpc_server.h"
 #include "tests/support/pg_harness.h"
 
 namespace scalelab::testing {

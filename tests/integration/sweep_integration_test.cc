@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "services/run_state.h"
+#include "services/common/run_state.h"
 #include "tests/integration/stack.h"
 
 namespace scalelab::testing {

@@ -1,4 +1,5 @@
-// Helpers for model tests: a temporary folder that holds token files and is removed afterwards.
+// Helpers for model tests: a temporary folder that holds token files and is removed afterwards,
+// and a tiny synthetic corpus.
 
 #ifndef SCALELAB_TESTS_MODEL_TEST_DATA_H_
 #define SCALELAB_TESTS_MODEL_TEST_DATA_H_
@@ -39,6 +40,13 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// Writes a data source folder <dir>/<name> with train.bin (the first 90% of `text`) and val.bin.
+inline void WriteSource(const TempDir& dir, const std::string& name, const std::string& text) {
+  const size_t split = text.size() * 9 / 10;
+  dir.Write(name + "/train.bin", text.substr(0, split));
+  dir.Write(name + "/val.bin", text.substr(split));
+}
 
 // `tokens` bytes of a repetitive English-like text: easy to learn, so a short run shows a
 // clear drop in loss.

@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "runspec/run_config.h"
+
 namespace scalelab::scheduler {
 namespace {
 
@@ -24,7 +26,10 @@ TEST_CASE("User faults fail the run at once; infrastructure faults retry while a
     CHECK(DecideAfterFailure(RunAt(3, 3), failure) == v1::RUN_STATE_FAILED);
   }
   CHECK(DecideAfterFailure(RunAt(1, 3), v1::FAILURE_CLASS_CANCELLED) == v1::RUN_STATE_CANCELLED);
-  CHECK(DecideAfterFailure(RunAt(1, 0), v1::FAILURE_CLASS_NODE_LOST) == v1::RUN_STATE_FAILED);
+  // max_attempts 0 means the one default the manifest and the store use too (3).
+  CHECK(DecideAfterFailure(RunAt(1, 0), v1::FAILURE_CLASS_NODE_LOST) == v1::RUN_STATE_PENDING);
+  CHECK(DecideAfterFailure(RunAt(runspec::kDefaultMaxAttempts, 0), v1::FAILURE_CLASS_NODE_LOST) ==
+        v1::RUN_STATE_FAILED);
 }
 
 }  // namespace

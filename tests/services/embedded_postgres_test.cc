@@ -1,4 +1,4 @@
-#include "services/embedded_postgres.h"
+#include "services/store/embedded_postgres.h"
 
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <pqxx/pqxx>
 #include <string>
 
@@ -152,6 +153,7 @@ TEST_CASE("Bad embedded Postgres options give errors naming the field", "[pg][se
     REQUIRE(::mkdtemp(pattern.data()) != nullptr);  // mode 0700, owned by root
     options.data_dir = pattern + "/cluster";
     options.durable = false;
+    options.relocation_root = "";  // no fallback: the refusal itself
     absl::Status status = EmbeddedPostgres::Start(options).status();
     std::filesystem::remove_all(pattern);
     CHECK(status.code() == absl::StatusCode::kFailedPrecondition);
@@ -165,6 +167,89 @@ TEST_CASE("Bad embedded Postgres options give errors naming the field", "[pg][se
     CHECK(status.code() == absl::StatusCode::kNotFound);
     CHECK(status.message().find("bin_dir") != std::string::npos);
   }
+}
+
+// What a clone under /root (mode 0700) looks like to the "postgres" user.
+class PrivateDir {
+ public:
+  PrivateDir() {
+    std::string pattern = "/tmp/scalelab_ep_private_XXXXXX";
+    REQUIRE(::mkdtemp(pattern.data()) != nullptr);  // mode 0700, owned by us (root)
+    path_ = pattern;
+  }
+  ~PrivateDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+TEST_CASE(
+    "As root, a data_dir the postgres user cannot enter keeps its cluster in a reachable folder, "
+    "the same one on the next start",
+    "[pg][services]") {
+  if (::geteuid() != 0) return;  // only root runs the server as another user
+  PrivateDir clone;
+  TempDir relocation_root;
+  EmbeddedPostgresOptions options;
+  options.data_dir = clone.path() + "/.scalelab/postgres";
+  options.relocation_root = relocation_root.path();
+  options.durable = false;
+  const std::string expected = RelocatedDataDir(options.relocation_root, options.data_dir);
+  CHECK(expected.rfind(relocation_root.path() + "/scalelab-pg-0-", 0) == 0);
+
+  {
+    auto pg = EmbeddedPostgres::Start(options);
+    INFO(pg.status().ToString());
+    REQUIRE(pg.ok());
+    CHECK((*pg)->relocated());
+    CHECK((*pg)->data_dir() == expected);
+    CHECK((*pg)->pgdata() == expected + "/pgdata");
+    CHECK((*pg)->socket_dir() == expected + "/socket");
+    CHECK((*pg)->initialized_cluster());
+    struct stat st {};
+    REQUIRE(::stat(expected.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0700);
+    CHECK(st.st_uid != 0);  // handed to "postgres"
+    CHECK(ReadAll(options.data_dir + "/CLUSTER_LOCATION") == expected + "\n");
+    pqxx::connection conn((*pg)->ConnectionUrl());
+    pqxx::work tx(conn);
+    tx.exec("CREATE TABLE kept (v int); INSERT INTO kept VALUES (7)");
+    tx.commit();
+    REQUIRE((*pg)->Stop().ok());
+  }
+  auto again = EmbeddedPostgres::Start(options);
+  INFO(again.status().ToString());
+  REQUIRE(again.ok());
+  CHECK((*again)->data_dir() == expected);
+  CHECK_FALSE((*again)->initialized_cluster());
+  CHECK(QueryInt((*again)->ConnectionUrl(), "SELECT v FROM kept") == 7);
+  CHECK((*again)->Stop().ok());
+}
+
+TEST_CASE("A relocated cluster folder planted as a symlink is refused", "[pg][services]") {
+  if (::geteuid() != 0) return;  // only root runs the server as another user
+  PrivateDir clone;
+  TempDir relocation_root;
+  TempDir elsewhere;
+  EmbeddedPostgresOptions options;
+  options.data_dir = clone.path() + "/postgres";
+  options.relocation_root = relocation_root.path();
+  options.durable = false;
+  fs::create_directory_symlink(elsewhere.path(),
+                               RelocatedDataDir(options.relocation_root, options.data_dir));
+  absl::Status status = EmbeddedPostgres::Start(options).status();
+  CHECK(status.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(status.message().find("not a folder") != std::string::npos);
+  CHECK(fs::is_empty(elsewhere.path()));
 }
 
 TEST_CASE("A failing initdb reports its own output", "[pg][services]") {

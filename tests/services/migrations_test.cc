@@ -1,4 +1,4 @@
-#include "services/migrations.h"
+#include "services/store/internal/migrations.h"
 
 #include <catch2/catch.hpp>
 #include <pqxx/pqxx>

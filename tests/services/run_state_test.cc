@@ -1,8 +1,8 @@
-#include "services/run_state.h"
+#include "services/common/run_state.h"
 
 #include <catch2/catch.hpp>
 
-#include "services/status_util.h"
+#include "services/api/status_util.h"
 
 namespace scalelab::services {
 namespace {

@@ -1,12 +1,13 @@
 // The results store against a real PostgreSQL: sweeps in one transaction, idempotency, leases,
 // metric ingest keyed for re-sends, completion with the retry policy, lease expiry by clock.
-#include "services/store.h"
+#include "services/store/store.h"
 
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <set>
 #include <thread>
 
-#include "services/clock.h"
+#include "services/common/clock.h"
 #include "tests/support/pg_harness.h"
 
 namespace scalelab::services {
@@ -52,6 +53,20 @@ int64_t Register(Store& store, const std::string& name) {
   return *id;
 }
 
+// What the scheduler's placement does for CPU runs, without the scheduler (which this test may
+// not link): the first `max_runs` ready pending runs in queue order, one slot each.
+absl::StatusOr<std::vector<v1::Lease>> LeaseFirst(Store& store, int64_t worker, int max_runs,
+                                                  absl::Time now, absl::Duration lease_ttl) {
+  auto snapshot = store.ReadPlacementSnapshot();
+  if (!snapshot.ok()) return snapshot.status();
+  std::vector<LeaseGrant> grants;
+  for (const StoredPendingRun& run : snapshot->pending) {
+    if (static_cast<int>(grants.size()) == max_runs) break;
+    if (run.init_ready) grants.push_back({run.run_id, {}, 1});
+  }
+  return store.CommitLeases(worker, grants, now, lease_ttl);
+}
+
 // A new sweep of `runs` runs, `leased` of which are leased to `worker` (ttl 10 s).
 struct LeasedSweep {
   int64_t sweep_id = 0;
@@ -61,7 +76,7 @@ struct LeasedSweep {
 LeasedSweep SweepLeasedTo(Store& store, int64_t worker, int runs, int leased, absl::Time now) {
   auto created = store.CreateSweep(Spec("s"), "", "", Runs(runs));
   REQUIRE(created.ok());
-  auto leases = store.LeaseRuns(worker, leased, now, absl::Seconds(10));
+  auto leases = LeaseFirst(store, worker, leased, now, absl::Seconds(10));
   REQUIRE(leases.ok());
   REQUIRE(static_cast<int>(leases->size()) == leased);
   return {created->sweep.id(), *std::move(leases)};
@@ -75,8 +90,8 @@ v1::RunState Retry(const v1::Run& run, v1::FailureClass failure_class) {
 v1::ReportMetricsRequest Report(int64_t worker, const v1::Lease& lease, int64_t step, double loss) {
   v1::ReportMetricsRequest request;
   request.set_worker_id(worker);
-  request.set_run_id(lease.run_id());
-  request.set_attempt(lease.attempt());
+  request.set_run_id(lease.spec().run_id());
+  request.set_attempt(lease.spec().attempt());
   v1::MetricPoint* point = request.add_points();
   point->set_step(step);
   point->set_tokens(step * 100.0);
@@ -140,20 +155,20 @@ TEST_CASE("Leasing hands each pending run to one worker and starts an attempt", 
   REQUIRE(store->CreateSweep(Spec("s"), "", "", Runs(3)).ok());
   int64_t a = Register(*store, "a");
   int64_t b = Register(*store, "b");
-  auto first = store->LeaseRuns(a, 2, clock.Now(), absl::Seconds(10));
-  auto second = store->LeaseRuns(b, 2, clock.Now(), absl::Seconds(10));
+  auto first = LeaseFirst(*store, a, 2, clock.Now(), absl::Seconds(10));
+  auto second = LeaseFirst(*store, b, 2, clock.Now(), absl::Seconds(10));
   REQUIRE(first.ok());
   REQUIRE(second.ok());
   REQUIRE(first->size() == 2);
   REQUIRE(second->size() == 1);
-  CHECK((*first)[0].attempt() == 1);
-  CHECK((*second)[0].run_id() != (*first)[0].run_id());
-  CHECK((*second)[0].run_id() != (*first)[1].run_id());
-  auto none = store->LeaseRuns(b, 2, clock.Now(), absl::Seconds(10));
+  CHECK((*first)[0].spec().attempt() == 1);
+  CHECK((*second)[0].spec().run_id() != (*first)[0].spec().run_id());
+  CHECK((*second)[0].spec().run_id() != (*first)[1].spec().run_id());
+  auto none = LeaseFirst(*store, b, 2, clock.Now(), absl::Seconds(10));
   REQUIRE(none.ok());
   CHECK(none->empty());
   CHECK(absl::IsFailedPrecondition(
-      store->LeaseRuns(999, 1, clock.Now(), absl::Seconds(10)).status()));
+      LeaseFirst(*store, 999, 1, clock.Now(), absl::Seconds(10)).status()));
 }
 
 TEST_CASE("A re-sent metric batch is stored once and the run becomes RUNNING", "[pg][store]") {
@@ -169,12 +184,12 @@ TEST_CASE("A re-sent metric batch is stored once and the run becomes RUNNING", "
   CHECK(first->tokens_added == 1000.0);
   CHECK(again->stored == 0);
   CHECK(again->tokens_added == 0.0);
-  auto run = store->GetRun(lease.run_id());
+  auto run = store->GetRun(lease.spec().run_id());
   REQUIRE(run.ok());
   CHECK(run->state() == v1::RUN_STATE_RUNNING);
   CHECK(run->step() == 10);
   CHECK(run->val_loss() == 2.5);
-  auto metrics = store->GetRunMetrics(lease.run_id(), {});
+  auto metrics = store->GetRunMetrics(lease.spec().run_id(), {});
   REQUIRE(metrics.ok());
   REQUIRE(metrics->series_size() == 1);
   CHECK(metrics->series(0).points_size() == 1);
@@ -193,10 +208,10 @@ TEST_CASE("An expired lease sends the run back to pending, then fails it when ou
   REQUIRE(store->CreateSweep(Spec("s"), "", "", Runs(1)).ok());
   int64_t worker = Register(*store, "w");
   const absl::Duration ttl = absl::Seconds(10);
-  auto leases = store->LeaseRuns(worker, 1, clock.Now(), ttl);
+  auto leases = LeaseFirst(*store, worker, 1, clock.Now(), ttl);
   REQUIRE(leases.ok());
   REQUIRE(leases->size() == 1);
-  int64_t run_id = (*leases)[0].run_id();
+  int64_t run_id = (*leases)[0].spec().run_id();
 
   // Heartbeats keep the lease alive past its first expiry.
   clock.Advance(absl::Seconds(8));
@@ -231,10 +246,10 @@ TEST_CASE("An expired lease sends the run back to pending, then fails it when ou
 
   // Second attempt on a new worker; it also goes silent and the run is out of attempts.
   int64_t other = Register(*store, "w2");
-  leases = store->LeaseRuns(other, 1, clock.Now(), ttl);
+  leases = LeaseFirst(*store, other, 1, clock.Now(), ttl);
   REQUIRE(leases.ok());
   REQUIRE(leases->size() == 1);
-  CHECK((*leases)[0].attempt() == 2);
+  CHECK((*leases)[0].spec().attempt() == 2);
   clock.Advance(absl::Seconds(11));
   expired = store->ExpireLeases(clock.Now(), ttl, Retry);
   REQUIRE(expired.ok());
@@ -253,7 +268,7 @@ TEST_CASE("Completing attempts moves runs and the sweep to their final states", 
 
   v1::CompleteRunRequest ok;
   ok.set_worker_id(worker);
-  ok.set_run_id(leased.leases[0].run_id());
+  ok.set_run_id(leased.leases[0].spec().run_id());
   ok.set_attempt(1);
   ok.set_succeeded(true);
   auto state = store->CompleteRun(ok, Retry);
@@ -263,7 +278,7 @@ TEST_CASE("Completing attempts moves runs and the sweep to their final states", 
   CHECK(store->CompleteRun(ok, Retry).value() == v1::RUN_STATE_SUCCEEDED);
 
   v1::CompleteRunRequest crashed = ok;
-  crashed.set_run_id(leased.leases[1].run_id());
+  crashed.set_run_id(leased.leases[1].spec().run_id());
   crashed.set_succeeded(false);
   crashed.set_exit_code(4);
   crashed.set_failure_class(v1::FAILURE_CLASS_USER);
@@ -293,8 +308,8 @@ TEST_CASE("Runs finishing at the same moment still finish their sweep", "[pg][st
       threads.emplace_back([&, i] {
         v1::CompleteRunRequest done;
         done.set_worker_id(worker);
-        done.set_run_id(leased.leases[i].run_id());
-        done.set_attempt(leased.leases[i].attempt());
+        done.set_run_id(leased.leases[i].spec().run_id());
+        done.set_attempt(leased.leases[i].spec().attempt());
         done.set_succeeded(true);
         statuses[i] = store->CompleteRun(done, Retry).status();
       });
@@ -319,16 +334,151 @@ TEST_CASE("Cancelling a sweep cancels unfinished runs and tells their worker to 
   CHECK(cancelled->state() == v1::SWEEP_STATE_CANCELLED);
   CHECK(cancelled->runs_by_state().at("CANCELLED") == 3);
   v1::RunAttempt held;
-  held.set_run_id(leased.leases[0].run_id());
+  held.set_run_id(leased.leases[0].spec().run_id());
   held.set_attempt(1);
   auto beat = store->Heartbeat(worker, {held}, clock.Now(), absl::Seconds(10));
   REQUIRE(beat.ok());
   REQUIRE(beat->stop.size() == 1);
-  CHECK(beat->stop[0].run_id() == held.run_id());
-  auto none = store->LeaseRuns(worker, 3, clock.Now(), absl::Seconds(10));
+  CHECK(beat->stop[0].spec().run_id() == held.run_id());
+  auto none = LeaseFirst(*store, worker, 3, clock.Now(), absl::Seconds(10));
   REQUIRE(none.ok());
   CHECK(none->empty());
   CHECK(absl::IsNotFound(store->CancelSweep(999, "").status()));
+}
+
+int64_t RegisterWithGpus(Store& store, const std::string& name, int cpu_slots, int gpus) {
+  v1::RegisterRequest request;
+  request.set_name(name);
+  request.set_hostname("test");
+  request.set_cpu_slots(cpu_slots);
+  for (int index = 0; index < gpus; ++index) {
+    v1::GpuInfo* gpu = request.add_gpus();
+    gpu->set_index(index);
+    gpu->set_name("NVIDIA H200");
+    gpu->set_memory_bytes(int64_t{141} << 30);
+  }
+  (*request.mutable_labels())["zone"] = "a";
+  auto id = store.RegisterWorker(request);
+  REQUIRE(id.ok());
+  return *id;
+}
+
+TEST_CASE("The placement snapshot lists alive workers with their holds and the queue in order",
+          "[pg][store][placement]") {
+  auto store = OpenStore();
+  FakeClock clock;
+  int64_t worker = RegisterWithGpus(*store, "g", 2, 4);
+  std::vector<NewRun> runs = Runs(3);
+  runs[1].config.mutable_resources()->set_gpus(2);
+  runs[2].config.mutable_init()->set_from_run(12345);  // never has final weights
+  auto created = store->CreateSweep(Spec("s"), "", "", runs);
+  REQUIRE(created.ok());
+  auto first = store->ReadPlacementSnapshot();
+  REQUIRE(first.ok());
+  REQUIRE(first->pending.size() == 3);
+  CHECK(first->pending[1].resources.gpus() == 2);
+  CHECK(first->pending[0].init_ready);
+  CHECK_FALSE(first->pending[2].init_ready);
+  CHECK(first->pending[0].run_index == 0);
+  CHECK(first->pending[2].run_index == 2);
+  int64_t gpu_run = first->pending[1].run_id;
+
+  auto leases = store->CommitLeases(worker, {{gpu_run, {1, 3}, 1}}, clock.Now(), absl::Seconds(10));
+  REQUIRE(leases.ok());
+  REQUIRE(leases->size() == 1);
+  CHECK(std::vector<int>((*leases)[0].spec().execution().gpu_indices().begin(),
+                         (*leases)[0].spec().execution().gpu_indices().end()) ==
+        std::vector<int>{1, 3});
+
+  int64_t lost = RegisterWithGpus(*store, "lost", 1, 0);
+  clock.Advance(absl::Seconds(30));
+  v1::RunAttempt held;
+  held.set_run_id(gpu_run);
+  held.set_attempt(1);
+  REQUIRE(store->Heartbeat(worker, {held}, clock.Now(), absl::Seconds(10)).ok());
+  REQUIRE(store->ExpireLeases(clock.Now(), absl::Seconds(20), Retry).ok());  // `lost` is silent
+
+  auto second = store->ReadPlacementSnapshot();
+  REQUIRE(second.ok());
+  REQUIRE(second->workers.size() == 1);
+  const StoredWorker& stored = second->workers[0];
+  CHECK(stored.worker_id == worker);
+  CHECK(stored.worker_id != lost);
+  CHECK(stored.inventory.cpu_slots() == 2);
+  REQUIRE(stored.inventory.gpus_size() == 4);
+  CHECK(stored.inventory.gpus(3).memory_bytes() == int64_t{141} << 30);
+  CHECK(stored.inventory.labels().at("zone") == "a");
+  REQUIRE(stored.held.size() == 1);
+  CHECK(stored.held[0].run_id == gpu_run);
+  CHECK(stored.held[0].gpu_indices == std::vector<int>{1, 3});
+  CHECK(stored.held[0].cpu_slots == 1);
+  CHECK(second->pending.size() == 2);
+}
+
+TEST_CASE("A commit drops grants whose run is gone or whose GPUs or slots are taken",
+          "[pg][store][placement]") {
+  auto store = OpenStore();
+  FakeClock clock;
+  int64_t worker = RegisterWithGpus(*store, "g", 2, 2);
+  std::vector<NewRun> runs = Runs(4);
+  for (NewRun& run : runs) run.config.mutable_resources()->set_gpus(1);
+  REQUIRE(store->CreateSweep(Spec("s"), "", "", runs).ok());
+  auto snapshot = store->ReadPlacementSnapshot();
+  REQUIRE(snapshot.ok());
+  std::vector<int64_t> ids;
+  for (const StoredPendingRun& run : snapshot->pending) ids.push_back(run.run_id);
+
+  auto leases = store->CommitLeases(worker, {{ids[0], {0}, 1}}, clock.Now(), absl::Seconds(10));
+  REQUIRE(leases.ok());
+  REQUIRE(leases->size() == 1);
+  // GPU 0 is held by ids[0]; ids[0] is no longer pending; GPU 7 does not exist; GPU 1 twice in
+  // one call. Only the first grant of GPU 1 is kept.
+  leases = store->CommitLeases(
+      worker,
+      {{ids[1], {0}, 1}, {ids[0], {1}, 1}, {ids[2], {7}, 1}, {ids[2], {1}, 1}, {ids[3], {1}, 1}},
+      clock.Now(), absl::Seconds(10));
+  REQUIRE(leases.ok());
+  REQUIRE(leases->size() == 1);
+  CHECK((*leases)[0].spec().run_id() == ids[2]);
+  CHECK((*leases)[0].spec().execution().gpu_indices(0) == 1);
+  // Both CPU slots are now held as well.
+  leases = store->CommitLeases(worker, {{ids[3], {}, 1}}, clock.Now(), absl::Seconds(10));
+  REQUIRE(leases.ok());
+  CHECK(leases->empty());
+  auto run = store->GetRun(ids[3]);
+  REQUIRE(run.ok());
+  CHECK(run->state() == v1::RUN_STATE_PENDING);
+  CHECK(run->attempt() == 0);
+}
+
+TEST_CASE("Two commits racing for the same runs lease each run once", "[pg][store][placement]") {
+  auto store = OpenStore();
+  FakeClock clock;
+  REQUIRE(store->CreateSweep(Spec("s"), "", "", Runs(20)).ok());
+  int64_t a = RegisterWithGpus(*store, "a", 20, 0);
+  int64_t b = RegisterWithGpus(*store, "b", 20, 0);
+  auto snapshot = store->ReadPlacementSnapshot();
+  REQUIRE(snapshot.ok());
+  // Two schedulers that decided the same runs for different workers.
+  std::vector<LeaseGrant> grants;
+  for (const StoredPendingRun& run : snapshot->pending) grants.push_back({run.run_id, {}, 1});
+  std::vector<absl::StatusOr<std::vector<v1::Lease>>> results(2, absl::UnknownError("unset"));
+  std::thread first(
+      [&] { results[0] = store->CommitLeases(a, grants, clock.Now(), absl::Seconds(10)); });
+  std::thread second(
+      [&] { results[1] = store->CommitLeases(b, grants, clock.Now(), absl::Seconds(10)); });
+  first.join();
+  second.join();
+  REQUIRE(results[0].ok());
+  REQUIRE(results[1].ok());
+  std::set<int64_t> leased;
+  for (const auto& result : results) {
+    for (const v1::Lease& lease : *result) {
+      CHECK(leased.insert(lease.spec().run_id()).second);
+      CHECK(lease.spec().attempt() == 1);
+    }
+  }
+  CHECK(leased.size() == 20);
 }
 
 }  // namespace

@@ -26,8 +26,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "services/embedded_postgres.h"
-#include "services/migrations.h"
+#include "services/store/embedded_postgres.h"
+#include "services/store/internal/migrations.h"
 
 namespace scalelab::testing {
 namespace {

@@ -1,19 +1,28 @@
 #include "worker/trainer_command.h"
 
 #include <signal.h>
+#include <unistd.h>
 
-#include <algorithm>
 #include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "runspec/exit_codes.h"
+#include "runspec/spec_file.h"
 
 namespace scalelab::worker {
 namespace {
 
-bool Has(const std::vector<std::string>& argv, const std::string& arg) {
-  return std::find(argv.begin(), argv.end(), arg) != argv.end();
-}
-
-TEST_CASE("A run config becomes the trainer's command line", "[worker][unit]") {
-  v1::RunConfig config;
+v1::RunSpec LeasedSpec() {
+  v1::RunSpec spec;
+  spec.set_run_id(7);
+  spec.set_sweep_id(3);
+  spec.set_attempt(2);
+  spec.set_kind(v1::RUN_KIND_PRETRAIN);
+  v1::RunConfig& config = *spec.mutable_config();
   config.mutable_model()->set_d_model(64);
   config.mutable_model()->set_n_layers(2);
   config.mutable_model()->set_n_heads(4);
@@ -25,45 +34,158 @@ TEST_CASE("A run config becomes the trainer's command line", "[worker][unit]") {
   (*config.mutable_data()->mutable_sources())["abs"] = "/abs/path";
   (*config.mutable_data()->mutable_mixture())["web"] = 0.67;
   (*config.mutable_data()->mutable_mixture())["abs"] = 0.33;
-  auto argv = BuildTrainerArgv({"/bin/scalelab-train", "/data", 2}, config);
-  REQUIRE(argv.ok());
-  CHECK((*argv)[0] == "/bin/scalelab-train");
-  CHECK(Has(*argv, "--data_sources=abs=/abs/path,web=/data/data/web"));
-  CHECK(Has(*argv, "--data_mixture=abs=0.33000000000000002,web=0.67000000000000004"));
-  CHECK(Has(*argv, "--d_model=64"));
-  CHECK(Has(*argv, "--tokens=500000"));
-  CHECK(Has(*argv, "--batch_tokens=4096"));
-  CHECK(Has(*argv, "--threads=2"));
-  CHECK(Has(*argv, "--device=cpu"));
-  CHECK(Has(*argv, "--schedule=cosine"));
-
-  v1::RunConfig no_data;
-  CHECK(absl::IsInvalidArgument(BuildTrainerArgv({"t", "", 1}, no_data).status()));
+  return spec;
 }
 
-TEST_CASE("Trainer output lines parse into metric points", "[worker][unit]") {
-  auto point = ParseMetricLine(
+TEST_CASE("A leased spec is completed for this node and the trainer gets only its path",
+          "[worker][unit]") {
+  auto spec = CompleteRunSpec({"/bin/scalelab-train", "/data", 2}, LeasedSpec(), "/w/run-7-2",
+                              "/w/run-7-checkpoints");
+  REQUIRE(spec.ok());
+  CHECK(spec->config().data().sources().at("web") == "/data/data/web");
+  CHECK(spec->config().data().sources().at("abs") == "/abs/path");
+  CHECK(spec->output_dir() == "/w/run-7-2");
+  CHECK(spec->checkpoint_dir() == "/w/run-7-checkpoints");
+  CHECK(spec->execution().threads() == 2);
+  CHECK(spec->execution().device() == "cpu");
+  CHECK(spec->config().train().schedule() == "cosine");  // runspec's defaults, not the worker's
+
+  CHECK(BuildTrainerArgv({"/bin/scalelab-train", "/data", 2}, "/w/run-7-2/spec.json") ==
+        std::vector<std::string>{"/bin/scalelab-train", "--spec=/w/run-7-2/spec.json"});
+  auto env = TrainerEnvironment(*spec);
+  REQUIRE(env.size() == 1);
+  CHECK(env[0] == std::pair<std::string, std::string>{"CUDA_VISIBLE_DEVICES", ""});
+}
+
+TEST_CASE("A run placed on GPUs sees only those GPUs and trains on cuda", "[worker][unit]") {
+  v1::RunSpec leased = LeasedSpec();
+  leased.mutable_config()->mutable_resources()->set_gpus(2);
+  leased.mutable_execution()->add_gpu_indices(3);
+  leased.mutable_execution()->add_gpu_indices(5);
+  auto spec = CompleteRunSpec({"t", "/data", 1}, leased, "/w/a", "/w/c");
+  REQUIRE(spec.ok());
+  CHECK(spec->execution().device() == "cuda");
+  CHECK(TrainerEnvironment(*spec)[0].second == "3,5");
+}
+
+TEST_CASE("A spec the trainer would refuse is refused before the trainer starts",
+          "[worker][unit]") {
+  v1::RunSpec no_data = LeasedSpec();
+  no_data.mutable_config()->mutable_data()->clear_sources();
+  no_data.mutable_config()->mutable_data()->clear_mixture();
+  auto spec = CompleteRunSpec({"t", "", 1}, no_data, "/w/a", "/w/c");
+  REQUIRE(absl::IsInvalidArgument(spec.status()));
+  CHECK(spec.status().message() ==
+        "run 7 attempt 2: data.sources: expected at least one source, got none");
+}
+
+// The proof that a new model option needs no worker code: every ModelSpec field, set by
+// reflection to a value that is not its default, reaches the trainer's spec file unchanged.
+// A field added to the proto tomorrow is covered without touching this test or worker/.
+TEST_CASE("Every ModelSpec field travels from the lease to the trainer's spec file untouched",
+          "[worker][unit]") {
+  v1::RunSpec leased = LeasedSpec();
+  v1::ModelSpec& model = *leased.mutable_config()->mutable_model();
+  const google::protobuf::Descriptor& descriptor = *v1::ModelSpec::descriptor();
+  const google::protobuf::Reflection& reflection = *model.GetReflection();
+  for (int field_idx = 0; field_idx < descriptor.field_count(); ++field_idx) {
+    const google::protobuf::FieldDescriptor& field = *descriptor.field(field_idx);
+    switch (field.cpp_type()) {
+      case google::protobuf::FieldDescriptor::CPPTYPE_INT32:
+        reflection.SetInt32(&model, &field, 1000 + field_idx);
+        break;
+      case google::protobuf::FieldDescriptor::CPPTYPE_INT64:
+        reflection.SetInt64(&model, &field, 1000 + field_idx);
+        break;
+      case google::protobuf::FieldDescriptor::CPPTYPE_DOUBLE:
+        reflection.SetDouble(&model, &field, 0.5 + field_idx);
+        break;
+      case google::protobuf::FieldDescriptor::CPPTYPE_STRING:
+        reflection.SetString(&model, &field, "value-" + field.name());
+        break;
+      case google::protobuf::FieldDescriptor::CPPTYPE_BOOL:
+        reflection.SetBool(&model, &field, true);
+        break;
+      default:
+        FAIL("ModelSpec." << field.name() << ": extend this test to its type");
+    }
+  }
+  // Validation is the trainer's business here: the values are arbitrary on purpose.
+  v1::RunSpec written = leased;
+  runspec::ResolveDataFolders("/data", &written);
+  const std::string dir =
+      std::filesystem::temp_directory_path() / ("scalelab-spec-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  REQUIRE(runspec::WriteRunSpecFile(dir + "/spec.json", written).ok());
+  auto read = runspec::ReadRunSpecFile(dir + "/spec.json");
+  std::filesystem::remove_all(dir);
+  REQUIRE(read.ok());
+  CHECK(google::protobuf::util::MessageDifferencer::Equals(read->config().model(), model));
+}
+
+TEST_CASE("Trainer output lines parse into metric points and artifacts", "[worker][unit]") {
+  auto line = ParseTrainerLine(
       R"({"step":12,"tokens":49152,"name":"train_loss","value":3.25,"wall_time_s":1.5})");
-  REQUIRE(point.ok());
-  CHECK(point->step() == 12);
-  CHECK(point->tokens() == 49152);
-  CHECK(point->name() == "train_loss");
-  CHECK(point->value() == 3.25);
-  CHECK(point->wall_time_s() == 1.5);
-  CHECK(ParseMetricLine(R"({"step":1,"name":"x","value":1,"future_field":true})").ok());
-  CHECK(absl::IsInvalidArgument(ParseMetricLine("loading data...").status()));
-  CHECK(absl::IsInvalidArgument(ParseMetricLine(R"({"step":1,"value":2})").status()));
+  REQUIRE(line.ok());
+  REQUIRE(line->metric.has_value());
+  CHECK_FALSE(line->artifact.has_value());
+  CHECK(line->metric->step() == 12);
+  CHECK(line->metric->tokens() == 49152);
+  CHECK(line->metric->name() == "train_loss");
+  CHECK(line->metric->value() == 3.25);
+  CHECK(line->metric->wall_time_s() == 1.5);
+  CHECK(ParseTrainerLine(R"({"step":1,"name":"x","value":1,"future_field":true})").ok());
+  CHECK(absl::IsInvalidArgument(ParseTrainerLine("loading data...").status()));
+  CHECK(absl::IsInvalidArgument(ParseTrainerLine(R"({"step":1,"value":2})").status()));
+
+  auto artifact = ParseTrainerLine(R"({"artifact":"final","path":"/w/final.pt","step":120})");
+  REQUIRE(artifact.ok());
+  REQUIRE(artifact->artifact.has_value());
+  CHECK(artifact->artifact->kind() == "final");
+  CHECK(artifact->artifact->location() == "/w/final.pt");
+  CHECK(artifact->artifact->step() == 120);
+  CHECK(absl::IsInvalidArgument(ParseTrainerLine(R"({"artifact":"final"})").status()));
+}
+
+TEST_CASE("An artifact file is described by its size and SHA-256", "[worker][unit]") {
+  const std::string path =
+      std::filesystem::temp_directory_path() / ("scalelab-artifact-" + std::to_string(::getpid()));
+  std::ofstream(path) << "abc";
+  v1::Artifact artifact;
+  artifact.set_location(path);
+  REQUIRE(DescribeArtifactFile(&artifact).ok());
+  std::filesystem::remove(path);
+  CHECK(artifact.size_bytes() == 3);
+  CHECK(artifact.sha256() == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  CHECK(absl::IsNotFound(DescribeArtifactFile(&artifact)));
 }
 
 TEST_CASE("Exit statuses are classified for the retry policy", "[worker][unit]") {
   CHECK(ClassifyExit({0, 0}, false) == v1::FAILURE_CLASS_UNSPECIFIED);
   CHECK(ClassifyExit({2, 0}, false) == v1::FAILURE_CLASS_USER);
   CHECK(ClassifyExit({4, 0}, false) == v1::FAILURE_CLASS_USER);
+  CHECK(ClassifyExit({runspec::kExitOutOfMemory, 0}, false) == v1::FAILURE_CLASS_OUT_OF_MEMORY);
   CHECK(ClassifyExit({127, 0}, false) == v1::FAILURE_CLASS_SYSTEM_SOFTWARE);
   CHECK(ClassifyExit({-1, SIGKILL}, false) == v1::FAILURE_CLASS_OUT_OF_MEMORY);
   CHECK(ClassifyExit({-1, SIGSEGV}, false) == v1::FAILURE_CLASS_USER);
   CHECK(ClassifyExit({-1, SIGBUS}, false) == v1::FAILURE_CLASS_HARDWARE_TRANSIENT);
   CHECK(ClassifyExit({-1, SIGTERM}, true) == v1::FAILURE_CLASS_CANCELLED);
+}
+
+TEST_CASE("A child process gets the extra environment it is given", "[worker][unit]") {
+  const std::string dir =
+      std::filesystem::temp_directory_path() / ("scalelab-env-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  ::setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3", 1);
+  auto child = ChildProcess::Spawn({{"/bin/sh", "-c", "echo \"[$CUDA_VISIBLE_DEVICES]\" >&2"},
+                                    dir + "/stderr.log",
+                                    "",
+                                    {{"CUDA_VISIBLE_DEVICES", "2"}}});
+  ::unsetenv("CUDA_VISIBLE_DEVICES");
+  REQUIRE(child.ok());
+  CHECK((*child)->Wait().exit_code == 0);
+  CHECK(TailOfFile(dir + "/stderr.log", 1).find("[2]") != std::string::npos);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

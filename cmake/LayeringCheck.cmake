@@ -1,0 +1,191 @@
+# Layering checks: a forbidden dependency fails the configure instead of waiting for review.
+#
+#   scalelab_layering_rule(
+#     [TARGETS <target>...]      targets the rule applies to; names that are not targets (e.g.
+#                                scalelab_model with SCALELAB_BUILD_MODEL=OFF) are skipped
+#     [DIRECTORIES <dir>...]     and every target defined in these source folders or below them
+#                                (folders that were not added with add_subdirectory are skipped)
+#     FORBID <regex>...          link items none of those targets may reach
+#     REASON <text>)             what the rule protects, appended to each violation
+#   scalelab_layering_enforce()  FATAL_ERROR listing every violation found so far
+#
+# "Reach" is transitive over LINK_LIBRARIES and INTERFACE_LINK_LIBRARIES (generator expressions
+# such as $<LINK_ONLY:...>, which CMake writes for a static library's PRIVATE links, are looked
+# through), so a PRIVATE link of a static library still counts: it ends up in the binary. Items
+# that are not targets visible from the top-level folder (plain library names, paths, flags,
+# imported targets found in a sub-folder) are leaves and are matched by name.
+#
+# Each violation reads
+#   layering: <target> links <item> via <a> -> <b>; <reason>
+# naming, for the first FORBID pattern that matches, the nearest matching item and the chain of
+# links that brought it in.
+include_guard(GLOBAL)
+
+# Strips the generator expressions that wrap a link item: $<LINK_ONLY:x>, $<$<cond>:x>, ...
+function(_scalelab_layering_unwrap item out_var)
+  set(s "${item}")
+  while(TRUE)
+    if(s MATCHES "^\\$<\\$<.*>:(.*)>$")
+      set(s "${CMAKE_MATCH_1}")
+    elseif(s MATCHES "^\\$<[A-Za-z_]+:(.*)>$")
+      set(s "${CMAKE_MATCH_1}")
+    else()
+      break()
+    endif()
+  endwhile()
+  set(${out_var} "${s}" PARENT_SCOPE)
+endfunction()
+
+# The link items `target` names directly, unwrapped, without CMake's "::@" scope markers.
+function(_scalelab_layering_direct target out_var)
+  get_target_property(aliased ${target} ALIASED_TARGET)
+  if(aliased)
+    set(${out_var} "${aliased}" PARENT_SCOPE)
+    return()
+  endif()
+  set(items)
+  get_target_property(imported ${target} IMPORTED)
+  set(props INTERFACE_LINK_LIBRARIES)
+  if(imported)
+    list(APPEND props IMPORTED_LINK_INTERFACE_LIBRARIES)
+  else()
+    list(APPEND props LINK_LIBRARIES)
+  endif()
+  foreach(prop IN LISTS props)
+    get_target_property(values ${target} ${prop})
+    if(NOT values)
+      continue()
+    endif()
+    foreach(value IN LISTS values)
+      if(value MATCHES "^::@" OR value STREQUAL "")
+        continue()
+      endif()
+      _scalelab_layering_unwrap("${value}" value)
+      if(NOT value STREQUAL "")
+        list(APPEND items "${value}")
+      endif()
+    endforeach()
+  endforeach()
+  set(${out_var} "${items}" PARENT_SCOPE)
+endfunction()
+
+# Breadth-first walk from `target`. Sets <prefix>_ITEMS to every reached item, nearest first,
+# and <prefix>_VIA_<md5 of item> to the chain "target -> ... -> item". Cached per target.
+function(_scalelab_layering_reach target prefix)
+  get_property(cached GLOBAL PROPERTY _SCALELAB_LAYERING_REACH_${target} SET)
+  if(NOT cached)
+    set(queue "${target}")
+    set(seen "${target}")
+    string(MD5 key "${target}")
+    set(via_${key} "${target}")
+    set(order)
+    while(queue)
+      list(POP_FRONT queue current)
+      string(MD5 current_key "${current}")
+      _scalelab_layering_direct("${current}" direct)
+      foreach(dep IN LISTS direct)
+        if(dep IN_LIST seen)
+          continue()
+        endif()
+        list(APPEND seen "${dep}")
+        list(APPEND order "${dep}")
+        string(MD5 key "${dep}")
+        set(via_${key} "${via_${current_key}} -> ${dep}")
+        set_property(GLOBAL PROPERTY _SCALELAB_LAYERING_VIA_${target}_${key}
+                     "${via_${key}}")
+        if(TARGET "${dep}")
+          list(APPEND queue "${dep}")
+        endif()
+      endforeach()
+    endwhile()
+    set_property(GLOBAL PROPERTY _SCALELAB_LAYERING_REACH_${target} "${order}")
+  endif()
+  get_property(order GLOBAL PROPERTY _SCALELAB_LAYERING_REACH_${target})
+  set(${prefix}_ITEMS "${order}" PARENT_SCOPE)
+endfunction()
+
+# Every source folder that was configured, from the top-level one down.
+function(_scalelab_layering_dirs out_var)
+  set(queue "${CMAKE_SOURCE_DIR}")
+  set(all)
+  while(queue)
+    list(POP_FRONT queue dir)
+    list(APPEND all "${dir}")
+    get_property(subdirs DIRECTORY "${dir}" PROPERTY SUBDIRECTORIES)
+    list(APPEND queue ${subdirs})
+  endwhile()
+  set(${out_var} "${all}" PARENT_SCOPE)
+endfunction()
+
+function(scalelab_layering_rule)
+  cmake_parse_arguments(PARSE_ARGV 0 rule "" "REASON" "TARGETS;DIRECTORIES;FORBID")
+  if(NOT rule_FORBID OR NOT rule_REASON)
+    message(FATAL_ERROR "scalelab_layering_rule: FORBID and REASON are required")
+  endif()
+  set(targets)
+  foreach(target IN LISTS rule_TARGETS)
+    if(TARGET "${target}")
+      list(APPEND targets "${target}")
+    endif()
+  endforeach()
+  if(rule_DIRECTORIES)
+    _scalelab_layering_dirs(configured)
+    foreach(wanted IN LISTS rule_DIRECTORIES)
+      get_filename_component(wanted "${wanted}" ABSOLUTE BASE_DIR "${CMAKE_SOURCE_DIR}")
+      foreach(dir IN LISTS configured)
+        string(FIND "${dir}/" "${wanted}/" at)
+        if(at EQUAL 0)
+          get_property(dir_targets DIRECTORY "${dir}" PROPERTY BUILDSYSTEM_TARGETS)
+          list(APPEND targets ${dir_targets})
+        endif()
+      endforeach()
+    endforeach()
+  endif()
+  list(REMOVE_DUPLICATES targets)
+
+  foreach(target IN LISTS targets)
+    _scalelab_layering_reach("${target}" reach)
+    # The first FORBID pattern that matches anything wins, and of its matches the nearest, so
+    # rules list the root cause first (PkgConfig::PQXX before the scalelab_store that brings it).
+    set(found "")
+    foreach(pattern IN LISTS rule_FORBID)
+      foreach(item IN LISTS reach_ITEMS)
+        if(item MATCHES "${pattern}")
+          set(found "${item}")
+          break()
+        endif()
+      endforeach()
+      if(NOT "${found}" STREQUAL "")
+        break()
+      endif()
+    endforeach()
+    if("${found}" STREQUAL "")
+      continue()
+    endif()
+    string(MD5 key "${found}")
+    get_property(chain GLOBAL PROPERTY _SCALELAB_LAYERING_VIA_${target}_${key})
+    # "target -> a -> b -> item" reads "via a -> b"; a direct link says so.
+    string(REPLACE " -> " ";" hops "${chain}")
+    list(LENGTH hops length)
+    if(length GREATER 2)
+      math(EXPR middle_length "${length} - 2")
+      list(SUBLIST hops 1 ${middle_length} middle)
+      list(JOIN middle " -> " how)
+      set(how "via ${how}")
+    else()
+      set(how "directly")
+    endif()
+    # Kept as one newline-separated string: the message itself contains ';'.
+    get_property(violations GLOBAL PROPERTY _SCALELAB_LAYERING_VIOLATIONS)
+    string(APPEND violations "layering: ${target} links ${found} ${how}; ${rule_REASON}\n")
+    set_property(GLOBAL PROPERTY _SCALELAB_LAYERING_VIOLATIONS "${violations}")
+  endforeach()
+endfunction()
+
+function(scalelab_layering_enforce)
+  get_property(violations GLOBAL PROPERTY _SCALELAB_LAYERING_VIOLATIONS)
+  if(NOT "${violations}" STREQUAL "")
+    message(FATAL_ERROR "${violations}(rules: cmake/LayeringRules.cmake; docs/ARCHITECTURE.md)")
+  endif()
+  message(STATUS "scalelab: layering rules hold")
+endfunction()

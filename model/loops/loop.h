@@ -1,0 +1,55 @@
+// What every training loop gets and returns, and the dispatch from RunSpec.kind to its loop.
+// One loop per run kind (PRETRAIN today; SFT, GRPO and EVAL later), each in its own file here,
+// built from the shared pieces in model/: optimizer.h, lr_schedule.h, batches.h, evaluation.h,
+// checkpoint.h and metrics.h. Torch-free header.
+
+#ifndef SCALELAB_MODEL_LOOPS_LOOP_H_
+#define SCALELAB_MODEL_LOOPS_LOOP_H_
+
+#include <chrono>
+#include <cstdint>
+#include <iosfwd>
+
+#include "absl/status/statusor.h"
+#include "model/metrics.h"
+#include "model/train_plan.h"
+#include "scalelab/v1/common.pb.h"
+
+namespace scalelab::model {
+
+class CausalLM;
+
+struct TrainSummary {
+  int64_t steps = 0;
+  int64_t tokens = 0;             // Training tokens consumed.
+  int64_t n_params = 0;           // Non-embedding parameters.
+  int64_t n_params_total = 0;     // All parameters (tied embedding once).
+  double flops_per_token = 0;     // CausalLM::FlopsPerToken().
+  double final_train_loss = 0;    // Nats/token, last reporting interval.
+  double final_val_loss = 0;      // Nats/token, mixture-weighted, at the last step.
+  double wall_time_s = 0;         // Whole call, loading and evaluation included.
+  double train_tokens_per_s = 0;  // Training tokens over training time.
+  std::string final_weights;      // Absolute path of final.pt; empty when not saved.
+};
+
+// Everything a loop runs on. Not owned; valid for the duration of the loop call.
+struct LoopContext {
+  const scalelab::v1::RunSpec& spec;  // Validated, defaults applied.
+  const TrainPlan& plan;              // PlanFor(spec).
+  CausalLM& model;                    // Built, on the plan's device, init weights loaded.
+  bool from_init_weights;             // The model holds spec.init_artifact's weights.
+  MetricSink& sink;
+  std::ostream* log;  // Two human-readable lines (start, end) when not null.
+  std::chrono::steady_clock::time_point start;  // Metric wall_time_s counts from here.
+};
+
+// A loop trains to completion or to the first error (statuses as Train() in model/trainer.h).
+using LoopFn = absl::StatusOr<TrainSummary> (*)(const LoopContext& context);
+
+// The loop of `kind`. kUnimplemented naming the kind for a kind without one (SFT, GRPO, EVAL
+// today), kInvalidArgument for RUN_KIND_UNSPECIFIED.
+absl::StatusOr<LoopFn> LoopForKind(scalelab::v1::RunKind kind);
+
+}  // namespace scalelab::model
+
+#endif  // SCALELAB_MODEL_LOOPS_LOOP_H_

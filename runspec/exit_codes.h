@@ -1,0 +1,43 @@
+// How an attempt ended, as the trainer's exit status, and the failure class the scheduler's retry
+// policy reads. Defined once here and used by both sides: `scalelab-train` picks its exit code
+// with ExitCodeForStatus, the worker classifies the exit with ClassifyExit.
+#ifndef SCALELAB_RUNSPEC_EXIT_CODES_H_
+#define SCALELAB_RUNSPEC_EXIT_CODES_H_
+
+#include "absl/status/status.h"
+#include "scalelab/v1/common.pb.h"
+
+namespace scalelab::runspec {
+
+// Exit codes of scalelab-train.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitOtherError = 1;    // an uncaught error in the training code: user
+inline constexpr int kExitInvalidSpec = 2;   // the spec or an override is invalid: user
+inline constexpr int kExitDataError = 3;     // a token file is missing, short or unreadable: user
+inline constexpr int kExitDiverged = 4;      // the loss became NaN/inf: user
+inline constexpr int kExitOutOfMemory = 5;   // host or device allocation failed: retried
+inline constexpr int kExitExecFailed = 127;  // the worker could not start the trainer
+
+// The exit code for a status from spec reading or training: InvalidArgument 2; NotFound,
+// OutOfRange, DataLoss 3; Aborted 4; ResourceExhausted 5; OK 0; anything else 1.
+int ExitCodeForStatus(const absl::Status& status);
+
+// How a trainer process ended, as the worker saw it.
+struct TrainerExit {
+  int exit_code = 0;    // valid when term_signal == 0
+  int term_signal = 0;  // the signal that killed it, 0 when it exited
+  // True when the worker itself signalled the child (cancellation, lost lease, shutdown).
+  bool stopped_by_worker = false;
+};
+
+// The failure class of an ended attempt (UNSPECIFIED for a clean exit 0):
+//   stopped by the worker -> CANCELLED (the worker reports shutdowns as PREEMPTED itself);
+//   exit 1..4 -> USER; exit 5 -> OUT_OF_MEMORY; any other exit -> SYSTEM_SOFTWARE;
+//   SIGKILL not sent by the worker -> OUT_OF_MEMORY (the kernel's OOM killer);
+//   SIGSEGV, SIGABRT, SIGFPE, SIGILL -> USER (the training code crashed);
+//   SIGBUS -> HARDWARE_TRANSIENT; other signals -> SYSTEM_SOFTWARE.
+scalelab::v1::FailureClass ClassifyExit(const TrainerExit& exit);
+
+}  // namespace scalelab::runspec
+
+#endif  // SCALELAB_RUNSPEC_EXIT_CODES_H_

@@ -1,0 +1,117 @@
+// Placement: which pending run goes to which worker, on which GPUs. Pure policy over a snapshot
+// of the cluster (scheduler/resources.h); unit-tested without a database. The store persists
+// decisions, it does not make them.
+//
+// How the lease path will use it (wiring lands after the services/ move):
+//   1. WorkerService::LeaseRuns(worker_id, free resources) calls
+//      PlacementState::Snapshot(worker_id) (scheduler/placement_state.h). The store builds it
+//      from ALIVE workers (their inventory minus what their LEASED/RUNNING attempts hold; for the
+//      requesting worker, also no more than it reports free) and PENDING runs in queue order.
+//   2. PlaceOnWorker(snapshot, worker_id, options) decides what this worker gets. The decision
+//      is made over the whole cluster and filtered, so a worker gets exactly what a full round
+//      would give it: a run best fitted elsewhere waits for that worker's own LeaseRuns call.
+//   3. The store persists the decisions in one transaction: it locks the chosen runs with
+//      SELECT ... FOR UPDATE SKIP LOCKED and re-checks that each is still PENDING and that the
+//      granted GPUs and slots are still free (another scheduler or call may have leased in
+//      between). A run that fails the re-check is dropped from this answer, not re-placed; the
+//      worker asks again on its next poll. The granted GPU indices travel in the Lease and are
+//      recorded with the attempt, which is how the next snapshot knows they are held.
+//
+// Policy (one round, Place):
+//   - Order: priority (higher first; always 0 today), then queue position, then run id.
+//   - Fit: a run is placed only on a worker with enough FREE matching GPUs (model, memory) and
+//     free CPU slots (DemandOf). No GPU and no slot is granted twice in one round.
+//   - Best fit: among workers that fit, the one left with the fewest free GPUs after placement,
+//     then the fewest free CPU slots, then the lowest worker id. CPU runs so land on CPU-only
+//     workers first, and small GPU runs fill partly used nodes before touching an empty one.
+//     GPUs on a worker are taken in index order.
+//   - No starvation (a reservation, as in EASY backfilling): when a run does not fit now but
+//     would fit an empty worker, it holds that worker's free matching GPUs and CPU slots (up to
+//     what it needs) for the rest of the round, so later, smaller runs cannot take them. The
+//     worker chosen is the one closest to fitting (most free matching GPUs, then most free
+//     slots, then lowest id). Held resources only grow as runs there finish, and a run moves its
+//     hold only to a worker with strictly more (or as many, with a lower id), so the best count
+//     never decreases and the run is placed once enough runs finish. Only the first
+//     `max_reservations` blocked runs hold anything, so one blocked sweep cannot idle the
+//     cluster. A run that no worker could hold even when empty holds nothing (it never fits).
+//   - A run that is not placed is reported with a reason (UnplacedRun) for `scalelab queue`.
+//
+// Thread safety: pure functions over const inputs; call from any thread.
+#ifndef SCALELAB_SCHEDULER_PLACEMENT_H_
+#define SCALELAB_SCHEDULER_PLACEMENT_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "scheduler/resources.h"
+
+namespace scalelab::scheduler {
+
+// The view one decision round works on.
+struct ClusterSnapshot {
+  std::vector<WorkerState> workers;  // ALIVE workers with their free resources; distinct ids
+  std::vector<RunRequest> pending;   // PENDING runs, in queue order; distinct run ids
+};
+
+struct PlacementOptions {
+  // How many blocked runs (the earliest in queue order) may hold resources on a worker to avoid
+  // starvation. 0 = none: plain backfill, where a big run can wait forever.
+  int max_reservations = 1;
+
+  absl::Status Validate() const;
+};
+
+// One run granted to one worker.
+struct PlacementDecision {
+  int64_t run_id = 0;
+  int64_t worker_id = 0;
+  std::vector<int> gpu_indices;  // Gpu::index values on that worker, ascending; empty for CPU runs
+  int cpu_slots = 0;             // CPU slots the run holds (DemandOf)
+};
+
+enum class UnplacedReason {
+  kInvalidRequest,       // the request is malformed (negative counts); it never places
+  kNoWorkers,            // the snapshot has no workers
+  kNeverFits,            // no worker could hold it even if it were idle
+  kWaitingForResources,  // it would fit an idle worker but not the free resources now
+  kHoldingReservation,   // as kWaitingForResources, and it holds `reserved_worker_id`'s resources
+  kPlacedElsewhere,      // PlaceOnWorker only: this round placed it on another worker
+};
+
+// "INVALID_REQUEST", "NO_WORKERS", "NEVER_FITS", "WAITING_FOR_RESOURCES", "HOLDING_RESERVATION",
+// "PLACED_ELSEWHERE".
+const char* UnplacedReasonName(UnplacedReason reason);
+
+struct UnplacedRun {
+  int64_t run_id = 0;
+  UnplacedReason reason = UnplacedReason::kWaitingForResources;
+  // For people, e.g. "needs 4 GPUs, the most free on any worker is 2".
+  std::string message;
+  int64_t reserved_worker_id = 0;  // set with kHoldingReservation, else 0
+};
+
+struct PlacementResult {
+  std::vector<PlacementDecision> placed;  // in the order the runs were considered
+  std::vector<UnplacedRun> unplaced;      // every other pending run, in the same order
+};
+
+// One decision round over the whole cluster. InvalidArgument when the snapshot is inconsistent
+// (a worker failing WorkerState::Validate, a repeated worker id or run id) or the options are
+// invalid; a single malformed run does not fail the round, it is reported as kInvalidRequest.
+absl::StatusOr<PlacementResult> Place(const ClusterSnapshot& snapshot,
+                                      const PlacementOptions& options);
+
+// The lease path: what `worker_id` gets now. Runs the same round as Place and keeps the
+// decisions for that worker. `unplaced` lists the runs this round placed on other workers
+// (kPlacedElsewhere, "placed on worker N in this round"), then the round's unplaced runs, each
+// group in consideration order. FailedPrecondition when `worker_id` is not in the snapshot
+// (unknown or LOST: it must register again), plus Place's errors.
+absl::StatusOr<PlacementResult> PlaceOnWorker(const ClusterSnapshot& snapshot, int64_t worker_id,
+                                              const PlacementOptions& options);
+
+}  // namespace scalelab::scheduler
+
+#endif  // SCALELAB_SCHEDULER_PLACEMENT_H_

@@ -1,0 +1,60 @@
+// What the `scalelab` client prints, as pure functions of the API's messages: tables, JSON,
+// CSV and the checks on text before it is sent. No gRPC calls here; commands.cc makes the calls
+// and hands the answers to these, so the output is tested without a scheduler.
+#ifndef SCALELAB_SERVICES_CLI_FORMAT_H_
+#define SCALELAB_SERVICES_CLI_FORMAT_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "scalelab/v1/results.pb.h"
+#include "scalelab/v1/sweep.pb.h"
+
+namespace scalelab::cli {
+
+// The message as indented JSON with proto field names (what --output=json prints).
+std::string Json(const google::protobuf::Message& message);
+// The same on one line (watch --output=json prints one event per line).
+std::string JsonLine(const google::protobuf::Message& message);
+
+// Left-aligned columns sized to their widest cell, two spaces apart, header first.
+void PrintTable(std::ostream& out, const std::vector<std::string>& header,
+                const std::vector<std::vector<std::string>>& rows);
+
+// "RUNNING:3 SUCCEEDED:5", states in name order.
+std::string Counts(const v1::Sweep& sweep);
+// The one-line summary above a sweep's runs.
+std::string SweepHeadline(const v1::Sweep& sweep);
+void PrintSweeps(std::ostream& out, const std::vector<v1::Sweep>& sweeps);
+void PrintRuns(std::ostream& out, const std::vector<v1::Run>& runs);
+// "showing 1000 of 10000 runs; --all lists every run" when shown < total, else "".
+std::string ShowingNote(int64_t shown, int64_t total);
+
+// ARTIFACT ATTEMPT STEP KIND SIZE SHA256 LOCATION; sizes as "1.5 MiB", SHA-256 cut to 12 digits.
+void PrintArtifacts(std::ostream& out, const std::vector<v1::Artifact>& artifacts);
+// "512 B", "1.5 KiB", "3.2 MiB", "1.1 GiB".
+std::string Bytes(int64_t bytes);
+
+// metrics --format=csv: a header, then one line per point.
+void PrintMetricsCsv(std::ostream& out, int64_t run_id, const v1::GetRunMetricsResponse& metrics);
+
+// Where `text` stops being UTF-8 (as protobuf checks string fields: no overlong forms, no
+// surrogates, nothing above U+10FFFF, no truncated sequence), or nullopt when it all is.
+struct Utf8Error {
+  size_t offset = 0;     // 0-based byte offset of the first byte of the bad sequence
+  int line = 1;          // 1-based line holding it
+  unsigned char byte{};  // the byte at `offset`
+};
+std::optional<Utf8Error> FindInvalidUtf8(absl::string_view text);
+
+// `text` with each invalid UTF-8 sequence replaced by U+FFFD, for names sent in messages.
+std::string ToValidUtf8(absl::string_view text);
+
+}  // namespace scalelab::cli
+
+#endif  // SCALELAB_SERVICES_CLI_FORMAT_H_

@@ -1,0 +1,235 @@
+// The store's half of leasing: the facts placement decides on (ReadPlacementSnapshot) and the
+// persistence of its decisions (CommitLeases). Which run goes where is decided in
+// scheduler/placement.cc; here every grant is only re-checked against the rows as they are now.
+#include <algorithm>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "services/common/run_state.h"
+#include "services/store/internal/pg_pool.h"
+#include "services/store/internal/store_rows.h"
+#include "services/store/store.h"
+#include "spdlog/spdlog.h"
+
+namespace scalelab::services {
+namespace {
+
+double EpochSeconds(absl::Time t) { return absl::ToUnixMicros(t) / 1e6; }
+
+// True for a run of `runs q` that may start: it names no init.from_run, or that run has final
+// weights. A fact about the rows, not a policy: the scheduler decides among ready runs.
+constexpr char kInitReadySql[] =
+    "(COALESCE((q.config->'init'->>'from_run')::bigint, 0) = 0 OR EXISTS (SELECT 1 FROM "
+    "artifacts a WHERE a.run_id = (q.config->'init'->>'from_run')::bigint AND a.kind = 'final'))";
+
+// GPU indices as array_to_string(gpu_indices, ',') wrote them.
+absl::StatusOr<std::vector<int>> ParseIndices(const std::string& text) {
+  std::vector<int> indices;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    int index = 0;
+    if (!absl::SimpleAtoi(part, &index)) {
+      return absl::InternalError(
+          absl::StrCat("run_attempts.gpu_indices: bad element \"", part, "\""));
+    }
+    indices.push_back(index);
+  }
+  return indices;
+}
+
+// An INT[] literal for a $n::int[] parameter (libpqxx 6 binds no arrays).
+std::string ArrayLiteral(const std::vector<int>& indices) {
+  return absl::StrCat("{", absl::StrJoin(indices, ","), "}");
+}
+
+// Selected per LEASED/RUNNING run with its current attempt's grant: worker id, run id, GPU
+// indices, CPU slots.
+constexpr char kHeldColumns[] =
+    "r.worker_id, r.id, array_to_string(a.gpu_indices, ','), a.cpu_slots FROM runs r "
+    "JOIN run_attempts a ON a.run_id = r.id AND a.attempt = r.attempt "
+    "WHERE r.state IN ('LEASED', 'RUNNING')";
+
+// Why `grant` cannot be honoured on a worker with `slots_total` CPU slots and these GPUs, of
+// which `held_gpus` and `held_slots` are taken; "" when it can.
+std::string GrantConflict(const LeaseGrant& grant, int slots_total, const std::set<int>& gpus,
+                          const std::set<int>& held_gpus, int held_slots) {
+  if (grant.cpu_slots < 0) return absl::StrCat("cpu_slots ", grant.cpu_slots, " is negative");
+  if (held_slots + grant.cpu_slots > slots_total) {
+    return absl::StrCat(grant.cpu_slots, " CPU slots asked, ", slots_total - held_slots, " free");
+  }
+  std::set<int> seen;
+  for (int index : grant.gpu_indices) {
+    if (gpus.count(index) == 0) return absl::StrCat("the worker has no GPU ", index);
+    if (held_gpus.count(index) > 0 || !seen.insert(index).second) {
+      return absl::StrCat("GPU ", index, " is already held");
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+absl::StatusOr<PlacementSnapshot> Store::ReadPlacementSnapshot() {
+  PlacementSnapshot snapshot;
+  absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
+    snapshot = PlacementSnapshot();  // a retried transaction starts over
+    // One snapshot for the three reads, so a run leased in between is not both pending and held.
+    txn.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+    pqxx::result workers =
+        txn.exec("SELECT id, inventory::text FROM workers WHERE state = 'ALIVE' ORDER BY id");
+    for (const auto& row : workers) {
+      StoredWorker worker;
+      worker.worker_id = row[0].as<int64_t>();
+      if (auto parsed = internal::FromJson(row[1].as<std::string>(), &worker.inventory);
+          !parsed.ok()) {
+        return absl::InternalError(
+            absl::StrCat("workers.inventory of worker ", worker.worker_id, ": ", parsed.message()));
+      }
+      snapshot.workers.push_back(std::move(worker));
+    }
+    pqxx::result held =
+        txn.exec(absl::StrCat("SELECT ", kHeldColumns, " ORDER BY r.worker_id, r.id"));
+    for (const auto& row : held) {
+      int64_t worker_id = row[0].as<int64_t>();
+      auto worker =
+          std::lower_bound(snapshot.workers.begin(), snapshot.workers.end(), worker_id,
+                           [](const StoredWorker& w, int64_t id) { return w.worker_id < id; });
+      // A LOST worker's runs are requeued by the reaper; until then they hold nothing usable.
+      if (worker == snapshot.workers.end() || worker->worker_id != worker_id) continue;
+      HeldResources resources;
+      resources.run_id = row[1].as<int64_t>();
+      auto indices = ParseIndices(row[2].as<std::string>());
+      if (!indices.ok()) return indices.status();
+      resources.gpu_indices = *std::move(indices);
+      resources.cpu_slots = row[3].as<int>();
+      worker->held.push_back(std::move(resources));
+    }
+    pqxx::result pending = txn.exec(absl::StrCat(
+        "SELECT q.id, q.sweep_id, q.run_index, COALESCE(q.config->'resources', '{}')::text, ",
+        kInitReadySql, " FROM runs q WHERE q.state = 'PENDING' ORDER BY q.sweep_id, q.run_index"));
+    snapshot.pending.reserve(pending.size());
+    for (const auto& row : pending) {
+      StoredPendingRun run;
+      run.run_id = row[0].as<int64_t>();
+      run.sweep_id = row[1].as<int64_t>();
+      run.run_index = row[2].as<int32_t>();
+      if (auto parsed = internal::FromJson(row[3].as<std::string>(), &run.resources);
+          !parsed.ok()) {
+        return absl::InternalError(
+            absl::StrCat("config.resources of run ", run.run_id, ": ", parsed.message()));
+      }
+      run.init_ready = row[4].as<bool>();
+      snapshot.pending.push_back(std::move(run));
+    }
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return snapshot;
+}
+
+absl::StatusOr<std::vector<v1::Lease>> Store::CommitLeases(int64_t worker_id,
+                                                           const std::vector<LeaseGrant>& grants,
+                                                           absl::Time now,
+                                                           absl::Duration lease_ttl) {
+  std::vector<v1::Lease> leases;
+  absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
+    leases.clear();  // a retried transaction starts over
+    // The worker row lock serializes commits for one worker, so the held resources read below
+    // stay true until this transaction ends.
+    pqxx::result worker = txn.exec_params(
+        "SELECT state, inventory::text FROM workers WHERE id = $1 FOR UPDATE", worker_id);
+    if (worker.empty() || worker[0][0].as<std::string>() != "ALIVE") {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "worker ", worker_id, " is not registered or was declared lost; register again"));
+    }
+    if (grants.empty()) return absl::OkStatus();
+    v1::RegisterRequest inventory;
+    if (auto parsed = internal::FromJson(worker[0][1].as<std::string>(), &inventory);
+        !parsed.ok()) {
+      return absl::InternalError(
+          absl::StrCat("workers.inventory of worker ", worker_id, ": ", parsed.message()));
+    }
+    std::set<int> gpus;
+    for (const v1::GpuInfo& gpu : inventory.gpus()) gpus.insert(gpu.index());
+    std::set<int> held_gpus;
+    int held_slots = 0;
+    for (const auto& row : txn.exec_params(
+             absl::StrCat("SELECT ", kHeldColumns, " AND r.worker_id = $1"), worker_id)) {
+      auto indices = ParseIndices(row[2].as<std::string>());
+      if (!indices.ok()) return indices.status();
+      held_gpus.insert(indices->begin(), indices->end());
+      held_slots += row[3].as<int>();
+    }
+
+    for (const LeaseGrant& grant : grants) {
+      if (std::string conflict =
+              GrantConflict(grant, inventory.cpu_slots(), gpus, held_gpus, held_slots);
+          !conflict.empty()) {
+        spdlog::info("lease of run {} to worker {} dropped: {}", grant.run_id, worker_id, conflict);
+        continue;
+      }
+      // SKIP LOCKED: a run another transaction is leasing right now is not waited for; whoever
+      // holds it decides, and this grant is dropped. The worker asks again on its next poll.
+      pqxx::result locked =
+          txn.exec_params(absl::StrCat("SELECT q.id FROM runs q WHERE q.id = $1 AND q.state = "
+                                       "'PENDING' AND ",
+                                       kInitReadySql, " FOR UPDATE SKIP LOCKED"),
+                          grant.run_id);
+      if (locked.empty()) {
+        spdlog::debug("lease of run {} to worker {} dropped: no longer pending and ready",
+                      grant.run_id, worker_id);
+        continue;
+      }
+      pqxx::result row = txn.exec_params(
+          "UPDATE runs r SET state = 'LEASED', attempt = r.attempt + 1, worker_id = $2, "
+          "  lease_expires_at = to_timestamp($3), updated_at = now(), step = 0, tokens = 0, "
+          "  train_loss = NULL, val_loss = NULL "
+          "FROM sweeps s WHERE r.id = $1 AND s.id = r.sweep_id "
+          "RETURNING r.id, r.attempt, r.sweep_id, s.kind, r.config::text",
+          grant.run_id, worker_id, EpochSeconds(now + lease_ttl));
+      if (row.empty()) return absl::InternalError(absl::StrCat("run ", grant.run_id, " vanished"));
+      v1::Lease lease;
+      v1::RunSpec& spec = *lease.mutable_spec();
+      spec.set_run_id(row[0][0].as<int64_t>());
+      spec.set_attempt(row[0][1].as<int32_t>());
+      spec.set_sweep_id(row[0][2].as<int64_t>());
+      auto kind = ParseRunKind(row[0][3].as<std::string>());
+      if (!kind.ok()) return kind.status();
+      spec.set_kind(*kind);
+      if (auto parsed = internal::FromJson(row[0][4].as<std::string>(), spec.mutable_config());
+          !parsed.ok()) {
+        return parsed;
+      }
+      auto init = internal::ResolveInitArtifact(txn, spec.config().init());
+      if (!init.ok()) return init.status();
+      if (init->id() != 0) *spec.mutable_init_artifact() = *std::move(init);
+      for (int index : grant.gpu_indices) spec.mutable_execution()->add_gpu_indices(index);
+      lease.set_lease_ttl_s(absl::ToDoubleSeconds(lease_ttl));
+      txn.exec_params(
+          "INSERT INTO run_attempts (run_id, attempt, worker_id, state, gpu_indices, cpu_slots) "
+          "VALUES ($1, $2, $3, 'LEASED', $4::int[], $5)",
+          spec.run_id(), spec.attempt(), worker_id, ArrayLiteral(grant.gpu_indices),
+          grant.cpu_slots);
+      std::string reason = absl::StrCat("leased to worker ", worker_id);
+      if (!grant.gpu_indices.empty()) {
+        absl::StrAppend(&reason, " on GPUs ", absl::StrJoin(grant.gpu_indices, ","));
+      }
+      txn.exec_params(
+          "INSERT INTO run_transitions (run_id, attempt, from_state, to_state, reason) "
+          "VALUES ($1, $2, 'PENDING', 'LEASED', $3)",
+          spec.run_id(), spec.attempt(), reason);
+      held_gpus.insert(grant.gpu_indices.begin(), grant.gpu_indices.end());
+      held_slots += grant.cpu_slots;
+      leases.push_back(std::move(lease));
+    }
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return leases;
+}
+
+}  // namespace scalelab::services

@@ -57,6 +57,7 @@ config:
   model: {$config, seq_len: 64}
   data: {sources: {gcide: "$DATA"}}
   train: {tokens: $TOKENS, batch_tokens: 4096, lr: 3e-3, warmup: 0.05}
+  eval: {every_tokens: 2e5}
 execution: {device: cpu, threads: 1}
 SPEC
   start=$(date +%s.%N)

@@ -10,10 +10,12 @@
 namespace scalelab::model {
 namespace {
 
+#ifdef SCALELAB_WITH_KERNELS
 bool IsContiguousFloatCuda(const torch::Tensor& tensor) {
   return tensor.defined() && tensor.is_cuda() && tensor.scalar_type() == torch::kFloat &&
          tensor.is_contiguous();
 }
+#endif
 
 }  // namespace
 

@@ -2,7 +2,7 @@
 // of the cluster (scheduler/resources.h); unit-tested without a database. The store persists
 // decisions, it does not make them.
 //
-// How the lease path will use it (wiring lands after the services/ move):
+// How the lease path uses it (scheduler/leasing.h):
 //   1. WorkerService::LeaseRuns(worker_id, free resources) calls
 //      PlacementState::Snapshot(worker_id) (scheduler/placement_state.h). The store builds it
 //      from ALIVE workers (their inventory minus what their LEASED/RUNNING attempts hold; for the

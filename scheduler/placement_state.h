@@ -1,6 +1,6 @@
-// The seam between the placement policy and wherever the cluster's state lives. The store will
-// implement PlacementState over PostgreSQL after the services/ move; tests use the in-memory
-// fake in tests/scheduler/in_memory_placement_state.h.
+// The seam between the placement policy and wherever the cluster's state lives.
+// StorePlacementState (scheduler/store_placement_state.h) implements it over the results store;
+// tests use the in-memory fake in tests/scheduler/in_memory_placement_state.h.
 #ifndef SCALELAB_SCHEDULER_PLACEMENT_STATE_H_
 #define SCALELAB_SCHEDULER_PLACEMENT_STATE_H_
 

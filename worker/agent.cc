@@ -147,6 +147,8 @@ struct Agent::Impl {
     return converted;
   }
 
+  absl::Time Now() const { return options.clock->Now(); }
+
   absl::Status Register();
   void Heartbeat();
   void LeaseAndStart();
@@ -178,8 +180,8 @@ absl::Status Agent::Impl::Register() {
   worker_id = response.worker_id();
   heartbeat_interval = absl::Seconds(response.heartbeat_interval_s());
   lease_ttl = absl::Seconds(response.lease_ttl_s());
-  next_heartbeat = absl::Now() + heartbeat_interval;
-  last_heartbeat_ok = absl::Now();
+  next_heartbeat = Now() + heartbeat_interval;
+  last_heartbeat_ok = Now();
   spdlog::info("registered worker_id={} name={} cpu_slots={} gpus={}", worker_id, options.name,
                options.cpu_slots, request.gpus_size());
   return absl::OkStatus();
@@ -188,7 +190,7 @@ absl::Status Agent::Impl::Register() {
 void Agent::Impl::RequestStop(Attempt& attempt, StopReason reason, int signal_number) {
   if (attempt.stop == StopReason::kNone) {
     attempt.stop = reason;
-    attempt.stop_sent = absl::Now();
+    attempt.stop_sent = Now();
   }
   attempt.child->Signal(signal_number);
 }
@@ -205,17 +207,17 @@ void Agent::Impl::Heartbeat() {
   v1::HeartbeatResponse response;
   auto context = Context();
   if (!Call("Heartbeat", stub->Heartbeat(context.get(), request, &response)).ok()) {
-    if (absl::Now() - last_heartbeat_ok > lease_ttl) {
+    if (Now() - last_heartbeat_ok > lease_ttl) {
       spdlog::warn(
           "no heartbeat answered for {}: the scheduler has requeued this worker's runs; "
           "stopping them and registering again",
-          absl::FormatDuration(absl::Now() - last_heartbeat_ok));
+          absl::FormatDuration(Now() - last_heartbeat_ok));
       ForgetRegistration();
     }
     return;
   }
-  last_heartbeat_ok = absl::Now();
-  next_heartbeat = absl::Now() + heartbeat_interval;
+  last_heartbeat_ok = Now();
+  next_heartbeat = Now() + heartbeat_interval;
   for (const v1::RunAttempt& stop : response.stop()) {
     for (auto& attempt : attempts) {
       if (attempt->run_id() == stop.run_id() && attempt->number() == stop.attempt()) {
@@ -287,8 +289,8 @@ void Agent::Impl::StartAttempt(const v1::Lease& lease) {
 
 void Agent::Impl::LeaseAndStart() {
   int free_slots = options.cpu_slots - static_cast<int>(attempts.size());
-  if (free_slots <= 0 || absl::Now() < next_lease_poll) return;
-  next_lease_poll = absl::Now() + options.lease_poll_interval;
+  if (free_slots <= 0 || Now() < next_lease_poll) return;
+  next_lease_poll = Now() + options.lease_poll_interval;
   v1::LeaseRunsRequest request;
   request.set_worker_id(worker_id);
   request.set_free_slots(free_slots);
@@ -317,14 +319,23 @@ void Agent::Impl::Reject(Attempt& attempt) {
 void Agent::Impl::Flush(Attempt& attempt) {
   if (attempt.rejected) {
     std::lock_guard<std::mutex> lock(attempt.mu);
-    attempt.pending.clear();  // lines still arriving from a child that is being killed
+    // Lines still arriving from a child that is being killed. Artifacts too: Finish waits for
+    // both queues to drain, and nothing of a rejected attempt is ever sent.
+    attempt.pending.clear();
+    attempt.artifacts.clear();
     return;
   }
   v1::ReportMetricsRequest request;
+  bool points_to_send = false;
   {
     std::lock_guard<std::mutex> lock(attempt.mu);
-    if (attempt.pending.empty() && attempt.announced) return;
+    points_to_send = !attempt.pending.empty() || !attempt.announced;
     for (const v1::MetricPoint& point : attempt.pending) *request.add_points() = point;
+  }
+  // An artifact line after the last metric line (the final weights) must still be reported.
+  if (!points_to_send) {
+    FlushArtifacts(attempt);
+    return;
   }
   request.set_worker_id(worker_id);
   request.set_run_id(attempt.run_id());
@@ -384,7 +395,7 @@ void Agent::Impl::FlushArtifacts(Attempt& attempt) {
 bool Agent::Impl::Finish(Attempt& attempt) {
   if (!attempt.exit.has_value()) attempt.exit = attempt.child->Poll();
   if (!attempt.exit.has_value()) {
-    if (attempt.stop != StopReason::kNone && absl::Now() - attempt.stop_sent > options.stop_grace) {
+    if (attempt.stop != StopReason::kNone && Now() - attempt.stop_sent > options.stop_grace) {
       attempt.child->Signal(SIGKILL);
     }
     return false;
@@ -440,9 +451,9 @@ void Agent::Impl::Tick() {
     for (auto& attempt : attempts) children_gone &= attempt->exit.has_value();
     if (children_gone && !Register().ok()) return;
   }
-  if (worker_id != 0 && absl::Now() >= next_heartbeat) Heartbeat();
-  if (absl::Now() >= next_report) {
-    next_report = absl::Now() + options.report_interval;
+  if (worker_id != 0 && Now() >= next_heartbeat) Heartbeat();
+  if (Now() >= next_report) {
+    next_report = Now() + options.report_interval;
     for (auto& attempt : attempts) {
       if (!attempt->exit.has_value()) Flush(*attempt);
     }
@@ -460,8 +471,8 @@ void Agent::Impl::Shutdown() {
     if (!attempt->exit.has_value()) attempt->exit = attempt->child->Poll();
     if (!attempt->exit.has_value()) RequestStop(*attempt, StopReason::kShutdown, SIGTERM);
   }
-  absl::Time give_up = absl::Now() + options.stop_grace + options.rpc_timeout;
-  while (!attempts.empty() && absl::Now() < give_up) {
+  absl::Time give_up = Now() + options.stop_grace + options.rpc_timeout;
+  while (!attempts.empty() && Now() < give_up) {
     for (auto it = attempts.begin(); it != attempts.end();) {
       it = Finish(**it) ? attempts.erase(it) : std::next(it);
     }
@@ -483,6 +494,8 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(AgentOptions options) {
   if (auto status = options.Validate(); !status.ok()) return status;
   if (options.name.empty()) options.name = absl::StrCat(Hostname(), ":", ::getpid());
   if (options.trainer_path.empty()) options.trainer_path = SelfDirectory() + "/scalelab-train";
+  static services::RealClock* const kRealClock = new services::RealClock();
+  if (options.clock == nullptr) options.clock = kRealClock;
   if (::access(options.trainer_path.c_str(), X_OK) != 0) {
     return absl::NotFoundError(absl::StrCat("trainer: ", options.trainer_path,
                                             " is not an executable file (set --trainer)"));

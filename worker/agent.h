@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "services/common/clock.h"
 
 namespace scalelab::worker {
 
@@ -31,6 +32,12 @@ struct AgentOptions {
   absl::Duration lease_poll_interval = absl::Seconds(1);     // LeaseRuns at most this often
   absl::Duration rpc_timeout = absl::Seconds(10);
   absl::Duration stop_grace = absl::Seconds(5);  // SIGTERM -> SIGKILL
+  // Source of every time the agent decides by (heartbeat, lease poll and report schedules,
+  // the lease-ttl self-fence, the SIGKILL grace, the shutdown deadline). Not owned; must
+  // outlive the agent. nullptr = the real clock. Real time remains only in the loop's 100 ms
+  // pacing and in RPC deadlines (gRPC measures those). With a FakeClock, a child that ignores
+  // SIGTERM is killed only once the test moves the clock past stop_grace.
+  services::Clock* clock = nullptr;
 
   absl::Status Validate() const;
 };

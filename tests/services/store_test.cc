@@ -339,7 +339,7 @@ TEST_CASE("Cancelling a sweep cancels unfinished runs and tells their worker to 
   auto beat = store->Heartbeat(worker, {held}, clock.Now(), absl::Seconds(10));
   REQUIRE(beat.ok());
   REQUIRE(beat->stop.size() == 1);
-  CHECK(beat->stop[0].spec().run_id() == held.run_id());
+  CHECK(beat->stop[0].run_id() == held.run_id());
   auto none = LeaseFirst(*store, worker, 3, clock.Now(), absl::Seconds(10));
   REQUIRE(none.ok());
   CHECK(none->empty());

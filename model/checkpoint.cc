@@ -89,7 +89,9 @@ absl::Status LoadWeights(const std::string& path, CausalLM& model) {
   }
   torch::serialize::InputArchive archive;
   try {
-    archive.load_from(path);
+    // Onto the CPU first: weights saved on a GPU must load on a CPU-only worker too; copy_
+    // below moves them to the model's device.
+    archive.load_from(path, torch::kCPU);
   } catch (const c10::Error& load_error) {
     return absl::InvalidArgumentError(absl::StrCat("init weights ", path,
                                                    ": not a weights archive written by "

@@ -233,7 +233,8 @@ std::string KeysOf(const Descriptor& descriptor) {
 }
 
 std::string FieldError::Message(std::string_view prefix) const {
-  std::string where = JoinKey(Absl(prefix), path);
+  // A key may hold a user's map key (a source name) of any length: capped like every echo.
+  std::string where = Capped(JoinKey(Absl(prefix), path));
   if (where.empty()) where = "RunConfig";
   return absl::StrCat(where, ": expected ", expected, ", got ", found);
 }

@@ -25,6 +25,13 @@ inline std::string Quoted(absl::string_view text) {
                       text.size() - kEchoLimit, " more bytes)");
 }
 
+// `text` itself when short, else its first kEchoLimit bytes and a count of the rest (no quotes).
+inline std::string Capped(absl::string_view text) {
+  if (text.size() <= kEchoLimit) return std::string(text);
+  return absl::StrCat(text.substr(0, kEchoLimit), "... (", text.size() - kEchoLimit,
+                      " more bytes)");
+}
+
 inline std::string JoinKey(absl::string_view parent, absl::string_view child) {
   if (parent.empty()) return std::string(child);
   if (child.empty()) return std::string(parent);

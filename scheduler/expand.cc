@@ -10,12 +10,15 @@
 namespace scalelab::scheduler {
 namespace {
 
+using ::scalelab::runspec::Capped;
 using ::scalelab::runspec::Quoted;
 using ::scalelab::v1::SweepSpec;
 
 std::string DescribeOverrides(const std::vector<std::pair<std::string, std::string>>& overrides) {
   if (overrides.empty()) return "base, no overrides";
-  return absl::StrJoin(overrides, ", ", absl::PairFormatter("="));
+  return absl::StrJoin(overrides, ", ", [](std::string* out, const auto& key_value) {
+    absl::StrAppend(out, Capped(key_value.first), "=", Capped(key_value.second));
+  });
 }
 
 }  // namespace

@@ -82,6 +82,13 @@ void ReadMetrics(Attempt* attempt, int fd) {
                      parsed.status().ToString());
         continue;
       }
+      if (parsed->artifact) {
+        // Hashed here, once, off the agent's loop: a multi-GB file must not delay heartbeats.
+        if (absl::Status status = DescribeArtifactFile(&*parsed->artifact); !status.ok()) {
+          spdlog::warn("run={} skipping artifact: {}", attempt->run_id(), status.ToString());
+          continue;
+        }
+      }
       std::lock_guard<std::mutex> lock(attempt->mu);
       if (parsed->metric) attempt->pending.push_back(*std::move(parsed->metric));
       if (parsed->artifact) attempt->artifacts.push_back(*std::move(parsed->artifact));
@@ -374,11 +381,6 @@ void Agent::Impl::FlushArtifacts(Attempt& attempt) {
     if (attempt.artifacts.empty()) return;
     for (const v1::Artifact& artifact : attempt.artifacts) *request.add_artifacts() = artifact;
   }
-  for (v1::Artifact& artifact : *request.mutable_artifacts()) {
-    if (absl::Status status = DescribeArtifactFile(&artifact); !status.ok()) {
-      spdlog::warn("run={} attempt={}: {}", attempt.run_id(), attempt.number(), status.ToString());
-    }
-  }
   request.set_worker_id(worker_id);
   request.set_run_id(attempt.run_id());
   request.set_attempt(attempt.number());
@@ -386,7 +388,22 @@ void Agent::Impl::FlushArtifacts(Attempt& attempt) {
   auto context = Context();
   absl::Status status =
       Call("ReportArtifacts", stub->ReportArtifacts(context.get(), request, &response));
-  if (!status.ok()) return;  // kept and re-sent; the store keeps one copy per key
+  if (absl::IsFailedPrecondition(status) || absl::IsNotFound(status)) {
+    // The attempt is no longer ours: its artifacts cannot be recorded, and waiting for that
+    // would hold the attempt (and its slot) forever.
+    spdlog::warn("run={} attempt={} is no longer ours; its artifacts are not recorded",
+                 attempt.run_id(), attempt.number());
+    Reject(attempt);
+    std::lock_guard<std::mutex> lock(attempt.mu);
+    attempt.artifacts.clear();
+    return;
+  }
+  if (absl::IsInvalidArgument(status)) {
+    spdlog::error("run={} attempt={}: artifacts refused, dropped: {}", attempt.run_id(),
+                  attempt.number(), status.ToString());
+  } else if (!status.ok()) {
+    return;  // kept and re-sent; the store keeps one copy per key
+  }
   std::lock_guard<std::mutex> lock(attempt.mu);
   attempt.artifacts.erase(attempt.artifacts.begin(),
                           attempt.artifacts.begin() + request.artifacts_size());
@@ -424,7 +441,14 @@ bool Agent::Impl::Finish(Attempt& attempt) {
     request.set_failure_class(attempt.stop == StopReason::kShutdown
                                   ? v1::FAILURE_CLASS_PREEMPTED
                                   : ClassifyExit(exit, attempt.stop != StopReason::kNone));
-    request.set_message(TailOfFile(attempt.dir + "/stderr.log", 20));
+    // Lines are counted, not bytes: one huge line must not push the report past gRPC's limit.
+    constexpr size_t kMaxMessageBytes = 8192;
+    std::string tail = TailOfFile(attempt.dir + "/stderr.log", 20);
+    if (tail.size() > kMaxMessageBytes) {
+      tail = absl::StrCat("... (", tail.size() - kMaxMessageBytes, " bytes cut) ",
+                          tail.substr(tail.size() - kMaxMessageBytes));
+    }
+    request.set_message(tail);
   }
   if (!attempt.rejected) {
     v1::CompleteRunResponse response;

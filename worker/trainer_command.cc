@@ -41,7 +41,10 @@ std::vector<std::string> BuildTrainerArgv(const TrainerInvocation& invocation,
 }
 
 std::vector<std::pair<std::string, std::string>> TrainerEnvironment(const v1::RunSpec& spec) {
-  return {{"CUDA_VISIBLE_DEVICES", absl::StrJoin(spec.execution().gpu_indices(), ",")}};
+  // The inventory numbers GPUs in PCI bus order; CUDA's default order is fastest first, which on
+  // a node with mixed GPUs would make index 1 a different device than the one placed.
+  return {{"CUDA_DEVICE_ORDER", "PCI_BUS_ID"},
+          {"CUDA_VISIBLE_DEVICES", absl::StrJoin(spec.execution().gpu_indices(), ",")}};
 }
 
 absl::StatusOr<TrainerLine> ParseTrainerLine(absl::string_view line) {
@@ -57,7 +60,8 @@ absl::StatusOr<TrainerLine> ParseTrainerLine(absl::string_view line) {
       auto it = fields.find(name);
       return it == fields.end() ? "" : it->second.string_value();
     };
-    if (!status.ok() || text_field("artifact").empty() || text_field("path").empty()) {
+    const std::string kind = text_field("artifact");
+    if (!status.ok() || (kind != "final" && kind != "checkpoint") || text_field("path").empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "trainer output is not an artifact record {\"artifact\":KIND,\"path\":P,\"step\":S}: ",
           line.substr(0, 200)));
@@ -66,7 +70,12 @@ absl::StatusOr<TrainerLine> ParseTrainerLine(absl::string_view line) {
     artifact.set_kind(text_field("artifact"));
     artifact.set_location(text_field("path"));
     if (auto step = fields.find("step"); step != fields.end()) {
-      artifact.set_step(static_cast<int64_t>(step->second.number_value()));
+      const double value = step->second.number_value();
+      if (!(value >= 0 && value < 9e18)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("trainer output: artifact step out of range: ", value));
+      }
+      artifact.set_step(static_cast<int64_t>(value));
     }
     parsed.artifact = std::move(artifact);
     return parsed;

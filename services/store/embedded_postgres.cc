@@ -367,11 +367,19 @@ absl::Status PrepareRelocatedDir(const std::string& dir, const ChildUser& user) 
 }
 
 // Writes `text` to `path` (replacing it); returns false on any failure.
+// O_NOFOLLOW: some of these files live in folders the postgres user owns, and root must not be
+// led by a planted symlink into overwriting another file.
 bool WriteTextFile(const std::string& path, absl::string_view text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  out.close();
-  return static_cast<bool>(out);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) return false;
+  size_t written = 0;
+  while (written < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + written, text.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    written += static_cast<size_t>(n);
+  }
+  return ::close(fd) == 0 && written == text.size();
 }
 
 std::string ReadFileTail(const std::string& path) {

@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "runspec/run_config.h"
 #include "services/common/run_state.h"
 #include "services/store/internal/migrations.h"
 #include "services/store/internal/pg_pool.h"
@@ -114,7 +115,8 @@ absl::StatusOr<CreateSweepResult> Store::CreateSweep(const v1::SweepSpec& spec,
                project_id, spec.name(), RunKindName(spec.kind()), internal::ToJson(spec), manifest,
                idempotency_key)[0]
             .as<int64_t>();
-    int max_attempts = spec.max_attempts() > 0 ? spec.max_attempts() : 3;
+    const int max_attempts =
+        spec.max_attempts() > 0 ? spec.max_attempts() : runspec::kDefaultMaxAttempts;
     for (const NewRun& run : runs) {
       int64_t run_id = txn.exec_params1(
                               "INSERT INTO runs (sweep_id, run_index, state, config, overrides, "

@@ -1,11 +1,15 @@
 // Artifacts: checkpoints and final weights reported by workers, listed for users, and resolved
 // as the starting point of runs that name one (RunConfig.init).
 #include "absl/strings/str_cat.h"
+#include "runspec/text.h"
 #include "services/store/internal/pg_pool.h"
 #include "services/store/internal/store_rows.h"
 #include "services/store/store.h"
 
 namespace scalelab::services {
+
+using runspec::Quoted;
+
 namespace internal {
 
 const char* const kArtifactColumns =
@@ -40,10 +44,14 @@ absl::StatusOr<v1::Artifact> ResolveInitArtifact(pqxx::work& txn, const v1::Init
           absl::StrCat("init.from_artifact: no artifact ", init.from_artifact()));
     }
   } else if (init.from_run() > 0) {
-    rows = txn.exec_params(absl::StrCat("SELECT ", kArtifactColumns,
-                                        " FROM artifacts a WHERE a.run_id = $1 AND a.kind = "
-                                        "'final' ORDER BY a.attempt DESC, a.id DESC LIMIT 1"),
-                           init.from_run());
+    // Only a successful attempt's weights: a failed or cancelled one may have written
+    // final.pt and still not be the run's result.
+    rows = txn.exec_params(
+        absl::StrCat("SELECT ", kArtifactColumns,
+                     " FROM artifacts a JOIN run_attempts ra ON ra.run_id = a.run_id AND "
+                     "ra.attempt = a.attempt WHERE a.run_id = $1 AND a.kind = 'final' AND "
+                     "ra.state = 'SUCCEEDED' ORDER BY a.attempt DESC, a.id DESC LIMIT 1"),
+        init.from_run());
     if (rows.empty()) {
       return absl::NotFoundError(
           absl::StrCat("init.from_run: run ", init.from_run(), " has no final weights yet"));
@@ -61,7 +69,7 @@ absl::StatusOr<std::vector<v1::Artifact>> Store::ReportArtifacts(
   for (const v1::Artifact& artifact : request.artifacts()) {
     if (artifact.kind() != "checkpoint" && artifact.kind() != "final") {
       return absl::InvalidArgumentError(absl::StrCat(
-          "artifact.kind: expected \"checkpoint\" or \"final\", got \"", artifact.kind(), "\""));
+          "artifact.kind: expected \"checkpoint\" or \"final\", got ", Quoted(artifact.kind())));
     }
     if (artifact.location().empty()) {
       return absl::InvalidArgumentError("artifact.location: expected a path, got \"\"");
@@ -70,14 +78,16 @@ absl::StatusOr<std::vector<v1::Artifact>> Store::ReportArtifacts(
   std::vector<v1::Artifact> stored;
   absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
     stored.clear();  // a retried transaction starts over
-    pqxx::result run =
-        txn.exec_params("SELECT attempt, COALESCE(worker_id, 0) FROM runs WHERE id = $1 FOR SHARE",
-                        request.run_id());
+    pqxx::result run = txn.exec_params(
+        "SELECT attempt, COALESCE(worker_id, 0), state FROM runs WHERE id = $1 "
+        "FOR SHARE",
+        request.run_id());
     if (run.empty()) {
       return absl::NotFoundError(absl::StrCat("run ", request.run_id(), " does not exist"));
     }
     if (run[0][0].as<int32_t>() != request.attempt() ||
-        run[0][1].as<int64_t>() != request.worker_id() || request.worker_id() <= 0) {
+        run[0][1].as<int64_t>() != request.worker_id() || request.worker_id() <= 0 ||
+        (run[0][2].as<std::string>() != "LEASED" && run[0][2].as<std::string>() != "RUNNING")) {
       return absl::FailedPreconditionError(absl::StrCat("run ", request.run_id(), " attempt ",
                                                         request.attempt(), " on worker ",
                                                         request.worker_id(), " is not current"));

@@ -25,7 +25,9 @@ double EpochSeconds(absl::Time t) { return absl::ToUnixMicros(t) / 1e6; }
 // weights. A fact about the rows, not a policy: the scheduler decides among ready runs.
 constexpr char kInitReadySql[] =
     "(COALESCE((q.config->'init'->>'from_run')::bigint, 0) = 0 OR EXISTS (SELECT 1 FROM "
-    "artifacts a WHERE a.run_id = (q.config->'init'->>'from_run')::bigint AND a.kind = 'final'))";
+    "artifacts a JOIN run_attempts ra ON ra.run_id = a.run_id AND ra.attempt = a.attempt "
+    "WHERE a.run_id = (q.config->'init'->>'from_run')::bigint AND a.kind = 'final' AND "
+    "ra.state = 'SUCCEEDED'))";
 
 // GPU indices as array_to_string(gpu_indices, ',') wrote them.
 absl::StatusOr<std::vector<int>> ParseIndices(const std::string& text) {

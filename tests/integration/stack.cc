@@ -90,7 +90,8 @@ int Stack::StartWorker(int slots) {
         absl::StrCat("--data_root=", dir_), absl::StrCat("--work_dir=", work_dir),
         "--metrics_listen=127.0.0.1:0"},
        absl::StrCat(dir_, "/worker-", index, ".log"),
-       ""});
+       "",
+       {}});
   REQUIRE(child.ok());
   workers_.push_back(*std::move(child));
   return index;

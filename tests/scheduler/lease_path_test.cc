@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "scheduler/leasing.h"
+#include "scheduler/retry_policy.h"
 #include "scheduler/store_placement_state.h"
 #include "services/common/clock.h"
 #include "services/store/store.h"
@@ -258,6 +259,15 @@ TEST_CASE("A run starting from another run's final weights waits until they are 
   checkpoint->set_location("/out/final.pt");
   auto stored = cluster.store->ReportArtifacts(report);
   REQUIRE(stored.ok());
+  // Final weights of an attempt that has not succeeded (yet) are not the run's result.
+  CHECK(cluster.Lease(worker, 3).empty());
+
+  v1::CompleteRunRequest done;
+  done.set_worker_id(worker);
+  done.set_run_id(parent);
+  done.set_attempt(1);
+  done.set_succeeded(true);
+  REQUIRE(cluster.store->CompleteRun(done, DecideAfterFailure).ok());
   leases = cluster.Lease(worker, 3);
   REQUIRE(RunIds(leases) == std::vector<int64_t>{child});
   CHECK(leases[0].spec().init_artifact().id() == (*stored)[0].id());

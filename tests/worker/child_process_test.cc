@@ -33,8 +33,8 @@ std::string ReadAll(int fd) {
 TEST_CASE("A child's stdout comes through the pipe and its stderr lands in a file",
           "[worker][unit]") {
   std::string err = "/tmp/scalelab_child_test_" + std::to_string(::getpid()) + ".log";
-  auto child =
-      ChildProcess::Spawn({{"/bin/sh", "-c", "echo out-line; echo err-line >&2; exit 3"}, err, ""});
+  auto child = ChildProcess::Spawn(
+      {{"/bin/sh", "-c", "echo out-line; echo err-line >&2; exit 3"}, err, "", {}});
   REQUIRE(child.ok());
   CHECK(ReadAll((*child)->stdout_fd()) == "out-line\n");
   ExitInfo exit = WaitFor(**child);
@@ -45,13 +45,13 @@ TEST_CASE("A child's stdout comes through the pipe and its stderr lands in a fil
 }
 
 TEST_CASE("A missing program is reported at spawn time", "[worker][unit]") {
-  auto child = ChildProcess::Spawn({{"/nonexistent/scalelab-train"}, "/dev/null", ""});
+  auto child = ChildProcess::Spawn({{"/nonexistent/scalelab-train"}, "/dev/null", "", {}});
   CHECK(absl::IsNotFound(child.status()));
   CHECK(child.status().message().find("/nonexistent/scalelab-train") != absl::string_view::npos);
 }
 
 TEST_CASE("A signalled child reports the signal", "[worker][unit]") {
-  auto child = ChildProcess::Spawn({{"/bin/sleep", "30"}, "/dev/null", ""});
+  auto child = ChildProcess::Spawn({{"/bin/sleep", "30"}, "/dev/null", "", {}});
   REQUIRE(child.ok());
   (*child)->Signal(SIGTERM);
   ExitInfo exit = WaitFor(**child);

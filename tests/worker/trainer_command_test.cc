@@ -52,9 +52,9 @@ TEST_CASE("A leased spec is completed for this node and the trainer gets only it
 
   CHECK(BuildTrainerArgv({"/bin/scalelab-train", "/data", 2}, "/w/run-7-2/spec.json") ==
         std::vector<std::string>{"/bin/scalelab-train", "--spec=/w/run-7-2/spec.json"});
-  auto env = TrainerEnvironment(*spec);
-  REQUIRE(env.size() == 1);
-  CHECK(env[0] == std::pair<std::string, std::string>{"CUDA_VISIBLE_DEVICES", ""});
+  using Env = std::vector<std::pair<std::string, std::string>>;
+  CHECK(TrainerEnvironment(*spec) ==
+        Env{{"CUDA_DEVICE_ORDER", "PCI_BUS_ID"}, {"CUDA_VISIBLE_DEVICES", ""}});
 }
 
 TEST_CASE("A run placed on GPUs sees only those GPUs and trains on cuda", "[worker][unit]") {
@@ -65,7 +65,7 @@ TEST_CASE("A run placed on GPUs sees only those GPUs and trains on cuda", "[work
   auto spec = CompleteRunSpec({"t", "/data", 1}, leased, "/w/a", "/w/c");
   REQUIRE(spec.ok());
   CHECK(spec->execution().device() == "cuda");
-  CHECK(TrainerEnvironment(*spec)[0].second == "3,5");
+  CHECK(TrainerEnvironment(*spec)[1].second == "3,5");
 }
 
 TEST_CASE("A spec the trainer would refuse is refused before the trainer starts",
@@ -145,6 +145,10 @@ TEST_CASE("Trainer output lines parse into metric points and artifacts", "[worke
   CHECK(artifact->artifact->location() == "/w/final.pt");
   CHECK(artifact->artifact->step() == 120);
   CHECK(absl::IsInvalidArgument(ParseTrainerLine(R"({"artifact":"final"})").status()));
+  CHECK(absl::IsInvalidArgument(
+      ParseTrainerLine(R"({"artifact":"weights","path":"/w/x.pt","step":1})").status()));
+  CHECK(absl::IsInvalidArgument(
+      ParseTrainerLine(R"({"artifact":"final","path":"/w/x.pt","step":1e300})").status()));
 }
 
 TEST_CASE("An artifact file is described by its size and SHA-256", "[worker][unit]") {

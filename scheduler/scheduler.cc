@@ -135,6 +135,12 @@ absl::Status Scheduler::ReapOnce() {
     spdlog::warn("lease expired run={} attempt={} worker={} next={}", lease.run_id, lease.attempt,
                  lease.worker_id, services::RunStateName(lease.next_state));
   }
+  auto unstartable = store_->FailUnstartableRuns();
+  if (!unstartable.ok()) return unstartable.status();
+  for (const services::UnstartableRun& run : *unstartable) {
+    impl_->metrics->runs_finished.Add({{"state", "FAILED"}}).Increment();
+    spdlog::warn("run failed run={}: {}", run.run_id, run.reason);
+  }
   auto counts = store_->Counts();
   if (!counts.ok()) return counts.status();
   impl_->metrics->SetCounts(*counts);

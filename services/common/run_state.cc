@@ -85,7 +85,9 @@ bool IsAllowedTransition(v1::RunState from, v1::RunState to) {
   if (to == v1::RUN_STATE_CANCELLED) return true;
   switch (from) {
     case v1::RUN_STATE_PENDING:
-      return to == v1::RUN_STATE_ADMITTED || to == v1::RUN_STATE_LEASED;
+      // FAILED: a run that can never start (the run it starts from ended without weights).
+      return to == v1::RUN_STATE_ADMITTED || to == v1::RUN_STATE_LEASED ||
+             to == v1::RUN_STATE_FAILED;
     case v1::RUN_STATE_ADMITTED:
       return to == v1::RUN_STATE_LEASED || to == v1::RUN_STATE_PENDING;
     case v1::RUN_STATE_LEASED:

@@ -67,6 +67,12 @@ struct ExpiredLease {
   v1::RunState next_state = v1::RUN_STATE_UNSPECIFIED;
 };
 
+// A pending run failed because it can never start (FailUnstartableRuns).
+struct UnstartableRun {
+  int64_t run_id = 0;
+  std::string reason;
+};
+
 struct ReportMetricsResult {
   int stored = 0;           // points new to the store
   double tokens_added = 0;  // growth of the run's trained tokens through this report
@@ -173,6 +179,10 @@ class Store {
       const v1::ReportArtifactsRequest& request);
   // Every artifact of a run, ordered by attempt, step, id. NotFound when the run does not exist.
   absl::StatusOr<std::vector<v1::Artifact>> ListArtifacts(int64_t run_id);
+  // Fails (PENDING -> FAILED, class USER) every pending run whose init.from_run names a run that
+  // ended FAILED or CANCELLED without final weights from a successful attempt: it could never
+  // start. Returns what it failed, with the reason stored as the run's message.
+  absl::StatusOr<std::vector<UnstartableRun>> FailUnstartableRuns();
   // OK when `init` names nothing or something that exists: a run (any state) or an artifact.
   // InvalidArgument naming init.from_run / init.from_artifact otherwise. For submission.
   absl::Status CheckInitExists(const v1::InitSpec& init);

@@ -147,4 +147,38 @@ absl::Status Store::CheckInitExists(const v1::InitSpec& init) {
   });
 }
 
+absl::StatusOr<std::vector<UnstartableRun>> Store::FailUnstartableRuns() {
+  std::vector<UnstartableRun> failed;
+  absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
+    failed.clear();  // a retried transaction starts over
+    // The dependents' sweeps first, in id order: the lock order of CompleteRun and CancelSweep.
+    constexpr char kUnstartable[] =
+        "FROM runs q JOIN runs src ON src.id = (q.config->'init'->>'from_run')::bigint "
+        "WHERE q.state = 'PENDING' AND src.state IN ('FAILED', 'CANCELLED') AND NOT EXISTS ("
+        "  SELECT 1 FROM artifacts a JOIN run_attempts ra ON ra.run_id = a.run_id AND "
+        "  ra.attempt = a.attempt WHERE a.run_id = src.id AND a.kind = 'final' AND "
+        "  ra.state = 'SUCCEEDED')";
+    txn.exec(absl::StrCat("SELECT id FROM sweeps WHERE id IN (SELECT q.sweep_id ", kUnstartable,
+                          ") ORDER BY id FOR UPDATE"));
+    pqxx::result rows =
+        txn.exec(absl::StrCat("SELECT q.id, q.sweep_id, q.attempt, src.id, src.state ",
+                              kUnstartable, " ORDER BY q.id FOR UPDATE OF q"));
+    for (const auto& row : rows) {
+      const int64_t run_id = row[0].as<int64_t>();
+      const std::string reason =
+          absl::StrCat("init.from_run: run ", row[3].as<int64_t>(), " ended ",
+                       row[4].as<std::string>(), " without final weights; this run cannot start");
+      internal::RecordTransition(txn, run_id, row[2].as<int32_t>(), v1::RUN_STATE_PENDING,
+                                 v1::RUN_STATE_FAILED, reason);
+      txn.exec_params("UPDATE runs SET failure_class = 'USER', message = $2 WHERE id = $1", run_id,
+                      reason);
+      internal::RefreshSweepState(txn, row[1].as<int64_t>());
+      failed.push_back({run_id, reason});
+    }
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return failed;
+}
+
 }  // namespace scalelab::services

@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "scheduler/leasing.h"
 #include "scheduler/retry_policy.h"
 #include "scheduler/store_placement_state.h"
@@ -272,6 +273,46 @@ TEST_CASE("A run starting from another run's final weights waits until they are 
   REQUIRE(RunIds(leases) == std::vector<int64_t>{child});
   CHECK(leases[0].spec().init_artifact().id() == (*stored)[0].id());
   CHECK(leases[0].spec().init_artifact().location() == "/out/final.pt");
+}
+
+TEST_CASE("A run starting from a run that failed without weights fails instead of waiting",
+          "[pg][scheduler][placement]") {
+  Cluster cluster;
+  int64_t worker = cluster.Register("cpu", 4, 0);
+  int64_t parent = cluster.Submit({0})[0];
+  int64_t child = cluster.Submit({0}, parent)[0];
+  int64_t unrelated = cluster.Submit({0})[0];
+  REQUIRE(RunIds(cluster.Lease(worker, 1)) == std::vector<int64_t>{parent});
+
+  auto none = cluster.store->FailUnstartableRuns();
+  REQUIRE(none.ok());
+  CHECK(none->empty());  // the parent is still running: the child waits
+
+  v1::CompleteRunRequest done;
+  done.set_worker_id(worker);
+  done.set_run_id(parent);
+  done.set_attempt(1);
+  done.set_succeeded(false);
+  done.set_exit_code(4);
+  done.set_failure_class(v1::FAILURE_CLASS_USER);
+  REQUIRE(cluster.store->CompleteRun(done, DecideAfterFailure).ok());
+
+  auto failed = cluster.store->FailUnstartableRuns();
+  REQUIRE(failed.ok());
+  REQUIRE(failed->size() == 1);
+  CHECK((*failed)[0].run_id == child);
+  auto run = cluster.store->GetRun(child);
+  REQUIRE(run.ok());
+  CHECK(run->state() == v1::RUN_STATE_FAILED);
+  CHECK(run->failure_class() == v1::FAILURE_CLASS_USER);
+  CHECK(run->message() == absl::StrCat("init.from_run: run ", parent,
+                                       " ended FAILED without final weights; this run cannot "
+                                       "start"));
+  auto sweep = cluster.store->GetSweep(run->sweep_id());
+  REQUIRE(sweep.ok());
+  CHECK(sweep->state() == v1::SWEEP_STATE_FAILED);
+  // The unrelated run is untouched and still leases.
+  CHECK(RunIds(cluster.Lease(worker, 3)) == std::vector<int64_t>{unrelated});
 }
 
 }  // namespace

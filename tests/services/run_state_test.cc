@@ -36,6 +36,7 @@ TEST_CASE("The run state machine allows the documented transitions only", "[serv
   CHECK(IsAllowedTransition(v1::RUN_STATE_RUNNING, v1::RUN_STATE_PREEMPTED));
   CHECK(IsAllowedTransition(v1::RUN_STATE_PREEMPTED, v1::RUN_STATE_PENDING));
   CHECK(IsAllowedTransition(v1::RUN_STATE_PENDING, v1::RUN_STATE_CANCELLED));
+  CHECK(IsAllowedTransition(v1::RUN_STATE_PENDING, v1::RUN_STATE_FAILED));  // can never start
   CHECK_FALSE(IsAllowedTransition(v1::RUN_STATE_PENDING, v1::RUN_STATE_RUNNING));
   CHECK_FALSE(IsAllowedTransition(v1::RUN_STATE_PENDING, v1::RUN_STATE_SUCCEEDED));
   CHECK_FALSE(IsAllowedTransition(v1::RUN_STATE_PREEMPTED, v1::RUN_STATE_RUNNING));

@@ -9,6 +9,7 @@ PACKAGES=(
   libpqxx-dev libpq-dev postgresql
   prometheus-cpp-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
   libtorch-dev libopenblas0-pthread
+  libceres-dev libeigen3-dev gnuplot-nox
   libssl-dev catch2 curl dict-gcide
 )
 

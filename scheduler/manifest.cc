@@ -31,6 +31,8 @@ using ::scalelab::v1::SweepSpec;
 constexpr absl::string_view kNameExpectation = "1 to 100 characters from [A-Za-z0-9._-]";
 constexpr absl::string_view kKindExpectation = "one of pretrain, sft, grpo, eval";
 constexpr int kMaxAttemptsLimit = 100;
+constexpr absl::string_view kFitLawExpectation = "one of chinchilla, compute, none";
+constexpr int kMaxBootstrap = 10000;
 
 using ::scalelab::runspec::Quoted;  // caps what it echoes at 80 characters
 
@@ -248,8 +250,17 @@ absl::Status ValidateSpec(const SweepSpec& spec, const Reporter& report) {
   }
 
   const scalelab::v1::FitSpec& fit = spec.fit();
-  if (!fit.law().empty() && fit.law() != "chinchilla") {
-    return report.Fail("fit.law", "\"chinchilla\" or nothing", Quoted(fit.law()));
+  // Empty and 0 mean "the default" (ApplySweepDefaults).
+  if (!fit.law().empty() && fit.law() != "chinchilla" && fit.law() != "compute" &&
+      fit.law() != "none") {
+    return report.Fail("fit.law", kFitLawExpectation, Quoted(fit.law()));
+  }
+  if (fit.bootstrap() < 0 || fit.bootstrap() > kMaxBootstrap) {
+    return report.Fail("fit.bootstrap", absl::StrCat("an integer in [1, ", kMaxBootstrap, "]"),
+                       absl::StrCat(fit.bootstrap()));
+  }
+  if (fit.confidence() != 0 && !(fit.confidence() > 0 && fit.confidence() < 1)) {
+    return report.Fail("fit.confidence", "a number in (0, 1)", absl::StrCat(fit.confidence()));
   }
   for (int key_idx = 0; key_idx < fit.group_by_size(); ++key_idx) {
     const std::string& key = fit.group_by(key_idx);
@@ -503,7 +514,8 @@ absl::Status ManifestParser::ParseGrid(const YAML::Node& key_node, const YAML::N
 
 absl::Status ManifestParser::ParseFit(const YAML::Node& key_node, const YAML::Node& value,
                                       scalelab::v1::FitSpec* fit) {
-  if (absl::Status status = RequireMap(key_node, value, "fit", "a map with the keys law, group_by");
+  if (absl::Status status =
+          RequireMap(key_node, value, "fit", "a map with keys such as law, group_by");
       !status.ok()) {
     return status;
   }
@@ -515,9 +527,38 @@ absl::Status ManifestParser::ParseFit(const YAML::Node& key_node, const YAML::No
         lines_.Record(path, field_key_node.Mark());
         if (key == "law") {
           absl::StatusOr<std::string> law =
-              ScalarText(field_key_node, field, path, "\"chinchilla\" or nothing");
+              ScalarText(field_key_node, field, path, kFitLawExpectation);
           if (!law.ok()) return law.status();
           fit->set_law(*law);
+          return absl::OkStatus();
+        }
+        if (key == "metric") {
+          absl::StatusOr<std::string> metric =
+              ScalarText(field_key_node, field, path, "a metric name such as val_loss");
+          if (!metric.ok()) return metric.status();
+          fit->set_metric(*metric);
+          return absl::OkStatus();
+        }
+        if (key == "bootstrap") {
+          const std::string expected = absl::StrCat("an integer in [1, ", kMaxBootstrap, "]");
+          absl::StatusOr<std::string> text = ScalarText(field_key_node, field, path, expected);
+          if (!text.ok()) return text.status();
+          int samples = 0;
+          if (!absl::SimpleAtoi(*text, &samples) || samples < 1 || samples > kMaxBootstrap) {
+            return Error(field, path, expected, Quoted(*text));
+          }
+          fit->set_bootstrap(samples);
+          return absl::OkStatus();
+        }
+        if (key == "confidence") {
+          absl::StatusOr<std::string> text =
+              ScalarText(field_key_node, field, path, "a number in (0, 1)");
+          if (!text.ok()) return text.status();
+          double confidence = 0;
+          if (!absl::SimpleAtod(*text, &confidence) || !(confidence > 0 && confidence < 1)) {
+            return Error(field, path, "a number in (0, 1)", Quoted(*text));
+          }
+          fit->set_confidence(confidence);
           return absl::OkStatus();
         }
         if (key == "group_by") {
@@ -535,7 +576,8 @@ absl::Status ManifestParser::ParseFit(const YAML::Node& key_node, const YAML::No
           }
           return absl::OkStatus();
         }
-        return Error(field_key_node, "fit", "one of the keys law, group_by", Quoted(key));
+        return Error(field_key_node, "fit",
+                     "one of the keys law, group_by, metric, bootstrap, confidence", Quoted(key));
       });
 }
 
@@ -613,6 +655,11 @@ absl::StatusOr<SweepSpec> ParseManifest(std::string_view yaml_text, std::string_
 
 void ApplySweepDefaults(SweepSpec* spec) {
   if (spec->max_attempts() == 0) spec->set_max_attempts(runspec::kDefaultMaxAttempts);
+  scalelab::v1::FitSpec* fit = spec->mutable_fit();
+  if (fit->law().empty()) fit->set_law("chinchilla");
+  if (fit->bootstrap() == 0) fit->set_bootstrap(kDefaultBootstrap);
+  if (fit->confidence() == 0) fit->set_confidence(kDefaultConfidence);
+  if (fit->metric().empty()) fit->set_metric("val_loss");
   bool tokens_swept = false;
   for (const scalelab::v1::Axis& axis : spec->sweep().grid().axes()) {
     tokens_swept = tokens_swept || KeysOverlap(axis.key(), "train.tokens");

@@ -13,7 +13,12 @@
 //     resources: {gpus: 1}
 //   sweep:                            # optional; without it the sweep is one run
 //     grid: {model.d_model: [64, 128, 256], train.tokens: [5e6, 1e7, 2e7]}
-//   fit: {law: chinchilla, group_by: [model.d_model]}   # optional
+//   fit:                              # optional; fitted when the sweep or a group completes
+//     law: chinchilla                 # chinchilla (default) | compute | none
+//     group_by: [data.mixture.rephrased]   # grid keys; one fit per group
+//     bootstrap: 1000                 # refits for intervals, [1, 10000]
+//     confidence: 0.95                # interval level, (0, 1)
+//     metric: val_loss                # the run's final value of this metric is fitted
 //   max_attempts: 3                   # optional, [1, 100]
 //
 // Inside `base`, a nested map and a dotted key are the same thing (`model: {d_model: 64}` or
@@ -45,7 +50,12 @@ namespace scalelab::scheduler {
 absl::StatusOr<scalelab::v1::SweepSpec> ParseManifest(std::string_view yaml_text,
                                                       std::string_view source_name);
 
-// Fills the spec's defaults: max_attempts 3, and ApplyRunDefaults (expand.h) on the base, except
+// Default bootstrap refits and interval level of a sweep's fits.
+inline constexpr int kDefaultBootstrap = 1000;
+inline constexpr double kDefaultConfidence = 0.95;
+
+// Fills the spec's defaults: max_attempts 3, fit {law chinchilla, bootstrap 1000, confidence
+// 0.95, metric val_loss}, and ApplyRunDefaults (expand.h) on the base, except
 // that eval.every_tokens stays 0 when train.tokens is swept, so that ExpandSweep derives it from
 // each run's own token budget. Call this before ValidateSweepSpec on a spec that did not come from
 // ParseManifest. Idempotent.

@@ -251,7 +251,30 @@ TEST_CASE("ValidateSweepSpec accepts a spec built in code, before and after defa
   ApplySweepDefaults(&spec);
   CHECK(spec.max_attempts() == 3);
   CHECK(spec.base().model().family() == "transformer");
+  CHECK(spec.fit().law() == "chinchilla");
+  CHECK(spec.fit().bootstrap() == 1000);
+  CHECK(spec.fit().confidence() == 0.95);
+  CHECK(spec.fit().metric() == "val_loss");
   CHECK(ValidateSweepSpec(spec).ok());
+}
+
+TEST_CASE("The fit section takes a law, bootstrap refits, a confidence and a metric",
+          "[scheduler][manifest]") {
+  absl::StatusOr<SweepSpec> spec = ParseManifest(R"(name: fits
+project: demo
+kind: pretrain
+base:
+  model: {d_model: 64, n_layers: 2, n_heads: 4, seq_len: 64}
+  data: {sources: {web: data/web}}
+  train: {tokens: 1e6, batch_tokens: 4096, lr: 1e-3}
+fit: {law: compute, bootstrap: 200, confidence: 0.9, metric: train_loss}
+)",
+                                                 "fits.yaml");
+  REQUIRE(spec.ok());
+  CHECK(spec->fit().law() == "compute");
+  CHECK(spec->fit().bootstrap() == 200);
+  CHECK(spec->fit().confidence() == 0.9);
+  CHECK(spec->fit().metric() == "train_loss");
 }
 
 TEST_CASE("ValidateSweepSpec names the field path without a line", "[scheduler][manifest]") {

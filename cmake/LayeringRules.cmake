@@ -48,4 +48,11 @@ scalelab_layering_rule(
   FORBID ${_scalelab_daemon}
   REASON "model/ and kernels/ never touch gRPC, PostgreSQL or Prometheus")
 
+scalelab_layering_rule(
+  TARGETS scalelab_analysis
+  DIRECTORIES services/analysis
+  FORBID ${_scalelab_daemon} ${_scalelab_torch} "^scalelab_proto_messages$" "^protobuf::"
+         "(^|/)libprotobuf" "^scalelab_common$" "^scalelab_runspec$" "^spdlog::"
+  REASON "scalelab_analysis is plain math over absl, Eigen and Ceres: no PostgreSQL, gRPC, protobuf, Prometheus or LibTorch")
+
 scalelab_layering_enforce()

@@ -36,3 +36,23 @@ CREATE TABLE fits (
   created_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
   UNIQUE (sweep_id, law, group_key)
 );
+
+-- Series are read one metric of one attempt at a time, in step order (a run's curve, a sweep's
+-- curves for fits and plots), while points arrive one step with many names at a time. Keyed by
+-- name before step, the same primary key serves both, with no second index on the ingest path:
+-- a sweep's val_loss curves no longer scan every train_loss point of its runs.
+--
+-- The foreign key to runs goes: its check is a trigger and a row lock per inserted point, about
+-- twice the cost of the insert itself, and it guards nothing the store does not already
+-- guarantee: points are only written by ReportMetrics, for the run it has just locked, and runs
+-- are never deleted.
+ALTER TABLE metric_points
+  DROP CONSTRAINT metric_points_pkey,
+  ADD CONSTRAINT metric_points_pkey PRIMARY KEY (run_id, attempt, name, step),
+  DROP CONSTRAINT metric_points_run_id_fkey;
+
+-- The run config again, as binary protobuf (RunConfig), written with `config` and never changed:
+-- decoding proto JSON costs about 100 times more, which dominated reading a sweep of 10,000 runs
+-- (its curves, its pages). `config` stays what SQL reads (init.from_run). NULL for runs stored
+-- before this migration; readers then decode `config`.
+ALTER TABLE runs ADD COLUMN config_pb BYTEA;

@@ -1,5 +1,6 @@
-// scalelab-train: runs one attempt of a run from its RunSpec file and prints its metrics and
-// artifacts to stdout as JSON lines (model/metrics.h); two log lines and any error go to stderr.
+// scalelab-train: runs one attempt of a run from its RunSpec file and prints its metrics,
+// artifacts and run record to stdout as JSON lines (model/metrics.h); two log lines and any
+// error go to stderr.
 //
 //   scalelab-train --spec=FILE [--set=key=value]... [--device=cpu|cuda] [--threads=N]
 //
@@ -90,8 +91,8 @@ absl::StatusOr<Args> ParseArgs(int argc, char** argv) {
   return args;
 }
 
-// One JSON line per metric or artifact, flushed at once so the worker sees progress as it
-// happens.
+// One JSON line per metric, artifact or run record, flushed at once so the worker sees progress as
+// it happens.
 class StdoutJsonSink : public scalelab::model::MetricSink {
  public:
   void Write(const scalelab::model::Metric& metric) override {
@@ -99,6 +100,9 @@ class StdoutJsonSink : public scalelab::model::MetricSink {
   }
   void WriteArtifact(const scalelab::model::ArtifactRecord& artifact) override {
     WriteLine(scalelab::model::FormatArtifactJson(artifact));
+  }
+  void WriteRecord(const scalelab::v1::RunRecord& record) override {
+    WriteLine(scalelab::model::FormatRecordJson(record));
   }
 
  private:

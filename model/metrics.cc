@@ -61,4 +61,12 @@ std::string FormatArtifactJson(const ArtifactRecord& artifact) {
                       ",\"path\":", JsonString(artifact.path), ",\"step\":", artifact.step, "}");
 }
 
+std::string FormatRecordJson(const scalelab::v1::RunRecord& record) {
+  return absl::StrCat(
+      "{\"record\":\"run\",\"family\":", JsonString(record.family()),
+      ",\"n_params\":", record.n_params(), ",\"n_params_total\":", record.n_params_total(),
+      ",\"flops_per_token\":", JsonNumber(record.flops_per_token()),
+      ",\"tokens\":", JsonNumber(record.tokens()), ",\"flops\":", JsonNumber(record.flops()), "}");
+}
+
 }  // namespace scalelab::model

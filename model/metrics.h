@@ -1,14 +1,21 @@
-// Metric and artifact records the trainer emits, and their JSON-line encoding (the
-// `scalelab-train` stdout contract the worker parses). Torch-free.
+// Metric, artifact and run records the trainer emits, and their JSON-line encoding (the
+// `scalelab-train` stdout contract the worker parses in worker/trainer_command.h). Torch-free.
 //
-// Metric names: "n_params" (non-embedding parameters), "n_params_total" and "flops_per_token"
-// (training FLOPs per token, CausalLM::FlopsPerToken) at step 0; "train_loss" (nats/token,
-// averaged since the previous report), "lr" and "tokens_per_s" on the report cadence; "val_loss"
-// (nats/token) and, with several sources, "val_loss/<source>" at each evaluation, and at step 0
-// too when the run starts from an init artifact.
+// Metric names: "train_loss" (nats/token, averaged since the previous report), "lr" and
+// "tokens_per_s" on the report cadence; "val_loss" (nats/token) and, with several sources,
+// "val_loss/<source>" at each evaluation, and at step 0 too when the run starts from an init
+// artifact.
 //
 // Artifacts: a line with an "artifact" key instead of "name" announces a file the run wrote;
 // the worker computes its size and sha256 and records it.
+//
+// Run record: a line with a "record" key (v1::RunRecord: N = non-embedding parameters, N with
+// embeddings, family, tokens D and FLOPs C so far, and flops_per_token = CausalLM::FlopsPerToken:
+// training FLOPs, forward + backward, 6 N + 6 n_layers seq_len d_model for the transformer, i.e.
+// with the attention scores over the full window, embeddings and output head not counted).
+// A loop writes it when the model is built (D = 0) and again when training stops (D = the
+// tokens trained, C = flops_per_token * D); the worker forwards the latest one. These are the
+// inputs of scaling-law fits, so they are never metrics.
 
 #ifndef SCALELAB_MODEL_METRICS_H_
 #define SCALELAB_MODEL_METRICS_H_
@@ -16,6 +23,8 @@
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "scalelab/v1/common.pb.h"
 
 namespace scalelab::model {
 
@@ -34,13 +43,15 @@ struct ArtifactRecord {
   int64_t step = 0;  // Optimizer steps completed when it was written.
 };
 
-// Receives metrics and artifacts in the order they are produced. Called from the training
-// thread only.
+// Receives metrics, artifacts and run records in the order they are produced. Called from the
+// training thread only.
 class MetricSink {
  public:
   virtual ~MetricSink() = default;
   virtual void Write(const Metric& metric) = 0;
   virtual void WriteArtifact(const ArtifactRecord& artifact) = 0;
+  // The run record as it stands now; each one replaces the previous.
+  virtual void WriteRecord(const scalelab::v1::RunRecord& record) = 0;
 };
 
 // Keeps everything in memory; for tests and benchmarks.
@@ -48,14 +59,17 @@ class VectorMetricSink : public MetricSink {
  public:
   void Write(const Metric& metric) override { metrics_.push_back(metric); }
   void WriteArtifact(const ArtifactRecord& artifact) override { artifacts_.push_back(artifact); }
+  void WriteRecord(const scalelab::v1::RunRecord& record) override { records_.push_back(record); }
   const std::vector<Metric>& metrics() const { return metrics_; }
   const std::vector<ArtifactRecord>& artifacts() const { return artifacts_; }
+  const std::vector<scalelab::v1::RunRecord>& records() const { return records_; }
   // Values of metrics called `name`, in order.
   std::vector<double> Values(const std::string& name) const;
 
  private:
   std::vector<Metric> metrics_;
   std::vector<ArtifactRecord> artifacts_;
+  std::vector<scalelab::v1::RunRecord> records_;
 };
 
 // One JSON object without a trailing newline, e.g.
@@ -68,6 +82,12 @@ std::string FormatMetricJson(const Metric& metric);
 // One JSON object without a trailing newline, e.g.
 //   {"artifact":"final","path":"/runs/7/final.pt","step":245}
 std::string FormatArtifactJson(const ArtifactRecord& artifact);
+
+// One JSON object without a trailing newline, the keys in this order, e.g.
+//   {"record":"run","family":"transformer","n_params":85248,"n_params_total":101632,
+//    "flops_per_token":523776,"tokens":20480,"flops":10726932480}
+// Numbers as in FormatMetricJson (counts up to 2^53 exact).
+std::string FormatRecordJson(const scalelab::v1::RunRecord& record);
 
 }  // namespace scalelab::model
 

@@ -22,6 +22,12 @@ ABSL_FLAG(double, lease_ttl_s, 15, "seconds a lease lives without a heartbeat");
 ABSL_FLAG(double, heartbeat_interval_s, 2, "seconds between worker heartbeats");
 ABSL_FLAG(std::string, port_file, "",
           "if set, \"<grpc_port> <metrics_port>\" is written to this file once serving");
+ABSL_FLAG(double, fit_interval_s, 2, "seconds between passes looking for finished fit groups");
+ABSL_FLAG(int, fit_threads, 0, "threads per fit (grid starts, bootstrap refits); 0 = all cores");
+ABSL_FLAG(double, pue, 1.2, "carbon reports: data-centre power usage effectiveness");
+ABSL_FLAG(double, grid_g_per_kwh, 400, "carbon reports: grid intensity, g CO2e per kWh");
+ABSL_FLAG(double, checkpoint_write_s, 30,
+          "reliability reports: seconds to write a checkpoint, for expected ETTR and Young/Daly");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
 
 int main(int argc, char** argv) {
@@ -40,6 +46,11 @@ int main(int argc, char** argv) {
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
   options.lease_ttl = absl::Seconds(absl::GetFlag(FLAGS_lease_ttl_s));
   options.heartbeat_interval = absl::Seconds(absl::GetFlag(FLAGS_heartbeat_interval_s));
+  options.fitter.interval = absl::Seconds(absl::GetFlag(FLAGS_fit_interval_s));
+  options.fitter.settings.threads = absl::GetFlag(FLAGS_fit_threads);
+  options.carbon.pue = absl::GetFlag(FLAGS_pue);
+  options.carbon.grid_g_per_kwh = absl::GetFlag(FLAGS_grid_g_per_kwh);
+  options.reliability.checkpoint_write_s = absl::GetFlag(FLAGS_checkpoint_write_s);
 
   // The signal thread must exist before any other thread so that all inherit the mask; the
   // scheduler it stops is published once started (a signal during start-up is seen after it).

@@ -1,5 +1,5 @@
-// ResultsService: metric series and sweep curves from the store. Fits arrive with the analysis
-// library; until then GetFits answers UNIMPLEMENTED rather than an empty list.
+// ResultsService: metric series, sweep curves, fitted laws (stored by the fitter, fitter.h) with
+// allocations and comparisons computed per request, and carbon and reliability reports.
 #ifndef SCALELAB_SCHEDULER_RESULTS_SERVICE_H_
 #define SCALELAB_SCHEDULER_RESULTS_SERVICE_H_
 
@@ -20,6 +20,12 @@ class ResultsServiceImpl final : public v1::ResultsService::Service {
                               v1::GetSweepCurvesResponse* response) override;
   grpc::Status GetFits(grpc::ServerContext* context, const v1::GetFitsRequest* request,
                        v1::GetFitsResponse* response) override;
+  grpc::Status GetCarbonReport(grpc::ServerContext* context,
+                               const v1::GetCarbonReportRequest* request,
+                               v1::CarbonReport* response) override;
+  grpc::Status GetReliabilityReport(grpc::ServerContext* context,
+                                    const v1::GetReliabilityReportRequest* request,
+                                    v1::ReliabilityReport* response) override;
   grpc::Status ListArtifacts(grpc::ServerContext* context, const v1::ListArtifactsRequest* request,
                              v1::ListArtifactsResponse* response) override;
 

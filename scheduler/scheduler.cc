@@ -41,6 +41,16 @@ absl::Status SchedulerOptions::Validate() const {
   if (absl::Status valid = placement.Validate(); !valid.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("placement.", valid.message()));
   }
+  if (absl::Status valid = fitter.Validate(); !valid.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("fitter.", valid.message()));
+  }
+  if (absl::Status valid = carbon.Validate(); !valid.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("carbon.", valid.message()));
+  }
+  if (!(reliability.checkpoint_write_s >= 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "reliability.checkpoint_write_s: expected >= 0, got ", reliability.checkpoint_write_s));
+  }
   return absl::OkStatus();
 }
 
@@ -53,6 +63,7 @@ struct Scheduler::Impl {
   std::unique_ptr<WorkerServiceImpl> worker_service;
   std::unique_ptr<ResultsServiceImpl> results_service;
   std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<Fitter> fitter;
 };
 
 Scheduler::Scheduler(SchedulerOptions options)
@@ -105,6 +116,8 @@ absl::Status Scheduler::Init() {
   context.lease_ttl = options_.lease_ttl;
   context.heartbeat_interval = options_.heartbeat_interval;
   context.stopping = &stopping_;
+  context.carbon = options_.carbon;
+  context.reliability = options_.reliability;
   impl_->sweep_service = std::make_unique<SweepServiceImpl>(context);
   impl_->worker_service = std::make_unique<WorkerServiceImpl>(context);
   impl_->results_service = std::make_unique<ResultsServiceImpl>(context);
@@ -122,6 +135,16 @@ absl::Status Scheduler::Init() {
       }
     }
   });
+  impl_->fitter = std::make_unique<Fitter>(store_.get(), options_.fitter);
+  if (options_.run_fitter) {
+    fitter_thread_ = std::thread([this] {
+      while (!stopped_.WaitForNotificationWithTimeout(options_.fitter.interval)) {
+        if (auto result = FitOnce(); !result.ok()) {
+          spdlog::warn("fitter: {}", result.status().ToString());
+        }
+      }
+    });
+  }
   spdlog::info("scheduler listening grpc=127.0.0.1:{} metrics_port={}", grpc_port_, metrics_port());
   return absl::OkStatus();
 }
@@ -147,6 +170,8 @@ absl::Status Scheduler::ReapOnce() {
   return absl::OkStatus();
 }
 
+absl::StatusOr<FitPassResult> Scheduler::FitOnce() { return impl_->fitter->RunOnce(); }
+
 int Scheduler::metrics_port() const {
   return impl_->metrics_server ? impl_->metrics_server->port() : 0;
 }
@@ -163,6 +188,7 @@ void Scheduler::Shutdown() {
   }
   stopped_.Notify();
   if (reaper_.joinable()) reaper_.join();
+  if (fitter_thread_.joinable()) fitter_thread_.join();
   impl_->metrics_server.reset();
   store_.reset();
   if (postgres_) {

@@ -13,7 +13,10 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "scheduler/fitter.h"
 #include "scheduler/placement.h"
+#include "scheduler/reports.h"
+#include "services/analysis/carbon.h"
 #include "services/api/grpc_server.h"
 #include "services/api/metrics.h"
 #include "services/common/clock.h"
@@ -40,6 +43,13 @@ struct SchedulerOptions {
   int pool_size = 8;
   // How LeaseRuns places pending runs on workers (scheduler/placement.h).
   PlacementOptions placement;
+  // How finished fit groups are fitted (scheduler/fitter.h). run_fitter false starts no fitter
+  // thread; tests then call FitOnce.
+  FitterOptions fitter;
+  bool run_fitter = true;
+  // Defaults of carbon and reliability reports (services/analysis/carbon.h, scheduler/reports.h).
+  analysis::CarbonAssumptions carbon;
+  ReliabilityAssumptions reliability;
   // Not owned; nullptr = the real clock.
   services::Clock* clock = nullptr;
 
@@ -59,6 +69,9 @@ class Scheduler {
 
   // One reaper pass: expire leases, refresh gauges. Tests call it after moving a FakeClock.
   absl::Status ReapOnce();
+  // One fitter pass (what the fitter thread runs every fitter.interval). Not concurrently with
+  // itself: tests that call it should set run_fitter = false.
+  absl::StatusOr<FitPassResult> FitOnce();
 
   int grpc_port() const { return grpc_port_; }
   int metrics_port() const;
@@ -82,6 +95,7 @@ class Scheduler {
   absl::Notification stopped_;        // tells the reaper to end
   absl::Notification shutdown_done_;  // Shutdown finished (on whichever thread ran it)
   std::thread reaper_;
+  std::thread fitter_thread_;
 };
 
 }  // namespace scalelab::scheduler

@@ -10,7 +10,9 @@
 #include "absl/time/time.h"
 #include "scheduler/placement.h"
 #include "scheduler/placement_state.h"
+#include "scheduler/reports.h"
 #include "scheduler/scheduler_metrics.h"
+#include "services/analysis/carbon.h"
 #include "services/common/clock.h"
 #include "services/store/store.h"
 
@@ -25,6 +27,9 @@ struct ServiceContext {
   absl::Duration lease_ttl = absl::Seconds(15);
   absl::Duration heartbeat_interval = absl::Seconds(2);
   absl::Duration watch_poll = absl::Milliseconds(500);
+  // Defaults of carbon reports (a request may override PUE and grid intensity).
+  analysis::CarbonAssumptions carbon;
+  ReliabilityAssumptions reliability;
   const std::atomic<bool>* stopping = nullptr;  // set when the daemon shuts down
 };
 

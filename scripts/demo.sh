@@ -85,6 +85,20 @@ ELAPSED=$(( $(date +%s) - START ))
 say "final validation loss of each run, from the store (sweep took ${ELAPSED}s)"
 "$BIN/scalelab" status "$SWEEP"
 echo "unigram entropy of the training text: $ENTROPY nats/token (a model that ignores context)"
+
+say "the fitted scaling law (the scheduler fits each finished fit group by itself)"
+for _ in $(seq 1 600); do
+  "$BIN/scalelab" fit "$SWEEP" --output=json 2>/dev/null | grep -q '"law"' && break
+  sleep 0.5
+done
+# The demo's runs use 1e10..1e13 FLOPs; allocations for budgets around and beyond them.
+"$BIN/scalelab" fit "$SWEEP" --budgets=1e12,1e13,1e14,1e15
+PLOT="$STATE_DIR/sweep-$SWEEP.svg"
+if "$BIN/scalelab" plot "$SWEEP" --out="$PLOT"; then
+  echo "plot of loss against compute, the fitted law, the frontier and isoFLOP minima: $PLOT"
+fi
+say "carbon of the sweep"
+"$BIN/scalelab" report carbon "$SWEEP"
 echo "logs: $STATE_DIR/{scheduler,worker-1,worker-2}.log; metrics: $STATE_DIR/worker-*/run-*"
 
 if [ "${SCALELAB_CHECK:-0}" = 1 ]; then
@@ -99,5 +113,20 @@ for r in runs:
 if not runs or bad:
     sys.exit(f"check failed: {len(bad)} of {len(runs)} runs did not succeed below {entropy - 0.5:.3f} nats")
 print(f"check passed: {len(runs)} runs succeeded below unigram entropy - 0.5 = {entropy - 0.5:.3f}")
+no_record = [r["id"] for r in runs if int(r.get("record", {}).get("n_params", 0)) <= 0]
+if no_record:
+    sys.exit(f"check failed: runs {no_record} have no run record (N, D, C)")
+PY
+  "$BIN/scalelab" fit "$SWEEP" --output=json >"$STATE_DIR/fits.json"
+  python3 - "$STATE_DIR/fits.json" "$PLOT" <<'PY'
+import json, os, sys
+fits = json.load(open(sys.argv[1])).get("fits", [])
+usable = [f for f in fits if f.get("parameters")]
+if not usable:
+    sys.exit(f"check failed: no usable fit stored: {fits}")
+plot = sys.argv[2]
+if not os.path.exists(plot) or b"<svg" not in open(plot, "rb").read(4096):
+    sys.exit(f"check failed: no SVG plot at {plot}")
+print(f"check passed: {len(usable)} fit(s) stored ({usable[0]['law']}), plot at {plot}")
 PY
 fi

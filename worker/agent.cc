@@ -44,6 +44,9 @@ struct Attempt {
   std::mutex mu;
   std::vector<v1::MetricPoint> pending;  // guarded by mu
   std::vector<v1::Artifact> artifacts;   // reported by the trainer, not yet stored; guarded by mu
+  std::optional<v1::RunRecord> record;   // the trainer's latest run record; guarded by mu
+  int64_t record_version = 0;            // record lines read so far; guarded by mu
+  int64_t record_sent = 0;               // the record_version the scheduler has (loop thread only)
   bool eof = false;                      // guarded by mu
   bool announced = false;  // the first (possibly empty) report moved the run to RUNNING
   // The scheduler refused this attempt's reports (cancelled, or the lease went elsewhere):
@@ -53,6 +56,8 @@ struct Attempt {
   absl::Time stop_sent;
   double tokens_seen = 0;
   std::optional<ExitInfo> exit;
+  std::unique_ptr<EnergyMeter> meter;      // from just before the child started
+  std::optional<v1::EnergyReport> energy;  // set when the child's exit is first seen
 };
 
 std::string SelfDirectory() {
@@ -92,6 +97,10 @@ void ReadMetrics(Attempt* attempt, int fd) {
       std::lock_guard<std::mutex> lock(attempt->mu);
       if (parsed->metric) attempt->pending.push_back(*std::move(parsed->metric));
       if (parsed->artifact) attempt->artifacts.push_back(*std::move(parsed->artifact));
+      if (parsed->record) {
+        attempt->record = *std::move(parsed->record);
+        ++attempt->record_version;
+      }
     }
     buffer.erase(0, start);
   }
@@ -113,7 +122,7 @@ absl::Status AgentOptions::Validate() const {
         absl::StrCat("threads_per_run: expected >= 1, got ", threads_per_run));
   }
   if (work_dir.empty()) return absl::InvalidArgumentError("work_dir: expected a folder, got \"\"");
-  return absl::OkStatus();
+  return energy.Validate();
 }
 
 struct Agent::Impl {
@@ -127,6 +136,10 @@ struct Agent::Impl {
   prometheus::Counter* points_forwarded = nullptr;
   prometheus::Counter* tokens_trained = nullptr;
   prometheus::Counter* rpc_failures = nullptr;
+  prometheus::Family<prometheus::Counter>* energy_joules = nullptr;
+  // NVML, opened when the first GPU attempt starts; null when it is off or failed to open.
+  std::unique_ptr<GpuEnergySource> nvml;
+  bool nvml_tried = false;
 
   absl::Notification stop_requested;
   int64_t worker_id = 0;
@@ -155,6 +168,7 @@ struct Agent::Impl {
   }
 
   absl::Time Now() const { return options.clock->Now(); }
+  GpuEnergySource* Nvml();
 
   absl::Status Register();
   void Heartbeat();
@@ -241,6 +255,19 @@ void Agent::Impl::Heartbeat() {
   }
 }
 
+GpuEnergySource* Agent::Impl::Nvml() {
+  if (!nvml_tried && options.energy.use_nvml) {
+    nvml_tried = true;
+    absl::StatusOr<std::unique_ptr<GpuEnergySource>> opened = OpenNvml();
+    if (opened.ok()) {
+      nvml = *std::move(opened);
+    } else {
+      spdlog::warn("GPU energy falls back to the power model: {}", opened.status().ToString());
+    }
+  }
+  return nvml.get();
+}
+
 void Agent::Impl::StartAttempt(const v1::Lease& lease) {
   auto attempt = std::make_unique<Attempt>();
   attempt->lease = lease;
@@ -259,6 +286,9 @@ void Agent::Impl::StartAttempt(const v1::Lease& lease) {
                               std::filesystem::absolute(checkpoint_dir, error).string());
   if (spec.ok()) status = runspec::WriteRunSpecFile(attempt_dir + "/spec.json", *spec);
   if (spec.ok() && status.ok()) {
+    GpuEnergySource* gpus = spec->execution().gpu_indices().empty() ? nullptr : Nvml();
+    attempt->meter =
+        std::make_unique<EnergyMeter>(options.energy, options.cpu_slots, *spec, gpus, Now());
     auto child = ChildProcess::Spawn({BuildTrainerArgv(invocation, attempt_dir + "/spec.json"),
                                       attempt->dir + "/stderr.log", "", TrainerEnvironment(*spec)});
     if (child.ok()) {
@@ -287,8 +317,11 @@ void Agent::Impl::StartAttempt(const v1::Lease& lease) {
     Call("CompleteRun", stub->CompleteRun(context.get(), request, &response)).IgnoreError();
     return;
   }
-  spdlog::info("started run={} attempt={} pid={} dir={}", leased.run_id(), leased.attempt(),
-               attempt->child->pid(), attempt->dir);
+  spdlog::info("started run={} attempt={} pid={} dir={} energy={}{}", leased.run_id(),
+               leased.attempt(), attempt->child->pid(), attempt->dir, attempt->meter->source(),
+               attempt->meter->fallback_reason().empty()
+                   ? ""
+                   : absl::StrCat(" (", attempt->meter->fallback_reason(), ")"));
   Attempt* raw = attempt.get();
   attempt->reader = std::thread([raw, fd = raw->child->stdout_fd()] { ReadMetrics(raw, fd); });
   attempts.push_back(std::move(attempt));
@@ -330,14 +363,22 @@ void Agent::Impl::Flush(Attempt& attempt) {
     // both queues to drain, and nothing of a rejected attempt is ever sent.
     attempt.pending.clear();
     attempt.artifacts.clear();
+    attempt.record_sent = attempt.record_version;
     return;
   }
   v1::ReportMetricsRequest request;
   bool points_to_send = false;
+  int64_t record_version = 0;
   {
     std::lock_guard<std::mutex> lock(attempt.mu);
-    points_to_send = !attempt.pending.empty() || !attempt.announced;
     for (const v1::MetricPoint& point : attempt.pending) *request.add_points() = point;
+    record_version = attempt.record_version;
+    // A new record goes with the next report, with or without points (the final one usually
+    // follows the last metric line).
+    if (attempt.record.has_value() && record_version != attempt.record_sent) {
+      *request.mutable_record() = *attempt.record;
+    }
+    points_to_send = !attempt.pending.empty() || !attempt.announced || request.has_record();
   }
   // An artifact line after the last metric line (the final weights) must still be reported.
   if (!points_to_send) {
@@ -359,6 +400,7 @@ void Agent::Impl::Flush(Attempt& attempt) {
   }
   if (!status.ok()) return;  // kept and re-sent; the store keeps one copy per key
   attempt.announced = true;
+  attempt.record_sent = record_version;
   double max_tokens = attempt.tokens_seen;
   {
     std::lock_guard<std::mutex> lock(attempt.mu);
@@ -417,6 +459,12 @@ bool Agent::Impl::Finish(Attempt& attempt) {
     }
     return false;
   }
+  if (!attempt.energy.has_value()) {
+    // The attempt's devices are free from here on, whatever reporting still takes.
+    attempt.energy = attempt.meter->Finish(Now());
+    energy_joules->Add({{"source", attempt.energy->source()}})
+        .Increment(attempt.energy->energy_j());
+  }
   {
     std::lock_guard<std::mutex> lock(attempt.mu);
     if (!attempt.eof) return false;  // the pipe still holds lines
@@ -424,8 +472,12 @@ bool Agent::Impl::Finish(Attempt& attempt) {
   Flush(attempt);
   {
     std::lock_guard<std::mutex> lock(attempt.mu);
-    // The last batch failed to send; retry.
-    if (!attempt.pending.empty() || !attempt.artifacts.empty()) return false;
+    // The last batch (points, artifacts or the final run record) failed to send; retry: the
+    // record must reach the scheduler before CompleteRun ends the attempt.
+    if (!attempt.pending.empty() || !attempt.artifacts.empty() ||
+        attempt.record_version != attempt.record_sent) {
+      return false;
+    }
   }
   const ExitInfo& exit = *attempt.exit;
   bool succeeded =
@@ -437,6 +489,7 @@ bool Agent::Impl::Finish(Attempt& attempt) {
   request.set_succeeded(succeeded);
   request.set_exit_code(exit.exit_code);
   request.set_term_signal(exit.term_signal);
+  *request.mutable_energy() = *attempt.energy;
   if (!succeeded) {
     request.set_failure_class(attempt.stop == StopReason::kShutdown
                                   ? v1::FAILURE_CLASS_PREEMPTED
@@ -476,6 +529,9 @@ void Agent::Impl::Tick() {
     if (children_gone && !Register().ok()) return;
   }
   if (worker_id != 0 && Now() >= next_heartbeat) Heartbeat();
+  for (auto& attempt : attempts) {
+    if (!attempt->exit.has_value()) attempt->meter->Sample(Now());
+  }
   if (Now() >= next_report) {
     next_report = Now() + options.report_interval;
     for (auto& attempt : attempts) {
@@ -563,6 +619,12 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(AgentOptions options) {
                             .Help("Calls to the scheduler that failed.")
                             .Register(registry)
                             .Add({});
+  impl->energy_joules = &prometheus::BuildCounter()
+                             .Name("scalelab_worker_energy_joules_total")
+                             .Help(
+                                 "Energy this worker's ended attempts used, by how it was "
+                                 "measured (nvml, rapl, model).")
+                             .Register(registry);
   impl->slots_gauge->Set(options.cpu_slots);
   if (!options.metrics_address.empty()) {
     auto server = services::MetricsServer::Start(options.metrics_address, impl->registry);

@@ -1,6 +1,8 @@
 // The worker agent: registers with the scheduler, heartbeats, leases runs while it has free
 // slots, runs each attempt as a `scalelab-train` child process, forwards the child's metric
-// lines in batches, and reports how each attempt ended.
+// lines in batches with its latest run record, and reports how each attempt ended with the
+// energy it used (worker/energy.h). The trainer's final run record is always sent before the
+// attempt's CompleteRun.
 //
 // Stopping: a run the scheduler no longer wants (cancelled, or the lease went elsewhere) gets
 // SIGTERM, then SIGKILL after `stop_grace`. Agent::Stop() does the same to every child and
@@ -16,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "services/common/clock.h"
+#include "worker/energy.h"
 
 namespace scalelab::worker {
 
@@ -28,6 +31,9 @@ struct AgentOptions {
   std::string work_dir = ".scalelab/worker";    // per-attempt folders (trainer stderr)
   int threads_per_run = 1;                      // intra-op threads given to each trainer
   std::string metrics_address = "127.0.0.1:0";  // /metrics host:port; "" = off; port 0 = any
+  // How each attempt's energy is measured for CompleteRunRequest.energy (worker/energy.h: NVML,
+  // RAPL shared by cpu_slots, else the power model with its watts per device).
+  EnergyOptions energy;
   absl::Duration report_interval = absl::Milliseconds(500);  // metric batches at most this often
   absl::Duration lease_poll_interval = absl::Seconds(1);     // LeaseRuns at most this often
   absl::Duration rpc_timeout = absl::Seconds(10);

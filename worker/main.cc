@@ -22,6 +22,15 @@ ABSL_FLAG(std::string, work_dir, ".scalelab/worker", "per-attempt folders with t
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:0",
           "Prometheus /metrics address host:port; empty disables it; port 0 = any");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
+// Energy flags take their defaults from EnergyOptions (worker/energy.h), their one home.
+ABSL_FLAG(std::string, powercap_root, scalelab::worker::EnergyOptions{}.powercap_root,
+          "RAPL powercap zones for CPU-run energy; empty = use the power model");
+ABSL_FLAG(bool, nvml, scalelab::worker::EnergyOptions{}.use_nvml,
+          "measure GPU-run energy with NVML; false = use the power model");
+ABSL_FLAG(double, cpu_slot_watts, scalelab::worker::EnergyOptions{}.cpu_slot_watts,
+          "power model: watts per CPU slot of a running attempt");
+ABSL_FLAG(double, gpu_watts, scalelab::worker::EnergyOptions{}.gpu_watts,
+          "power model: watts per GPU of a running attempt");
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("ScaleLab worker agent: leases runs and supervises trainers.");
@@ -41,6 +50,10 @@ int main(int argc, char** argv) {
   options.data_root = absl::GetFlag(FLAGS_data_root);
   options.work_dir = absl::GetFlag(FLAGS_work_dir);
   options.metrics_address = absl::GetFlag(FLAGS_metrics_listen);
+  options.energy.powercap_root = absl::GetFlag(FLAGS_powercap_root);
+  options.energy.use_nvml = absl::GetFlag(FLAGS_nvml);
+  options.energy.cpu_slot_watts = absl::GetFlag(FLAGS_cpu_slot_watts);
+  options.energy.gpu_watts = absl::GetFlag(FLAGS_gpu_watts);
 
   static std::atomic<scalelab::worker::Agent*> running{nullptr};
   static std::atomic<bool> signalled{false};

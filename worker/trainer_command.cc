@@ -4,6 +4,7 @@
 #include <google/protobuf/util/json_util.h>
 #include <openssl/evp.h>
 
+#include <cmath>
 #include <fstream>
 
 #include "absl/status/status.h"
@@ -13,6 +14,7 @@
 #include "runspec/exit_codes.h"
 #include "runspec/run_config.h"
 #include "runspec/spec_file.h"
+#include "runspec/text.h"
 
 namespace scalelab::worker {
 
@@ -47,38 +49,121 @@ std::vector<std::pair<std::string, std::string>> TrainerEnvironment(const v1::Ru
           {"CUDA_VISIBLE_DEVICES", absl::StrJoin(spec.execution().gpu_indices(), ",")}};
 }
 
+namespace {
+
+using Fields = google::protobuf::Map<std::string, google::protobuf::Value>;
+
+// The value as JSON, capped for an error message.
+std::string Echo(const google::protobuf::Value& value) {
+  std::string json;
+  if (!google::protobuf::util::MessageToJsonString(value, &json).ok()) return "?";
+  return runspec::Capped(json);
+}
+
+std::string TextField(const Fields& fields, const char* name) {
+  auto it = fields.find(name);
+  return it == fields.end() ? "" : it->second.string_value();
+}
+
+// A non-negative whole number below 2^63 from `name` (0 when absent): counts travel as JSON
+// numbers, i.e. doubles, and must not turn into garbage when cast.
+absl::StatusOr<int64_t> CountField(const Fields& fields, const char* name, absl::string_view what) {
+  auto it = fields.find(name);
+  if (it == fields.end()) return 0;
+  const double value = it->second.number_value();
+  if (it->second.kind_case() != google::protobuf::Value::kNumberValue || !(value >= 0) ||
+      value >= 9.2e18 || value != std::floor(value)) {
+    return absl::InvalidArgumentError(absl::StrCat("trainer output: ", what, " \"", name,
+                                                   "\": expected a whole number >= 0, got ",
+                                                   Echo(it->second)));
+  }
+  return static_cast<int64_t>(value);
+}
+
+absl::StatusOr<v1::Artifact> ArtifactFromFields(const Fields& fields, absl::string_view line) {
+  const std::string kind = TextField(fields, "artifact");
+  if ((kind != "final" && kind != "checkpoint") || TextField(fields, "path").empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "trainer output is not an artifact record {\"artifact\":KIND,\"path\":P,\"step\":S}: ",
+        line.substr(0, 200)));
+  }
+  absl::StatusOr<int64_t> step = CountField(fields, "step", "artifact");
+  if (!step.ok()) return step.status();
+  v1::Artifact artifact;
+  artifact.set_kind(kind);
+  artifact.set_location(TextField(fields, "path"));
+  artifact.set_step(*step);
+  return artifact;
+}
+
+// A finite number >= 0 from `name` (0 when absent).
+absl::StatusOr<double> AmountField(const Fields& fields, const char* name, absl::string_view what) {
+  auto it = fields.find(name);
+  if (it == fields.end()) return 0.0;
+  const double value = it->second.number_value();
+  if (it->second.kind_case() != google::protobuf::Value::kNumberValue || !(value >= 0) ||
+      !std::isfinite(value)) {
+    return absl::InvalidArgumentError(absl::StrCat("trainer output: ", what, " \"", name,
+                                                   "\": expected a finite number >= 0, got ",
+                                                   Echo(it->second)));
+  }
+  return value;
+}
+
+absl::StatusOr<v1::RunRecord> RecordFromFields(const Fields& fields, absl::string_view line) {
+  if (TextField(fields, "record") != "run") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("trainer output is not a run record {\"record\":\"run\",\"n_params\":N,...}: ",
+                     line.substr(0, 200)));
+  }
+  constexpr absl::string_view kWhat = "run record";
+  absl::StatusOr<int64_t> n_params = CountField(fields, "n_params", kWhat);
+  absl::StatusOr<int64_t> n_params_total = CountField(fields, "n_params_total", kWhat);
+  absl::StatusOr<double> flops_per_token = AmountField(fields, "flops_per_token", kWhat);
+  absl::StatusOr<double> tokens = AmountField(fields, "tokens", kWhat);
+  absl::StatusOr<double> flops = AmountField(fields, "flops", kWhat);
+  for (const absl::Status& status : {n_params.status(), n_params_total.status(),
+                                     flops_per_token.status(), tokens.status(), flops.status()}) {
+    if (!status.ok()) return status;
+  }
+  v1::RunRecord record;
+  record.set_family(TextField(fields, "family"));
+  record.set_n_params(*n_params);
+  record.set_n_params_total(*n_params_total);
+  record.set_flops_per_token(*flops_per_token);
+  record.set_tokens(*tokens);
+  record.set_flops(*flops);
+  return record;
+}
+
+}  // namespace
+
 absl::StatusOr<TrainerLine> ParseTrainerLine(absl::string_view line) {
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = true;  // a newer trainer may add fields
   const google::protobuf::StringPiece text(line.data(), line.size());
   TrainerLine parsed;
-  if (line.find("\"artifact\"") != absl::string_view::npos) {
-    google::protobuf::Struct record;
-    const auto status = google::protobuf::util::JsonStringToMessage(text, &record, options);
-    const auto& fields = record.fields();
-    auto text_field = [&fields](const char* name) -> std::string {
-      auto it = fields.find(name);
-      return it == fields.end() ? "" : it->second.string_value();
-    };
-    const std::string kind = text_field("artifact");
-    if (!status.ok() || (kind != "final" && kind != "checkpoint") || text_field("path").empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "trainer output is not an artifact record {\"artifact\":KIND,\"path\":P,\"step\":S}: ",
-          line.substr(0, 200)));
-    }
-    v1::Artifact artifact;
-    artifact.set_kind(text_field("artifact"));
-    artifact.set_location(text_field("path"));
-    if (auto step = fields.find("step"); step != fields.end()) {
-      const double value = step->second.number_value();
-      if (!(value >= 0 && value < 9e18)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("trainer output: artifact step out of range: ", value));
+  // Metric lines, by far the most common, go straight into a MetricPoint; only lines that may
+  // be something else are parsed generically first. A metric that merely mentions one of these
+  // words (a name "record") is still a metric: the key decides, not the text.
+  if (line.find("\"artifact\"") != absl::string_view::npos ||
+      line.find("\"record\"") != absl::string_view::npos) {
+    google::protobuf::Struct object;
+    if (google::protobuf::util::JsonStringToMessage(text, &object, options).ok()) {
+      const Fields& fields = object.fields();
+      if (fields.contains("artifact")) {
+        absl::StatusOr<v1::Artifact> artifact = ArtifactFromFields(fields, line);
+        if (!artifact.ok()) return artifact.status();
+        parsed.artifact = *std::move(artifact);
+        return parsed;
       }
-      artifact.set_step(static_cast<int64_t>(value));
+      if (fields.contains("record")) {
+        absl::StatusOr<v1::RunRecord> record = RecordFromFields(fields, line);
+        if (!record.ok()) return record.status();
+        parsed.record = *std::move(record);
+        return parsed;
+      }
     }
-    parsed.artifact = std::move(artifact);
-    return parsed;
   }
   v1::MetricPoint point;
   auto status = google::protobuf::util::JsonStringToMessage(text, &point, options);

@@ -1,6 +1,7 @@
 // The worker's side of the run contract with `scalelab-train`: the leased RunSpec completed for
 // this node and written into the attempt folder, the command line and environment that start the
-// trainer, the trainer's stdout lines (metrics and artifacts), and its exit as a FailureClass.
+// trainer, the trainer's stdout lines (metrics, artifacts, run records), and its exit as a
+// FailureClass.
 // The fields of the run itself are never spelled out here: the spec travels whole, and its
 // defaults and rules live in runspec/.
 #ifndef SCALELAB_WORKER_TRAINER_COMMAND_H_
@@ -42,16 +43,23 @@ std::vector<std::string> BuildTrainerArgv(const TrainerInvocation& invocation,
 // GPUs the run was placed on ("" for a CPU run, so it never sees a GPU it was not given).
 std::vector<std::pair<std::string, std::string>> TrainerEnvironment(const v1::RunSpec& spec);
 
-// One stdout line of the trainer: a metric
+// One stdout line of the trainer (model/metrics.h writes them): a metric
 //   {"step":12,"tokens":49152,"name":"train_loss","value":3.12,"wall_time_s":1.2}
-// or an artifact it wrote
+// an artifact it wrote
 //   {"artifact":"final","path":"/abs/run-1-1/final.pt","step":120}
+// or its run record as it stands (at start with tokens 0, at the end with the tokens trained)
+//   {"record":"run","family":"transformer","n_params":85248,"n_params_total":101632,
+//    "flops_per_token":523776,"tokens":20480,"flops":10726932480}
+// Exactly one member is set.
 struct TrainerLine {
   std::optional<v1::MetricPoint> metric;
   std::optional<v1::Artifact> artifact;  // kind, location, step; size and checksum unset
+  std::optional<v1::RunRecord> record;
 };
 
-// InvalidArgument for anything else (the worker logs and skips such lines).
+// A line is an artifact or a record by its "artifact" or "record" key, else a metric. Unknown
+// keys are ignored (a newer trainer may add some). InvalidArgument for anything else, e.g. a
+// record with a negative or fractional count (the worker logs and skips such lines).
 absl::StatusOr<TrainerLine> ParseTrainerLine(absl::string_view line);
 
 // Fills size_bytes and sha256 from the file at artifact.location. NotFound when it is missing.

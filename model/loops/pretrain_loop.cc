@@ -56,7 +56,11 @@ class PretrainLoop {
       const double lr =
           LearningRateAt(step_idx, plan_.steps, plan_.peak_lr, plan_.warmup, plan_.schedule);
       absl::StatusOr<double> loss = TrainStep(step_idx + 1, lr);
-      if (!loss.ok()) return loss.status();
+      if (!loss.ok()) {
+        // What was trained still used compute: the record says so before the run fails.
+        ReportRecord(step_idx * plan_.batch_tokens);
+        return loss.status();
+      }
       interval_.loss_sum += *loss;
       ++interval_.steps;
       interval_.train_s += SecondsSince(step_start);
@@ -91,9 +95,19 @@ class PretrainLoop {
                            sources_.size(), device_.str(), plan_.threads)
                     << std::endl;
     }
-    Emit(0, "n_params", static_cast<double>(summary_.n_params));
-    Emit(0, "n_params_total", static_cast<double>(summary_.n_params_total));
-    Emit(0, "flops_per_token", summary_.flops_per_token);
+    ReportRecord(0);
+  }
+
+  // The run record with `tokens` trained so far (its FLOPs: flops_per_token per token).
+  void ReportRecord(int64_t tokens) {
+    scalelab::v1::RunRecord record;
+    record.set_family(context_.spec.config().model().family());
+    record.set_n_params(summary_.n_params);
+    record.set_n_params_total(summary_.n_params_total);
+    record.set_flops_per_token(summary_.flops_per_token);
+    record.set_tokens(static_cast<double>(tokens));
+    record.set_flops(summary_.flops_per_token * static_cast<double>(tokens));
+    context_.sink.WriteRecord(record);
   }
 
   // One optimizer step; returns its training loss, or kAborted when the loss is not finite.
@@ -144,6 +158,7 @@ class PretrainLoop {
 
   absl::StatusOr<TrainSummary> Finish() {
     summary_.tokens = plan_.steps * plan_.batch_tokens;
+    ReportRecord(summary_.tokens);
     summary_.train_tokens_per_s = static_cast<double>(summary_.tokens) / total_train_s_;
     absl::StatusOr<std::string> weights =
         SaveFinalWeights(model_, context_.spec.output_dir(), plan_.steps, context_.sink);

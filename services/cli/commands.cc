@@ -20,6 +20,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "services/api/grpc_server.h"
+#include "services/cli/calls.h"
 #include "services/cli/format.h"
 #include "services/common/run_state.h"
 
@@ -28,47 +29,6 @@ namespace {
 
 using services::RunStateName;
 using services::SweepStateName;
-
-int Fail(const CliContext& cli, const char* what, const grpc::Status& status) {
-  std::ostream& err = *cli.err;
-  err << "scalelab: " << what << ": ";
-  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-    err << "cannot reach the scheduler at " << cli.address << " (" << status.error_message()
-        << "); start it or set --addr / SCALELAB_ADDR\n";
-  } else if (status.error_message().empty()) {
-    // Never leave the user with "scalelab: submit: " and nothing after it.
-    err << absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()))
-        << " (the call failed without a message)\n";
-  } else {
-    err << status.error_message() << "\n";
-  }
-  return 1;
-}
-
-// The runs of `request`'s filter: its first page, or every page when `all_runs`.
-struct RunListing {
-  std::vector<v1::Run> runs;
-  int64_t total_count = 0;
-  std::string next_page_token;  // "" = nothing left out
-};
-
-grpc::Status FetchRuns(CliContext& cli, v1::ListRunsRequest request, bool all_runs,
-                       RunListing* listing) {
-  while (true) {
-    v1::ListRunsResponse page;
-    grpc::ClientContext context;
-    grpc::Status status = cli.sweeps->ListRuns(&context, request, &page);
-    if (!status.ok()) return status;
-    listing->runs.insert(listing->runs.end(), page.runs().begin(), page.runs().end());
-    listing->total_count = std::max<int64_t>(page.total_count(), listing->runs.size());
-    listing->next_page_token = page.next_page_token();
-    // An empty page with a token would loop forever; a scheduler never sends one.
-    if (!all_runs || page.next_page_token().empty() || page.runs().empty()) {
-      return grpc::Status::OK;
-    }
-    request.set_page_token(page.next_page_token());
-  }
-}
 
 // Fraction of a run's training tokens done; terminal runs count as done.
 double Progress(const v1::Run& run) {

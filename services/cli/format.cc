@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -80,25 +81,25 @@ std::string Json(const google::protobuf::Message& message) { return ToJson(messa
 std::string JsonLine(const google::protobuf::Message& message) { return ToJson(message, false); }
 
 void PrintTable(std::ostream& out, const std::vector<std::string>& header,
-                const std::vector<std::vector<std::string>>& rows) {
+                const std::vector<std::vector<std::string>>& rows, const std::string& indent) {
   std::vector<size_t> width(header.size());
   for (size_t col = 0; col < header.size(); ++col) width[col] = header[col].size();
   for (const auto& row : rows) {
-    for (size_t col = 0; col < row.size() && col < width.size(); ++col) {
+    if (row.size() > width.size()) width.resize(row.size());
+    for (size_t col = 0; col < row.size(); ++col)
       width[col] = std::max(width[col], row[col].size());
-    }
   }
   auto print_row = [&](const std::vector<std::string>& row) {
-    std::string line;
+    std::string line = indent;
     for (size_t col = 0; col < row.size(); ++col) {
       absl::StrAppend(&line, row[col]);
-      if (col + 1 < row.size() && col < width.size()) {
-        line.append(width[col] - row[col].size() + 2, ' ');
-      }
+      if (col + 1 < row.size()) line.append(width[col] - row[col].size() + 2, ' ');
     }
+    // Empty cells at the end of a row leave no trailing blanks.
+    while (line.size() > indent.size() && line.back() == ' ') line.pop_back();
     out << line << "\n";
   };
-  print_row(header);
+  if (!header.empty()) print_row(header);
   for (const auto& row : rows) print_row(row);
 }
 
@@ -152,6 +153,28 @@ std::string Bytes(int64_t bytes) {
     ++unit;
   }
   return absl::StrFormat("%.1f %s", value, kUnits[unit]);
+}
+
+std::string Significant(double value, int digits) {
+  if (std::isnan(value)) return "-";
+  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
+  if (value == 0) return "0";
+  digits = std::max(digits, 1);
+  // The exponent of the value as rounded to `digits` (0.099999 to 4 digits is 0.1000, not
+  // 0.09999), read off printf's own rounding.
+  std::string text = absl::StrFormat("%.*e", digits - 1, value);
+  const size_t e = text.find('e');
+  const int exponent = std::atoi(text.c_str() + e + 1);
+  if (exponent >= -3 && exponent < 5) {
+    return absl::StrFormat("%.*f", std::max(0, digits - 1 - exponent), value);
+  }
+  // "1.20e+19" -> "1.2e19": trailing mantissa zeros, the exponent's sign and zero padding go.
+  std::string mantissa = text.substr(0, e);
+  if (mantissa.find('.') != std::string::npos) {
+    while (mantissa.back() == '0') mantissa.pop_back();
+    if (mantissa.back() == '.') mantissa.pop_back();
+  }
+  return absl::StrCat(mantissa, "e", exponent);
 }
 
 void PrintArtifacts(std::ostream& out, const std::vector<v1::Artifact>& artifacts) {

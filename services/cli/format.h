@@ -22,9 +22,10 @@ std::string Json(const google::protobuf::Message& message);
 // The same on one line (watch --output=json prints one event per line).
 std::string JsonLine(const google::protobuf::Message& message);
 
-// Left-aligned columns sized to their widest cell, two spaces apart, header first.
+// Left-aligned columns sized to their widest cell, two spaces apart, header first (none when
+// `header` is empty), each line after `indent`.
 void PrintTable(std::ostream& out, const std::vector<std::string>& header,
-                const std::vector<std::vector<std::string>>& rows);
+                const std::vector<std::vector<std::string>>& rows, const std::string& indent = "");
 
 // "RUNNING:3 SUCCEEDED:5", states in name order.
 std::string Counts(const v1::Sweep& sweep);
@@ -39,6 +40,10 @@ std::string ShowingNote(int64_t shown, int64_t total);
 void PrintArtifacts(std::ostream& out, const std::vector<v1::Artifact>& artifacts);
 // "512 B", "1.5 KiB", "3.2 MiB", "1.1 GiB".
 std::string Bytes(int64_t bytes);
+
+// `value` to `digits` significant digits: fixed from 1e-3 up to 1e5 ("0.3473", "406", "29638"),
+// else scientific without padding ("1.2e19", "4.45e5", "3e-5"); "-" for NaN, "inf", "-inf".
+std::string Significant(double value, int digits);
 
 // metrics --format=csv: a header, then one line per point.
 void PrintMetricsCsv(std::ostream& out, int64_t run_id, const v1::GetRunMetricsResponse& metrics);

@@ -8,16 +8,21 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "services/cli/commands.h"
 #include "services/cli/data_prep.h"
+#include "services/cli/local_fit.h"
+#include "services/cli/results_commands.h"
 
 ABSL_FLAG(std::string, addr, "",
           "scheduler address host:port (default: $SCALELAB_ADDR, else 127.0.0.1:7070)");
 ABSL_FLAG(std::string, output, "table", "table or json");
 ABSL_FLAG(std::string, idempotency_key, "",
           "submit: repeat-safe key; the same key returns the same sweep");
-ABSL_FLAG(std::string, format, "csv", "metrics: csv or json");
-ABSL_FLAG(std::string, names, "", "metrics: comma-separated metric names (default all)");
+ABSL_FLAG(std::string, format, "csv", "metrics, export: csv or json");
+ABSL_FLAG(std::string, names, "",
+          "metrics: comma-separated metric names (default all); export --rows=points: the "
+          "metrics exported (default val_loss,train_loss)");
 ABSL_FLAG(std::string, state, "", "runs: only runs in this state");
 ABSL_FLAG(int64_t, sweep, 0, "runs: only runs of this sweep");
 ABSL_FLAG(bool, all, false, "status, runs: list every run, not only the first 1000");
@@ -27,6 +32,21 @@ ABSL_FLAG(std::string, data_output, "", "data: output folder for train.bin, val.
 ABSL_FLAG(int64_t, skip_bytes, 0, "data: bytes to drop from the start of the corpus");
 ABSL_FLAG(int64_t, max_bytes, 8000000, "data: bytes to keep (0 = all)");
 ABSL_FLAG(double, val_fraction, 0.05, "data: held-out fraction at the end");
+ABSL_FLAG(std::string, budgets, "",
+          "fit: comma-separated compute budgets in FLOPs for allocations (default 1e18..1e24)");
+ABSL_FLAG(double, compare_n, 0, "fit: model size N of the data-efficiency comparisons");
+ABSL_FLAG(double, compare_loss, 0, "fit: target loss of the data-efficiency comparisons");
+ABSL_FLAG(std::string, csv, "", "fit: fit this CSV here, without a scheduler");
+ABSL_FLAG(std::string, law, "chinchilla", "fit --csv: chinchilla or compute");
+ABSL_FLAG(int32_t, bootstrap, 0, "fit --csv: bootstrap refits for intervals (0 = 1000)");
+ABSL_FLAG(std::string, out, "", "plot: FILE.svg or FILE.png; export: output file (default stdout)");
+ABSL_FLAG(std::string, metric, "val_loss", "plot: the metric drawn");
+ABSL_FLAG(std::string, x, "compute", "plot: x axis, compute (FLOPs) or tokens");
+ABSL_FLAG(bool, keep_script, false, "plot: also save the gnuplot script as FILE.gp");
+ABSL_FLAG(std::string, rows, "runs", "export: runs (one row per run) or points (per metric point)");
+ABSL_FLAG(double, pue, 0, "report carbon: power usage effectiveness (0 = scheduler default)");
+ABSL_FLAG(double, grid, 0, "report carbon: grid intensity, gCO2e/kWh (0 = scheduler default)");
+ABSL_FLAG(bool, cluster, false, "report reliability: the whole cluster instead of one sweep");
 
 namespace {
 
@@ -40,6 +60,14 @@ usage: scalelab [flags] COMMAND [ARGS]
   metrics RUN         a run's metric points (--format csv|json, --names)
   artifacts RUN       a run's checkpoints and final weights: step, size, sha256, location
   cancel SWEEP        cancel every unfinished run of a sweep (--reason)
+  fit SWEEP           fitted scaling laws with intervals, allocations, comparisons
+                      (--budgets=1e19,1e20 --compare_n=N --compare_loss=L)
+  fit --csv FILE      fit a CSV here (--law chinchilla|compute --bootstrap=K --budgets)
+  plot SWEEP          curves, fitted law, frontier, isoFLOP minima with gnuplot
+                      (--out FILE.svg|FILE.png --metric=val_loss --x=compute|tokens --keep_script)
+  export SWEEP        tidy tables (--format csv|json --rows runs|points --names --out FILE)
+  report carbon SWEEP         energy and CO2e per run (--pue --grid)
+  report reliability SWEEP    failures, MTTF, ETTR (--cluster for every sweep)
   data                text corpus -> byte token shards (--input, --data_output)
 common flags: --addr (or SCALELAB_ADDR), --output table|json)";
 
@@ -127,6 +155,78 @@ int main(int argc, char** argv) {
   if (command == "cancel") {
     if (!ParseId(args, 2, "cancel", &id)) return id < 0 ? 2 : Usage("cancel: expected a sweep id");
     return scalelab::cli::Cancel(cli, id, absl::GetFlag(FLAGS_reason));
+  }
+  if (command == "fit") {
+    auto budgets = scalelab::cli::ParseBudgets(absl::GetFlag(FLAGS_budgets));
+    if (!budgets.ok()) {
+      std::cerr << "scalelab: fit: " << budgets.status().message() << "\n";
+      return 2;
+    }
+    if (!absl::GetFlag(FLAGS_csv).empty()) {
+      if (args.size() > 2) return Usage("fit: give a sweep id or --csv FILE, not both");
+      scalelab::cli::LocalFitOptions options;
+      options.csv_path = absl::GetFlag(FLAGS_csv);
+      options.law = absl::GetFlag(FLAGS_law);
+      options.bootstrap = absl::GetFlag(FLAGS_bootstrap);
+      options.budgets_flops = *budgets;
+      return scalelab::cli::LocalFit(cli, options);
+    }
+    scalelab::cli::FitOptions options;
+    if (!ParseId(args, 2, "fit", &options.sweep_id)) {
+      return options.sweep_id < 0 ? 2 : Usage("fit: expected a sweep id or --csv FILE");
+    }
+    options.budgets_flops = *budgets;
+    options.compare_n_params = absl::GetFlag(FLAGS_compare_n);
+    options.compare_target_loss = absl::GetFlag(FLAGS_compare_loss);
+    return scalelab::cli::Fit(cli, options);
+  }
+  if (command == "plot") {
+    scalelab::cli::PlotOptions options;
+    if (!ParseId(args, 2, "plot", &options.sweep_id)) {
+      return options.sweep_id < 0 ? 2 : Usage("plot: expected a sweep id");
+    }
+    options.out = absl::GetFlag(FLAGS_out);
+    options.metric = absl::GetFlag(FLAGS_metric);
+    options.x = absl::GetFlag(FLAGS_x);
+    options.keep_script = absl::GetFlag(FLAGS_keep_script);
+    return scalelab::cli::Plot(cli, options);
+  }
+  if (command == "export") {
+    scalelab::cli::ExportOptions options;
+    if (!ParseId(args, 2, "export", &options.sweep_id)) {
+      return options.sweep_id < 0 ? 2 : Usage("export: expected a sweep id");
+    }
+    options.format = absl::GetFlag(FLAGS_format);
+    options.rows = absl::GetFlag(FLAGS_rows);
+    options.out = absl::GetFlag(FLAGS_out);
+    const std::string names = absl::GetFlag(FLAGS_names);
+    if (!names.empty()) {
+      options.names = absl::StrSplit(names, ',', absl::SkipWhitespace());
+    }
+    return scalelab::cli::Export(cli, options);
+  }
+  if (command == "report") {
+    const std::string kind = args.size() > 2 ? args[2] : "";
+    if (kind == "carbon") {
+      scalelab::cli::CarbonOptions options;
+      if (!ParseId(args, 3, "report carbon", &options.sweep_id)) {
+        return options.sweep_id < 0 ? 2 : Usage("report carbon: expected a sweep id");
+      }
+      options.pue = absl::GetFlag(FLAGS_pue);
+      options.grid_g_per_kwh = absl::GetFlag(FLAGS_grid);
+      return scalelab::cli::CarbonReport(cli, options);
+    }
+    if (kind == "reliability") {
+      if (absl::GetFlag(FLAGS_cluster)) {
+        if (args.size() > 3) return Usage("report reliability: give a sweep id or --cluster");
+        return scalelab::cli::ReliabilityReport(cli, 0);
+      }
+      if (!ParseId(args, 3, "report reliability", &id)) {
+        return id < 0 ? 2 : Usage("report reliability: expected a sweep id or --cluster");
+      }
+      return scalelab::cli::ReliabilityReport(cli, id);
+    }
+    return Usage("report: expected carbon or reliability, got \"" + kind + "\"");
   }
   return Usage("unknown command \"" + command + "\"");
 }

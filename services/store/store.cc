@@ -21,6 +21,7 @@ namespace scalelab::services {
 
 using internal::AddRunCounts;
 using internal::kRunColumns;
+using internal::kRunFrom;
 using internal::kSweepColumns;
 using internal::RecordTransition;
 using internal::RunFromRow;
@@ -33,10 +34,15 @@ absl::Status StoreOptions::Validate() const {
   if (pool_size < 1) {
     return absl::InvalidArgumentError(absl::StrCat("pool_size: expected >= 1, got ", pool_size));
   }
+  if (copy_min_points < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("copy_min_points: expected >= 0, got ", copy_min_points));
+  }
   return absl::OkStatus();
 }
 
-Store::Store(std::unique_ptr<PgPool> pool) : pool_(std::move(pool)) {}
+Store::Store(std::unique_ptr<PgPool> pool, const StoreOptions& options)
+    : pool_(std::move(pool)), copy_min_points_(options.copy_min_points) {}
 
 Store::~Store() = default;
 
@@ -49,14 +55,10 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
   PgPoolOptions pool_options;
   pool_options.url = options.url;
   pool_options.size = options.pool_size;
-  // The ingest path runs once per metric point; prepare it on every connection.
-  pool_options.prepared.emplace_back(
-      "insert_point",
-      "INSERT INTO metric_points (run_id, attempt, step, name, value, tokens, wall_time_s) "
-      "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING");
+  internal::AddIngestStatements(&pool_options);
   auto pool = std::make_unique<PgPool>(std::move(pool_options));
   if (auto status = pool->Ping(); !status.ok()) return status;
-  return std::unique_ptr<Store>(new Store(std::move(pool)));
+  return std::unique_ptr<Store>(new Store(std::move(pool), options));
 }
 
 namespace {
@@ -120,10 +122,11 @@ absl::StatusOr<CreateSweepResult> Store::CreateSweep(const v1::SweepSpec& spec,
     for (const NewRun& run : runs) {
       int64_t run_id = txn.exec_params1(
                               "INSERT INTO runs (sweep_id, run_index, state, config, overrides, "
-                              "max_attempts) VALUES ($1, $2, 'PENDING', $3::jsonb, $4::jsonb, $5) "
-                              "RETURNING id",
+                              "max_attempts, config_pb) VALUES ($1, $2, 'PENDING', $3::jsonb, "
+                              "$4::jsonb, $5, $6) RETURNING id",
                               sweep_id, run.index, internal::ToJson(run.config),
-                              internal::OverridesToJson(run.overrides), max_attempts)[0]
+                              internal::OverridesToJson(run.overrides), max_attempts,
+                              pqxx::binarystring(run.config.SerializeAsString()))[0]
                            .as<int64_t>();
       txn.exec_params(
           "INSERT INTO run_transitions (run_id, attempt, from_state, to_state, reason) "
@@ -222,7 +225,7 @@ absl::StatusOr<RunPage> Store::ListRunsPage(int64_t sweep_id, v1::RunState state
                            .as<int64_t>();
     // One extra row says whether another page follows.
     pqxx::result rows =
-        txn.exec_params(absl::StrCat("SELECT ", kRunColumns, " FROM runs r WHERE ", kFilter,
+        txn.exec_params(absl::StrCat("SELECT ", kRunColumns, " FROM ", kRunFrom, " WHERE ", kFilter,
                                      " AND (r.sweep_id, r.run_index) > ($3, $4)"
                                      " ORDER BY r.sweep_id, r.run_index LIMIT $5"),
                         sweep_id, state_name, after->sweep_id, after->run_index, size + 1);
@@ -246,7 +249,7 @@ absl::StatusOr<v1::Run> Store::GetRun(int64_t run_id) {
   v1::Run run;
   absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
     pqxx::result rows = txn.exec_params(
-        absl::StrCat("SELECT ", kRunColumns, " FROM runs r WHERE r.id = $1"), run_id);
+        absl::StrCat("SELECT ", kRunColumns, " FROM ", kRunFrom, " WHERE r.id = $1"), run_id);
     if (rows.empty()) return absl::NotFoundError(absl::StrCat("run ", run_id, " does not exist"));
     auto loaded = RunFromRow(rows[0]);
     if (!loaded.ok()) return loaded.status();
@@ -340,35 +343,92 @@ absl::StatusOr<v1::GetRunMetricsResponse> Store::GetRunMetrics(
 }
 
 absl::StatusOr<std::vector<v1::RunCurve>> Store::GetSweepCurves(int64_t sweep_id,
-                                                                const std::string& metric) {
+                                                                const std::string& metric,
+                                                                int max_points) {
+  if (max_points < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_points: expected 0 (every point) or a positive count, got ", max_points));
+  }
   std::vector<v1::RunCurve> curves;
-  std::string name = metric.empty() ? "val_loss" : metric;
+  const std::string name = metric.empty() ? "val_loss" : metric;
   absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
+    curves.clear();  // a retried transaction starts over
+    // Runs and points from one snapshot, so each curve is of the attempt its run shows.
+    txn.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY");
     if (txn.exec_params("SELECT 1 FROM sweeps WHERE id = $1", sweep_id).empty()) {
       return absl::NotFoundError(absl::StrCat("sweep ", sweep_id, " does not exist"));
     }
-    pqxx::result runs =
-        txn.exec_params(absl::StrCat("SELECT ", kRunColumns,
-                                     " FROM runs r WHERE r.sweep_id = $1 ORDER BY r.run_index"),
-                        sweep_id);
-    for (const auto& row : runs) {
-      auto run = RunFromRow(row);
+    pqxx::result runs = txn.exec_params(absl::StrCat("SELECT ", kRunColumns, " FROM ", kRunFrom,
+                                                     " WHERE r.sweep_id = $1 ORDER BY r.run_index"),
+                                        sweep_id);
+    curves.resize(runs.size());
+    for (size_t i = 0; i < runs.size(); ++i) {
+      auto run = RunFromRow(runs[i]);
       if (!run.ok()) return run.status();
-      v1::RunCurve curve;
-      pqxx::result points = txn.exec_params(
-          "SELECT step, tokens, value, wall_time_s FROM metric_points "
-          "WHERE run_id = $1 AND attempt = $2 AND name = $3 ORDER BY step",
-          run->id(), run->attempt(), name);
-      for (const auto& point_row : points) {
-        v1::MetricPoint* point = curve.add_points();
-        point->set_name(name);
-        point->set_step(point_row[0].as<int64_t>());
-        point->set_tokens(point_row[1].as<double>());
-        point->set_value(point_row[2].as<double>());
-        point->set_wall_time_s(point_row[3].as<double>());
+      *curves[i].mutable_run() = *std::move(run);
+    }
+    // Every run's points in one query: per run (in run_index order, from the runs' key) an
+    // index range scan of metric_points' key (run, attempt, name, step), already in step order,
+    // so nothing is sorted but each run's few points. With max_points = m below a curve's n
+    // points, the kept rows i (0-based, in step order) are 0 and the first row of each of the
+    // m - 1 buckets floor(i (m - 1) / (n - 1)): exactly m, evenly spaced, the last point the
+    // last bucket's. m = 1 keeps the last point only, the final value of the run.
+    constexpr char kPoints[] =
+        "SELECT m.step, m.tokens, m.value, m.wall_time_s FROM metric_points m "
+        "WHERE m.run_id = r.id AND m.attempt = r.attempt AND m.name = $2";
+    const std::string points_of_run =
+        max_points == 0
+            ? absl::StrCat(kPoints, " OFFSET 0")  // OFFSET 0: a per-run scan, not a hash join
+            : absl::StrCat(
+                  "SELECT k.step, k.tokens, k.value, k.wall_time_s FROM (SELECT w.*, "
+                  "row_number() OVER (ORDER BY w.step) - 1 AS i, count(*) OVER () AS n FROM (",
+                  kPoints,
+                  ") w) k WHERE k.n <= $3 OR k.i = k.n - 1 OR ($3 > 1 AND (k.i = 0 OR "
+                  "(k.i * ($3 - 1)) / (k.n - 1) > ((k.i - 1) * ($3 - 1)) / (k.n - 1)))");
+    // Planned at thousands of runs, this query's cost estimate would switch on JIT compilation,
+    // which costs more than it saves here.
+    txn.exec("SET LOCAL jit = off");
+    const std::string points_sql = absl::StrCat(
+        "SELECT r.id, p.step, p.tokens, p.value, p.wall_time_s FROM runs r "
+        "CROSS JOIN LATERAL (",
+        points_of_run, ") p WHERE r.sweep_id = $1 ORDER BY r.run_index, p.step");
+    pqxx::result points = max_points == 0 ? txn.exec_params(points_sql, sweep_id, name)
+                                          : txn.exec_params(points_sql, sweep_id, name, max_points);
+    // Points come in the curves' order (run_index), so the curves are walked once.
+    size_t next_curve = 0;
+    v1::RunCurve* curve = nullptr;
+    for (const auto& row : points) {
+      // Fields through one iterator: each row[i] would copy the result's shared pointers.
+      const char* text[5];
+      auto field = row.begin();
+      for (const char*& column : text) {
+        column = field->c_str();
+        ++field;
       }
-      *curve.mutable_run() = *std::move(run);
-      curves.push_back(std::move(curve));
+      int64_t run_id = 0, step = 0;
+      double tokens = 0, value = 0, wall_time_s = 0;
+      // from_chars rather than pqxx's stream-based conversions: a sweep's curves are many rows.
+      if (!absl::SimpleAtoi(text[0], &run_id) || !absl::SimpleAtoi(text[1], &step) ||
+          !internal::ParseFloat8(text[2], &tokens) || !internal::ParseFloat8(text[3], &value) ||
+          !internal::ParseFloat8(text[4], &wall_time_s)) {
+        return absl::InternalError(
+            absl::StrCat("metric_points: unreadable row of run ", text[0], " step ", text[1]));
+      }
+      if (curve == nullptr || run_id != curve->run().id()) {
+        while (next_curve < curves.size() && curves[next_curve].run().id() != run_id) {
+          ++next_curve;
+        }
+        if (next_curve == curves.size()) {
+          return absl::InternalError(absl::StrCat("points of run ", run_id, " out of run order"));
+        }
+        curve = &curves[next_curve++];
+      }
+      v1::MetricPoint* point = curve->add_points();
+      point->set_name(name);
+      point->set_step(step);
+      point->set_tokens(tokens);
+      point->set_value(value);
+      point->set_wall_time_s(wall_time_s);
     }
     return absl::OkStatus();
   });

@@ -12,8 +12,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +37,11 @@ struct StoreOptions {
   std::string url;               // libpq URI; required
   int pool_size = 4;             // connections
   bool apply_migrations = true;  // apply migrations/ at Open
+  // ReportMetrics COPYs a batch of at least this many points straight into metric_points when
+  // none of them can be stored already (steps beyond the attempt's last); other batches go as
+  // one INSERT ... ON CONFLICT of arrays (store_ingest.cc says why; scalelab-ingest-bench
+  // --compare_paths measures both). 0 = COPY whenever possible. Default 16.
+  int copy_min_points = 16;
   absl::Status Validate() const;
 };
 
@@ -92,6 +99,49 @@ struct StoreCounts {
   std::map<std::string, int64_t> workers_by_state;  // "ALIVE" -> n
 };
 
+// A fitted law of one group of a sweep, as the scheduler's fitter computed it (store_fits.cc).
+// Units are those of the law's inputs: N in parameters, D in tokens, C in FLOPs.
+struct StoredFit {
+  int64_t id = 0;  // assigned by SaveFit; ignored by it
+  int64_t sweep_id = 0;
+  std::string law;                           // "chinchilla" | "compute"
+  std::map<std::string, std::string> group;  // group_by key -> value; empty = the whole sweep
+  std::vector<std::string> param_names;      // "E", "A", "alpha", ...
+  std::vector<double> params;                // at the optimum, in param_names order
+  // Bootstrap refits, row-major: samples.size() / params.size() rows of params.size() values
+  // in param_names order. Empty when no refit succeeded (or none was asked for).
+  std::vector<double> samples;
+  double confidence = 0;  // interval level the fit was made for, e.g. 0.95
+  double objective = 0;   // loss of the fit at the optimum
+  int n_points = 0;
+  std::vector<int64_t> run_ids;  // the runs fitted
+  // Held-out extrapolation error (mean |pred - actual| / actual); NaN = not computed.
+  double holdout_rel_error = std::numeric_limits<double>::quiet_NaN();
+  std::string message;    // why the group has no usable fit; params may then be empty
+  absl::Time created_at;  // set by SaveFit (the server's clock); ignored by it
+};
+
+// One attempt of a run with what reliability and carbon reports need (ListAttempts).
+struct AttemptRecord {
+  int64_t run_id = 0;
+  int64_t sweep_id = 0;
+  int32_t attempt = 0;
+  int64_t worker_id = 0;
+  v1::RunState state = v1::RUN_STATE_UNSPECIFIED;  // LEASED, RUNNING or how it ended
+  absl::Time started_at;
+  std::optional<absl::Time> ended_at;  // absent while the attempt runs
+  v1::FailureClass failure_class = v1::FAILURE_CLASS_UNSPECIFIED;
+  // GPUs held, or CPU slots when none: the energy report's figure when it gave one, else what
+  // placement granted.
+  int32_t devices = 0;
+  int32_t gpus = 0;       // GPUs placement granted
+  int32_t cpu_slots = 0;  // CPU slots placement granted
+  // As the worker reported it at completion (zeros when it did not: lost, cancelled before
+  // reporting, older workers); wall_s = ended_at - started_at (0 while running).
+  v1::EnergyReport energy;
+  std::vector<absl::Time> checkpoint_times;  // created_at of its checkpoint artifacts, ascending
+};
+
 class Store {
  public:
   // Connects, checks the server answers and (by default) applies pending migrations.
@@ -99,6 +149,11 @@ class Store {
   ~Store();  // out of line: PgPool is incomplete here
 
   // --- sweeps and runs -------------------------------------------------------------------
+  // Every v1::Run the store returns carries, besides its row, `record` (as last reported; unset
+  // until a report had one) and `energy`: the sum over its attempts of what their completions
+  // reported (joules, device-seconds), the wall time of its ended attempts, the most devices
+  // an attempt held, and the energy source and device kind, or "mixed" when attempts differ.
+  // Unset when all of that is zero. Read in the same query as the runs (no query per run).
   // Stores the sweep and all its runs (PENDING) in one transaction. With a non-empty
   // idempotency key that already names a sweep, stores nothing and returns that sweep; if that
   // sweep's spec differs from `spec`, FailedPrecondition.
@@ -149,13 +204,16 @@ class Store {
                                                       absl::Time now, absl::Duration lease_ttl);
 
   // --- attempts ------------------------------------------------------------------------------
-  // Stores points once per (run, attempt, step, name); the first report of an attempt moves
-  // the run to RUNNING. FailedPrecondition when the attempt is not the run's current one.
+  // Stores points once per (run, attempt, step, name) and counts those that were new; the first
+  // report of an attempt moves the run to RUNNING. Moves the run's progress (step, tokens,
+  // latest train_loss / val_loss) and, when the request has a non-empty record, replaces the
+  // run's record with it. FailedPrecondition when the attempt is not the run's current one.
   absl::StatusOr<ReportMetricsResult> ReportMetrics(const v1::ReportMetricsRequest& request,
                                                     absl::Time now, absl::Duration lease_ttl);
   // Ends an attempt. Success -> SUCCEEDED; failure -> whatever `decide` says (PENDING to retry,
-  // FAILED to stop). A report for a run that was cancelled meanwhile is accepted and changes
-  // nothing. FailedPrecondition when the attempt is not current.
+  // FAILED to stop). The request's energy report (when it has one) is stored with the attempt.
+  // A report for a run that was cancelled meanwhile is accepted and records only the energy.
+  // FailedPrecondition when the attempt is not current.
   absl::StatusOr<v1::RunState> CompleteRun(const v1::CompleteRunRequest& request,
                                            const RetryDecider& decide);
   // Runs whose lease ended before `now` go where `decide` says (NODE_LOST); workers silent for
@@ -167,9 +225,37 @@ class Store {
   // --- results -----------------------------------------------------------------------------
   absl::StatusOr<v1::GetRunMetricsResponse> GetRunMetrics(int64_t run_id,
                                                           const std::vector<std::string>& names);
+  // One curve per run of the sweep, in run index order: the run (as ListRuns gives it) and the
+  // points of `metric` ("" = val_loss) its current attempt reported, in step order. With
+  // max_points > 0, a curve of more points is downsampled on the server to exactly max_points,
+  // evenly spaced by position, first and last kept (max_points 1: the last point only).
+  // NotFound: no such sweep; InvalidArgument: max_points < 0. Reads one snapshot with two
+  // queries (runs, then every run's points), whatever the number of runs.
   absl::StatusOr<std::vector<v1::RunCurve>> GetSweepCurves(int64_t sweep_id,
-                                                           const std::string& metric);
+                                                           const std::string& metric,
+                                                           int max_points = 0);
   absl::StatusOr<StoreCounts> Counts();
+  // Every attempt of the sweep's runs (sweep_id 0 = of every sweep), ordered by run id and
+  // attempt, in one query whatever their number. NotFound when sweep_id names no sweep.
+  // (store_attempts.cc)
+  absl::StatusOr<std::vector<AttemptRecord>> ListAttempts(int64_t sweep_id);
+
+  // --- fits (store_fits.cc) -------------------------------------------------------------------
+  // The store keeps fits; the scheduler decides when to fit, how to group, and what a fit is.
+  //
+  // Stores `fit` as the fit of (sweep_id, law, group), replacing an earlier one (its id is kept,
+  // created_at becomes now). Returns the row's id. InvalidArgument when law is empty, params
+  // and param_names differ in length, or samples is not a whole number of params rows;
+  // NotFound when the sweep does not exist.
+  absl::StatusOr<int64_t> SaveFit(const StoredFit& fit);
+  // The sweep's fits ordered by law, then group. NotFound when the sweep does not exist.
+  absl::StatusOr<std::vector<StoredFit>> ListFits(int64_t sweep_id);
+  // Up to `limit` sweeps (<= 0: 100), oldest first, that may have a fit group to (re)fit: the
+  // spec does not say fit.law "none" and some run reached a terminal state (SUCCEEDED, FAILED,
+  // CANCELLED) after the sweep's newest fit row was written (or there is none). Which groups are
+  // finished and stale is the caller's decision (scheduler/fitter.h); it must save a row for each
+  // group it fits, with a message where it could not fit, or the sweep is returned again.
+  absl::StatusOr<std::vector<int64_t>> SweepsWithStaleFits(int limit);
 
   // --- artifacts (store_artifacts.cc) -------------------------------------------------------
   // Records the artifacts of the worker's current attempt; one row per (run, attempt, kind,
@@ -188,8 +274,9 @@ class Store {
   absl::Status CheckInitExists(const v1::InitSpec& init);
 
  private:
-  explicit Store(std::unique_ptr<PgPool> pool);
+  Store(std::unique_ptr<PgPool> pool, const StoreOptions& options);
   std::unique_ptr<PgPool> pool_;
+  const int copy_min_points_;
 };
 
 }  // namespace scalelab::services

@@ -1,5 +1,5 @@
-// Workers, heartbeats, metric ingest, attempt completion and lease expiry: the write path of
-// running sweeps. Leases are granted in store_placement.cc.
+// Workers, heartbeats, attempt completion and lease expiry: the write path of running sweeps.
+// Leases are granted in store_placement.cc, metric points ingested in store_ingest.cc.
 #include <algorithm>
 #include <utility>
 
@@ -11,14 +11,14 @@
 
 namespace scalelab::services {
 
+using internal::EpochSeconds;
 using internal::kRunColumns;
+using internal::kRunFrom;
 using internal::RecordTransition;
 using internal::RefreshSweepState;
 using internal::RunFromRow;
 
 namespace {
-
-double EpochSeconds(absl::Time t) { return absl::ToUnixMicros(t) / 1e6; }
 
 // Locks the sweep of a run. Every transaction that may change a sweep's state locks the sweep
 // before its runs (CancelSweep does the same), so two runs ending together serialize on the
@@ -38,7 +38,8 @@ absl::Status LockSweepOfRun(pqxx::work& txn, int64_t run_id) {
 absl::StatusOr<v1::Run> LockCurrentAttempt(pqxx::work& txn, int64_t run_id, int32_t attempt,
                                            int64_t worker_id) {
   pqxx::result rows = txn.exec_params(
-      absl::StrCat("SELECT ", kRunColumns, " FROM runs r WHERE r.id = $1 FOR UPDATE"), run_id);
+      absl::StrCat("SELECT ", kRunColumns, " FROM ", kRunFrom, " WHERE r.id = $1 FOR UPDATE OF r"),
+      run_id);
   if (rows.empty()) return absl::NotFoundError(absl::StrCat("run ", run_id, " does not exist"));
   auto run = RunFromRow(rows[0]);
   if (!run.ok()) return run;
@@ -60,6 +61,18 @@ void CloseAttempt(pqxx::work& txn, int64_t run_id, int32_t attempt, v1::RunState
       "failure_class = $6, message = $7 WHERE run_id = $1 AND attempt = $2 AND ended_at IS NULL",
       run_id, attempt, RunStateName(end_state), exit_code, term_signal,
       FailureClassName(failure_class), message);
+}
+
+// What an attempt used, as its worker measured it. A report without figures (an older worker)
+// leaves the attempt's zeros.
+void RecordEnergy(pqxx::work& txn, int64_t run_id, int32_t attempt,
+                  const v1::EnergyReport& energy) {
+  if (energy.ByteSizeLong() == 0) return;
+  txn.exec_params(
+      "UPDATE run_attempts SET energy_j = $3, energy_source = $4, device_seconds = $5, "
+      "device_kind = $6, devices = $7 WHERE run_id = $1 AND attempt = $2",
+      run_id, attempt, energy.energy_j(), energy.source(), energy.device_seconds(),
+      energy.device_kind(), energy.devices());
 }
 
 }  // namespace
@@ -113,60 +126,6 @@ absl::StatusOr<HeartbeatResult> Store::Heartbeat(int64_t worker_id,
   return result;
 }
 
-absl::StatusOr<ReportMetricsResult> Store::ReportMetrics(const v1::ReportMetricsRequest& request,
-                                                         absl::Time now, absl::Duration lease_ttl) {
-  ReportMetricsResult result;
-  absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
-    result = ReportMetricsResult();  // a retried transaction starts over
-    auto run = LockCurrentAttempt(txn, request.run_id(), request.attempt(), request.worker_id());
-    if (!run.ok()) return run.status();
-    if (IsTerminal(run->state())) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "run ", request.run_id(), " is ", RunStateName(run->state()), "; stop reporting"));
-    }
-    if (run->state() == v1::RUN_STATE_LEASED) {
-      RecordTransition(txn, run->id(), run->attempt(), v1::RUN_STATE_LEASED, v1::RUN_STATE_RUNNING,
-                       "trainer started");
-      txn.exec_params(
-          "UPDATE run_attempts SET state = 'RUNNING' WHERE run_id = $1 AND attempt = $2", run->id(),
-          run->attempt());
-    }
-    int64_t max_step = run->step();
-    double max_tokens = run->tokens();
-    const v1::MetricPoint* last_train = nullptr;
-    const v1::MetricPoint* last_val = nullptr;
-    for (const v1::MetricPoint& point : request.points()) {
-      pqxx::result inserted =
-          txn.exec_prepared("insert_point", request.run_id(), request.attempt(), point.step(),
-                            point.name(), point.value(), point.tokens(), point.wall_time_s());
-      result.stored += static_cast<int>(inserted.affected_rows());
-      if (point.step() >= max_step) {
-        max_step = point.step();
-        max_tokens = std::max(max_tokens, point.tokens());
-      }
-      if (point.name() == "train_loss" && (!last_train || point.step() >= last_train->step())) {
-        last_train = &point;
-      }
-      if (point.name() == "val_loss" && (!last_val || point.step() >= last_val->step())) {
-        last_val = &point;
-      }
-    }
-    result.tokens_added = std::max(0.0, max_tokens - run->tokens());
-    // One statement per report: this is the ingest hot path. A loss without a new point in this
-    // batch keeps its stored value.
-    txn.exec_params(
-        "UPDATE runs SET step = $2, tokens = $3, lease_expires_at = to_timestamp($4), "
-        "train_loss = CASE WHEN $5 THEN $6 ELSE train_loss END, "
-        "val_loss = CASE WHEN $7 THEN $8 ELSE val_loss END, updated_at = now() WHERE id = $1",
-        run->id(), max_step, max_tokens, EpochSeconds(now + lease_ttl), last_train != nullptr,
-        last_train ? last_train->value() : 0.0, last_val != nullptr,
-        last_val ? last_val->value() : 0.0);
-    return absl::OkStatus();
-  });
-  if (!status.ok()) return status;
-  return result;
-}
-
 absl::StatusOr<v1::RunState> Store::CompleteRun(const v1::CompleteRunRequest& request,
                                                 const RetryDecider& decide) {
   v1::RunState next = v1::RUN_STATE_UNSPECIFIED;
@@ -175,7 +134,9 @@ absl::StatusOr<v1::RunState> Store::CompleteRun(const v1::CompleteRunRequest& re
     auto run = LockCurrentAttempt(txn, request.run_id(), request.attempt(), request.worker_id());
     if (!run.ok()) return run.status();
     if (IsTerminal(run->state())) {
-      // Cancelled while it ran: the worker stopped it; nothing more to record.
+      // Cancelled while it ran: the worker stopped it. Only what the attempt used is still
+      // worth recording (a re-sent completion writes the same figures again).
+      RecordEnergy(txn, run->id(), run->attempt(), request.energy());
       next = run->state();
       return absl::OkStatus();
     }
@@ -192,6 +153,7 @@ absl::StatusOr<v1::RunState> Store::CompleteRun(const v1::CompleteRunRequest& re
     CloseAttempt(txn, run->id(), run->attempt(),
                  request.succeeded() ? v1::RUN_STATE_SUCCEEDED : v1::RUN_STATE_FAILED,
                  request.exit_code(), request.term_signal(), failure_class, request.message());
+    RecordEnergy(txn, run->id(), run->attempt(), request.energy());
     RecordTransition(txn, run->id(), run->attempt(), run->state(), next, reason);
     txn.exec_params(
         "UPDATE runs SET exit_code = $2, failure_class = $3, message = $4, "
@@ -224,9 +186,9 @@ absl::StatusOr<std::vector<ExpiredLease>> Store::ExpireLeases(absl::Time now,
         EpochSeconds(now - worker_timeout));
     pqxx::result rows = txn.exec_params(
         absl::StrCat(
-            "SELECT ", kRunColumns,
-            " FROM runs r WHERE r.state IN ('LEASED', 'RUNNING') "
-            "AND r.lease_expires_at < to_timestamp($1) ORDER BY r.id FOR UPDATE SKIP LOCKED"),
+            "SELECT ", kRunColumns, " FROM ", kRunFrom,
+            " WHERE r.state IN ('LEASED', 'RUNNING') "
+            "AND r.lease_expires_at < to_timestamp($1) ORDER BY r.id FOR UPDATE OF r SKIP LOCKED"),
         EpochSeconds(now));
     for (const auto& row : rows) {
       auto run = RunFromRow(row);

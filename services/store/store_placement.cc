@@ -17,9 +17,9 @@
 #include "spdlog/spdlog.h"
 
 namespace scalelab::services {
-namespace {
 
-double EpochSeconds(absl::Time t) { return absl::ToUnixMicros(t) / 1e6; }
+using internal::EpochSeconds;
+namespace {
 
 // True for a run of `runs q` that may start: it names no init.from_run, or that run has final
 // weights. A fact about the rows, not a policy: the scheduler decides among ready runs.

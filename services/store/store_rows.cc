@@ -3,8 +3,13 @@
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <charconv>
 #include <cmath>
+#include <limits>
+#include <tuple>
+#include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "services/common/run_state.h"
 
@@ -19,7 +24,142 @@ google::protobuf::Timestamp TimestampFromEpoch(double epoch_s) {
   return ts;
 }
 
+template <typename T, typename Parse>
+absl::StatusOr<std::vector<T>> ArrayFromField(const pqxx::field& field, absl::string_view what,
+                                              Parse parse) {
+  std::vector<T> values;
+  if (field.is_null()) return values;
+  pqxx::array_parser parser = field.as_array();
+  int depth = 0;
+  for (auto [juncture, text] = parser.get_next(); juncture != pqxx::array_parser::done;
+       std::tie(juncture, text) = parser.get_next()) {
+    switch (juncture) {
+      case pqxx::array_parser::row_start:
+        if (++depth > 1) {
+          return absl::InternalError(absl::StrCat(what, ": expected a one-dimensional array"));
+        }
+        break;
+      case pqxx::array_parser::row_end:
+        --depth;
+        break;
+      case pqxx::array_parser::null_value:
+        return absl::InternalError(absl::StrCat(what, ": unexpected NULL element"));
+      case pqxx::array_parser::string_value: {
+        T value;
+        if (!parse(text, &value)) {
+          return absl::InternalError(
+              absl::StrCat(what, ": bad element \"", text.substr(0, 40), "\""));
+        }
+        values.push_back(std::move(value));
+        break;
+      }
+      case pqxx::array_parser::done:
+        break;
+    }
+  }
+  return values;
+}
+
 }  // namespace
+
+void AppendFloat8Text(std::string* out, double value) {
+  if (std::isnan(value)) {
+    out->append("NaN");
+  } else if (std::isinf(value)) {
+    out->append(value > 0 ? "Infinity" : "-Infinity");
+  } else {
+    char buffer[32];
+    auto [end, error] = std::to_chars(buffer, buffer + sizeof(buffer), value);
+    out->append(buffer, end);  // 32 bytes always hold the shortest form of a double
+  }
+}
+
+std::string Float8Text(double value) {
+  std::string out;
+  AppendFloat8Text(&out, value);
+  return out;
+}
+
+void AppendArrayTextElement(std::string* out, absl::string_view value) {
+  out->push_back('"');
+  for (char c : value) {
+    if (c == '"' || c == '\\') out->push_back('\\');
+    out->push_back(c);
+  }
+  out->push_back('"');
+}
+
+std::string Float8ArrayLiteral(const std::vector<double>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    AppendFloat8Text(&out, values[i]);
+  }
+  out.push_back('}');
+  return out;
+}
+
+std::string Int64ArrayLiteral(const std::vector<int64_t>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) absl::StrAppend(&out, i > 0 ? "," : "", values[i]);
+  out.push_back('}');
+  return out;
+}
+
+std::string TextArrayLiteral(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    AppendArrayTextElement(&out, values[i]);
+  }
+  out.push_back('}');
+  return out;
+}
+
+bool ParseFloat8(absl::string_view text, double* value) {
+  // PostgreSQL's spellings first; from_chars does the digits without locale or allocation.
+  if (text == "NaN") {
+    *value = std::numeric_limits<double>::quiet_NaN();
+    return true;
+  }
+  if (text == "Infinity" || text == "-Infinity") {
+    *value = text[0] == '-' ? -std::numeric_limits<double>::infinity()
+                            : std::numeric_limits<double>::infinity();
+    return true;
+  }
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *value);
+  return error == std::errc() && end == text.data() + text.size();
+}
+
+absl::StatusOr<double> Float8FromField(const pqxx::field& field, absl::string_view what) {
+  double value = 0;
+  if (field.is_null() || !ParseFloat8(field.c_str(), &value)) {
+    return absl::InternalError(absl::StrCat(what, ": expected a number, got \"",
+                                            absl::string_view(field.c_str()).substr(0, 40), "\""));
+  }
+  return value;
+}
+
+absl::StatusOr<std::vector<double>> Float8ArrayFromField(const pqxx::field& field,
+                                                         absl::string_view what) {
+  return ArrayFromField<double>(
+      field, what, [](const std::string& text, double* value) { return ParseFloat8(text, value); });
+}
+
+absl::StatusOr<std::vector<int64_t>> Int64ArrayFromField(const pqxx::field& field,
+                                                         absl::string_view what) {
+  return ArrayFromField<int64_t>(field, what, [](const std::string& text, int64_t* value) {
+    return absl::SimpleAtoi(text, value);
+  });
+}
+
+absl::StatusOr<std::vector<std::string>> TextArrayFromField(const pqxx::field& field,
+                                                            absl::string_view what) {
+  return ArrayFromField<std::string>(field, what, [](const std::string& text, std::string* value) {
+    *value = text;
+    return true;
+  });
+}
 
 std::string ToJson(const google::protobuf::Message& message) {
   google::protobuf::util::JsonPrintOptions options;
@@ -49,6 +189,144 @@ std::string OverridesToJson(const std::map<std::string, std::string>& overrides)
   return ToJson(object);
 }
 
+namespace {
+
+// A float8 column: from_chars on the text, without the stream pqxx 6 builds per conversion
+// (which cost more than the rest of a run's row).
+double Float8(const pqxx::field& field) {
+  double value = 0;
+  return ParseFloat8(field.c_str(), &value) ? value : field.as<double>();
+}
+
+void AppendUtf8(uint32_t code_point, std::string* out) {
+  if (code_point < 0x80) {
+    out->push_back(static_cast<char>(code_point));
+  } else if (code_point < 0x800) {
+    out->push_back(static_cast<char>(0xC0 | (code_point >> 6)));
+    out->push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
+  } else if (code_point < 0x10000) {
+    out->push_back(static_cast<char>(0xE0 | (code_point >> 12)));
+    out->push_back(static_cast<char>(0x80 | ((code_point >> 6) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
+  } else {
+    out->push_back(static_cast<char>(0xF0 | (code_point >> 18)));
+    out->push_back(static_cast<char>(0x80 | ((code_point >> 12) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | ((code_point >> 6) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
+  }
+}
+
+// A JSON string at json[*pos] (the opening quote), unescaped into *out; *pos ends past it.
+bool ParseJsonString(absl::string_view json, size_t* pos, std::string* out) {
+  if (*pos >= json.size() || json[*pos] != '"') return false;
+  out->clear();
+  auto hex4 = [&](size_t at, uint32_t* value) {
+    if (at + 4 > json.size()) return false;
+    *value = 0;
+    for (size_t i = at; i < at + 4; ++i) {
+      const char c = json[i];
+      const int digit = c >= '0' && c <= '9'   ? c - '0'
+                        : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                        : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                               : -1;
+      if (digit < 0) return false;
+      *value = *value * 16 + static_cast<uint32_t>(digit);
+    }
+    return true;
+  };
+  for (size_t i = *pos + 1; i < json.size(); ++i) {
+    const char c = json[i];
+    if (c == '"') {
+      *pos = i + 1;
+      return true;
+    }
+    if (c != '\\') {
+      out->push_back(c);
+      continue;
+    }
+    if (++i >= json.size()) return false;
+    switch (json[i]) {
+      case '"':
+        out->push_back('"');
+        break;
+      case '\\':
+        out->push_back('\\');
+        break;
+      case '/':
+        out->push_back('/');
+        break;
+      case 'b':
+        out->push_back('\b');
+        break;
+      case 'f':
+        out->push_back('\f');
+        break;
+      case 'n':
+        out->push_back('\n');
+        break;
+      case 'r':
+        out->push_back('\r');
+        break;
+      case 't':
+        out->push_back('\t');
+        break;
+      case 'u': {
+        uint32_t code_point = 0;
+        if (!hex4(i + 1, &code_point)) return false;
+        i += 4;
+        if (code_point >= 0xD800 && code_point < 0xDC00) {  // a surrogate pair
+          uint32_t low = 0;
+          if (i + 2 >= json.size() || json[i + 1] != '\\' || json[i + 2] != 'u' ||
+              !hex4(i + 3, &low) || low < 0xDC00 || low > 0xDFFF) {
+            return false;
+          }
+          i += 6;
+          code_point = 0x10000 + ((code_point - 0xD800) << 10) + (low - 0xDC00);
+        }
+        AppendUtf8(code_point, out);
+        break;
+      }
+      default:
+        return false;
+    }
+  }
+  return false;
+}
+
+// The overrides as PostgreSQL prints a JSON object of strings ({"a": "1", "b.c": "x"}).
+// False for anything else; the caller then takes the general (slow) proto JSON parser.
+bool ParseStringMap(absl::string_view json, google::protobuf::Map<std::string, std::string>* out) {
+  size_t pos = 0;
+  auto skip_space = [&] {
+    while (pos < json.size() &&
+           (json[pos] == ' ' || json[pos] == '\n' || json[pos] == '\t' || json[pos] == '\r')) {
+      ++pos;
+    }
+  };
+  skip_space();
+  if (pos >= json.size() || json[pos++] != '{') return false;
+  skip_space();
+  if (pos < json.size() && json[pos] == '}')
+    return json.substr(pos + 1).find_first_not_of(" \n") == absl::string_view::npos;
+  std::string key, value;
+  while (true) {
+    skip_space();
+    if (!ParseJsonString(json, &pos, &key)) return false;
+    skip_space();
+    if (pos >= json.size() || json[pos++] != ':') return false;
+    skip_space();
+    if (!ParseJsonString(json, &pos, &value)) return false;
+    (*out)[key] = value;
+    skip_space();
+    if (pos >= json.size()) return false;
+    if (json[pos] == '}') break;
+    if (json[pos++] != ',') return false;
+  }
+  return json.substr(pos + 1).find_first_not_of(" \n") == absl::string_view::npos;
+}
+
+}  // namespace
+
 absl::StatusOr<v1::Run> RunFromRow(const pqxx::row& row) {
   v1::Run run;
   run.set_id(row[0].as<int64_t>());
@@ -57,26 +335,56 @@ absl::StatusOr<v1::Run> RunFromRow(const pqxx::row& row) {
   auto state = ParseRunState(row[3].as<std::string>());
   if (!state.ok()) return state.status();
   run.set_state(*state);
-  if (auto status = FromJson(row[4].as<std::string>(), run.mutable_config()); !status.ok()) {
+  if (!row[4].is_null()) {
+    const pqxx::binarystring config(row[4]);
+    if (!run.mutable_config()->ParseFromArray(config.data(), static_cast<int>(config.size()))) {
+      return absl::InternalError(
+          absl::StrCat("run ", run.id(), ": stored config_pb is not a RunConfig"));
+    }
+  } else if (auto status = FromJson(row[5].as<std::string>(), run.mutable_config()); !status.ok()) {
     return status;
   }
-  google::protobuf::Struct overrides;
-  if (auto status = FromJson(row[5].as<std::string>(), &overrides); !status.ok()) return status;
-  for (const auto& [key, value] : overrides.fields()) {
-    (*run.mutable_overrides())[key] = value.string_value();
+  const absl::string_view overrides_json(row[6].c_str(), row[6].size());
+  if (!ParseStringMap(overrides_json, run.mutable_overrides())) {
+    run.mutable_overrides()->clear();
+    google::protobuf::Struct overrides;
+    if (auto status = FromJson(std::string(overrides_json), &overrides); !status.ok()) {
+      return status;
+    }
+    for (const auto& [key, value] : overrides.fields()) {
+      (*run.mutable_overrides())[key] = value.string_value();
+    }
   }
-  run.set_attempt(row[6].as<int32_t>());
-  run.set_max_attempts(row[7].as<int32_t>());
-  run.set_worker_id(row[8].as<int64_t>());
-  run.set_step(row[9].as<int64_t>());
-  run.set_tokens(row[10].as<double>());
-  run.set_train_loss(row[11].as<double>());
-  run.set_val_loss(row[12].as<double>());
-  run.set_exit_code(row[13].as<int32_t>());
-  run.set_failure_class(ParseFailureClass(row[14].as<std::string>()));
-  run.set_message(row[15].as<std::string>());
-  *run.mutable_created_at() = TimestampFromEpoch(row[16].as<double>());
-  *run.mutable_updated_at() = TimestampFromEpoch(row[17].as<double>());
+  run.set_attempt(row[7].as<int32_t>());
+  run.set_max_attempts(row[8].as<int32_t>());
+  run.set_worker_id(row[9].as<int64_t>());
+  run.set_step(row[10].as<int64_t>());
+  run.set_tokens(Float8(row[11]));
+  run.set_train_loss(Float8(row[12]));
+  run.set_val_loss(Float8(row[13]));
+  run.set_exit_code(row[14].as<int32_t>());
+  run.set_failure_class(ParseFailureClass(row[15].as<std::string>()));
+  run.set_message(row[16].as<std::string>());
+  *run.mutable_created_at() = TimestampFromEpoch(Float8(row[17]));
+  *run.mutable_updated_at() = TimestampFromEpoch(Float8(row[18]));
+  v1::RunRecord record;
+  record.set_n_params(row[19].as<int64_t>());
+  record.set_n_params_total(row[20].as<int64_t>());
+  record.set_flops_per_token(Float8(row[21]));
+  record.set_tokens(Float8(row[22]));
+  record.set_flops(Float8(row[23]));
+  record.set_family(row[24].as<std::string>());
+  // Present only once reported, so "never reported" and "reported zeros" read the same as in
+  // the proto contract (unset fields are 0) without an empty message on every run.
+  if (record.ByteSizeLong() > 0) *run.mutable_record() = std::move(record);
+  v1::EnergyReport energy;
+  energy.set_energy_j(Float8(row[25]));
+  energy.set_source(row[26].as<std::string>());
+  energy.set_device_seconds(Float8(row[27]));
+  energy.set_device_kind(row[28].as<std::string>());
+  energy.set_devices(row[29].as<int32_t>());
+  energy.set_wall_s(Float8(row[30]));
+  if (energy.ByteSizeLong() > 0) *run.mutable_energy() = std::move(energy);
   return run;
 }
 

@@ -1,6 +1,6 @@
 // The scheduler in-process on port 0 over a fresh PostgreSQL database, called through real
 // gRPC: what a new user's oversized or odd submissions get back, and paging through the runs of
-// a large sweep, from the API and from the `scalelab` client.
+// a large sweep, from the API and from the `scalelab` client (status, export).
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <memory>
@@ -13,6 +13,7 @@
 #include "services/api/grpc_server.h"
 #include "services/api/status_util.h"
 #include "services/cli/commands.h"
+#include "services/cli/results_commands.h"
 #include "tests/support/pg_harness.h"
 
 namespace scalelab::scheduler {
@@ -159,6 +160,29 @@ TEST_CASE("The runs of a 2,500-run sweep come in pages with a total, and the CLI
     CHECK(text.find("showing") == std::string::npos);
     // The headline, the header and one row per run.
     CHECK(std::count(text.begin(), text.end(), '\n') == 2 + 2500);
+  }
+
+  SECTION("through scalelab export") {
+    cli::CliContext cli = cli::Connect(scheduler.address(), cli::OutputFormat::kTable);
+    std::ostringstream out, err;
+    cli.out = &out;
+    cli.err = &err;
+    cli::ExportOptions options;
+    options.sweep_id = sweep_id;
+    REQUIRE(cli::Export(cli, options) == 0);
+    const std::string csv = out.str();
+    CHECK(csv.rfind("run_id,index,state,model.d_model,train.tokens,n_params,", 0) == 0);
+    CHECK(std::count(csv.begin(), csv.end(), '\n') == 1 + 2500);  // every page
+    CHECK(csv.find(",2499,PENDING,200,100050,") != std::string::npos);
+
+    // No run has reported a point yet: an empty list, not an error.
+    std::ostringstream points;
+    cli.out = &points;
+    options.rows = "points";
+    options.format = "json";
+    REQUIRE(cli::Export(cli, options) == 0);
+    CHECK(points.str() == "[]\n");
+    CHECK(err.str().empty());
   }
 }
 

@@ -158,6 +158,20 @@ TEST_CASE("Metrics and artifacts encode as one JSON object each", "[model]") {
         R"({"artifact":"final","path":"/runs/7/final.pt","step":245})");
 }
 
+TEST_CASE("A run record encodes as one JSON object with exact counts", "[model]") {
+  v1::RunRecord record;
+  record.set_family("transformer");
+  record.set_n_params(1234567890123);
+  record.set_n_params_total(1334567890123);
+  record.set_flops_per_token(7.5e12);
+  record.set_tokens(2e11);
+  record.set_flops(7.5e12 * 2e11);
+  CHECK(FormatRecordJson(record) ==
+        R"({"record":"run","family":"transformer","n_params":1234567890123,)"
+        R"("n_params_total":1334567890123,"flops_per_token":7500000000000,"tokens":200000000000,)"
+        R"("flops":1.5e+24})");
+}
+
 TEST_CASE("Out of memory exits with the retried code, bad specs with 2", "[model]") {
   CHECK(runspec::ExitCodeForStatus(absl::ResourceExhaustedError("x")) == 5);
   CHECK(runspec::ExitCodeForStatus(absl::InvalidArgumentError("x")) == 2);

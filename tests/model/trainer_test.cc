@@ -56,16 +56,11 @@ TEST_CASE("A YAML spec file trains end to end and reports metrics in order", "[m
   CHECK(sink.artifacts().empty());
 
   const std::vector<Metric>& metrics = sink.metrics();
-  REQUIRE(metrics.size() > 7);
-  CHECK(metrics[0].name == "n_params");
-  CHECK(metrics[0].step == 0);
-  CHECK(metrics[1].name == "n_params_total");
-  CHECK(metrics[2].name == "flops_per_token");
-  CHECK(metrics[2].value == summary->flops_per_token);
-  CHECK(metrics[3].name == "train_loss");
-  CHECK(metrics[3].step == 1);  // steps / 100 == 0: every step reports.
-  CHECK(metrics[4].name == "lr");
-  CHECK(metrics[5].name == "tokens_per_s");
+  REQUIRE(metrics.size() > 4);
+  CHECK(metrics[0].name == "train_loss");
+  CHECK(metrics[0].step == 1);  // steps / 100 == 0: every step reports.
+  CHECK(metrics[1].name == "lr");
+  CHECK(metrics[2].name == "tokens_per_s");
   CHECK(metrics.back().name == "val_loss");
   CHECK(metrics.back().step == 40);
   CHECK(metrics.back().tokens == 40 * 512);
@@ -82,6 +77,34 @@ TEST_CASE("A YAML spec file trains end to end and reports metrics in order", "[m
     CHECK(metrics[idx].step >= metrics[idx - 1].step);
     CHECK(metrics[idx].wall_time_s >= metrics[idx - 1].wall_time_s);
   }
+}
+
+TEST_CASE("The run record is written when the model is built and again with the tokens trained",
+          "[model]") {
+  TempDir dir;
+  WriteSource(dir, "text", RepetitiveCorpus(20000));
+  VectorMetricSink sink;
+  absl::StatusOr<TrainSummary> summary =
+      Train(TinySpec(dir, dir.path() + "/text", {"train.tokens=5120"}), sink);
+  REQUIRE(summary.ok());
+  REQUIRE(sink.records().size() == 2);
+  const v1::RunRecord& start = sink.records().front();
+  const v1::RunRecord& end = sink.records().back();
+  // d_model 32, 1 layer, seq_len 32, vocab 256: per layer 12 d^2 + 13 d (attention and MLP
+  // weights and biases, two LayerNorms) and the final LayerNorm's 2 d.
+  constexpr int64_t kNonEmbedding = 12 * 32 * 32 + 13 * 32 + 2 * 32;
+  CHECK(start.n_params() == kNonEmbedding);
+  CHECK(start.n_params_total() == kNonEmbedding + 256 * 32 + 32 * 32);  // tied head
+  CHECK(start.flops_per_token() == 6.0 * kNonEmbedding + 6.0 * 1 * 32 * 32);
+  CHECK(start.family() == "transformer");
+  CHECK(start.tokens() == 0);
+  CHECK(start.flops() == 0);
+  CHECK(end.n_params() == start.n_params());
+  CHECK(end.tokens() == 10 * 512);
+  CHECK(end.flops() == start.flops_per_token() * 10 * 512);
+  CHECK(summary->n_params == start.n_params());
+  CHECK(summary->flops_per_token == start.flops_per_token());
+  CHECK(sink.Values("n_params").empty());  // no longer a metric
 }
 
 TEST_CASE("The same seed reproduces the same losses exactly and --set changes the run", "[model]") {
@@ -157,6 +180,12 @@ TEST_CASE("A diverging run stops with the divergence exit code", "[model]") {
   REQUIRE_FALSE(summary.ok());
   CHECK(runspec::ExitCodeForStatus(summary.status()) == runspec::kExitDiverged);
   CHECK_THAT(std::string(summary.status().message()), Catch::Contains("diverged"));
+  // The record still counts the steps that were trained before the loss went bad.
+  REQUIRE(sink.records().size() == 2);
+  const v1::RunRecord& end = sink.records().back();
+  CHECK(end.tokens() < 5120);
+  CHECK(std::fmod(end.tokens(), 512) == 0);
+  CHECK(end.flops() == end.flops_per_token() * end.tokens());
 }
 
 TEST_CASE("Asking for CUDA without a GPU is an invalid spec", "[model]") {
@@ -213,8 +242,8 @@ TEST_CASE("Final weights are announced and, loaded as init weights, give the sam
   REQUIRE(Train(second_spec, second).ok());
   const std::vector<double> val = second.Values("val_loss");
   REQUIRE(val.size() == 2);
-  CHECK(second.metrics()[3].name == "val_loss");  // after n_params, n_params_total, flops
-  CHECK(second.metrics()[3].step == 0);
+  CHECK(second.metrics()[0].name == "val_loss");  // before any training
+  CHECK(second.metrics()[0].step == 0);
   CHECK(val.front() == Approx(trained->final_val_loss).margin(1e-6));
 }
 

@@ -77,17 +77,20 @@ TEST_CASE("The tiny-scaling example parses and expands to six runs in grid order
   }
 }
 
-TEST_CASE("The e2e-small example parses and expands to two runs", "[scheduler][manifest]") {
+TEST_CASE("The e2e-small example parses and expands to three runs fitted by the compute law",
+          "[scheduler][manifest]") {
   absl::StatusOr<SweepSpec> spec =
       ParseManifest(ReadFile(kSourceDir / "examples/e2e-small.yaml"), "e2e-small.yaml");
   REQUIRE(spec.ok());
   absl::StatusOr<std::vector<ExpandedRun>> runs = ExpandSweep(*spec);
   REQUIRE(runs.ok());
-  REQUIRE(runs->size() == 2);
-  CHECK((*runs)[0].config.model().d_model() == 32);
-  CHECK((*runs)[1].config.model().d_model() == 64);
-  CHECK((*runs)[1].config.train().tokens() == 1e6);
-  CHECK((*runs)[1].config.eval().every_tokens() == 2.5e5);
+  REQUIRE(runs->size() == 3);
+  CHECK((*runs)[0].config.model().d_model() == 16);
+  CHECK((*runs)[2].config.model().d_model() == 64);
+  CHECK((*runs)[2].config.train().tokens() == 1e6);
+  CHECK((*runs)[2].config.eval().every_tokens() == 2.5e5);
+  CHECK(spec->fit().law() == "compute");
+  CHECK(spec->fit().bootstrap() == 200);
 }
 
 TEST_CASE("The manifest from the design document parses into 27 runs", "[scheduler][manifest]") {

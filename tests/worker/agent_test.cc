@@ -63,6 +63,7 @@ class FakeWorkerService final : public v1::WorkerService::Service {
                              v1::ReportMetricsResponse* response) override {
     absl::MutexLock lock(&mu_);
     metric_reports_.push_back(*request);
+    events_.push_back("ReportMetrics");
     response->set_stored(request->points_size());
     return grpc::Status::OK;
   }
@@ -70,12 +71,14 @@ class FakeWorkerService final : public v1::WorkerService::Service {
                                v1::ReportArtifactsResponse* response) override {
     absl::MutexLock lock(&mu_);
     artifact_reports_.push_back(*request);
+    events_.push_back("ReportArtifacts");
     return grpc::Status::OK;
   }
   grpc::Status CompleteRun(grpc::ServerContext*, const v1::CompleteRunRequest* request,
                            v1::CompleteRunResponse* response) override {
     absl::MutexLock lock(&mu_);
     completions_.push_back(*request);
+    events_.push_back("CompleteRun");
     response->set_state(request->succeeded() ? v1::RUN_STATE_SUCCEEDED : v1::RUN_STATE_FAILED);
     return grpc::Status::OK;
   }
@@ -103,6 +106,11 @@ class FakeWorkerService final : public v1::WorkerService::Service {
     absl::MutexLock lock(&mu_);
     return completions_;
   }
+  // The reporting calls in the order they arrived.
+  std::vector<std::string> events() {
+    absl::MutexLock lock(&mu_);
+    return events_;
+  }
 
  private:
   absl::Mutex mu_;
@@ -111,6 +119,7 @@ class FakeWorkerService final : public v1::WorkerService::Service {
   std::vector<v1::ReportMetricsRequest> metric_reports_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::ReportArtifactsRequest> artifact_reports_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::CompleteRunRequest> completions_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> events_ ABSL_GUARDED_BY(mu_);
 };
 
 v1::Lease LeaseOfRun(int64_t run_id) {
@@ -152,7 +161,10 @@ std::string ReadAll(const std::string& path) {
 class Fixture {
  public:
   // `trainer_body` is /bin/sh run as `trainer --spec=PATH`; $DIR is the attempt folder.
-  explicit Fixture(const std::string& trainer_body) {
+  // `configure` may change the agent's options. Energy comes from <dir>/powercap, which does not
+  // exist unless a test makes it (so the power model), never from the machine's own counters.
+  explicit Fixture(const std::string& trainer_body,
+                   const std::function<void(AgentOptions&)>& configure = nullptr) {
     char pattern[] = "/tmp/scalelab_agent_test_XXXXXX";
     REQUIRE(::mkdtemp(pattern) != nullptr);
     dir_ = pattern;
@@ -176,6 +188,9 @@ class Fixture {
     options.lease_poll_interval = absl::Milliseconds(100);
     options.rpc_timeout = absl::Seconds(5);
     options.clock = &clock;
+    options.energy.powercap_root = dir_ + "/powercap";
+    options.energy.use_nvml = false;
+    if (configure) configure(options);
     auto agent = Agent::Create(options);
     REQUIRE(agent.ok());
     agent_ = *std::move(agent);
@@ -306,6 +321,106 @@ TEST_CASE("An artifact line is reported with its size and sha256, then the run c
   // sha256("abc")
   CHECK(artifact.sha256() == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   CHECK(f.scheduler.completions()[0].succeeded());
+}
+
+TEST_CASE("Run records are forwarded without points and the final one before CompleteRun",
+          "[unit][worker]") {
+  Fixture f(
+      "echo '{\"record\":\"run\",\"family\":\"transformer\",\"n_params\":1000,"
+      "\"n_params_total\":1200,\"flops_per_token\":7000,\"tokens\":0,\"flops\":0}'\n"
+      "touch \"$DIR/printed\"\n"
+      "while [ ! -e \"$DIR/go\" ]; do sleep 0.02; done\n"
+      "echo '{\"step\":5,\"tokens\":5120,\"name\":\"train_loss\",\"value\":2.5}'\n"
+      "echo '{\"record\":\"run\",\"family\":\"transformer\",\"n_params\":1000,"
+      "\"n_params_total\":1200,\"flops_per_token\":7000,\"tokens\":5120,"
+      "\"flops\":35840000}'\n"
+      "exit 0");
+  f.scheduler.Offer(LeaseOfRun(kRunId));
+  f.Start();
+  REQUIRE(WaitFor([&] { return fs::exists(f.AttemptDir(kRunId) + "/printed"); }));
+  absl::SleepFor(absl::Milliseconds(300));  // the record line is in the pipe
+  f.clock.Advance(absl::Milliseconds(500));
+  REQUIRE(WaitFor([&] {
+    for (const auto& report : f.scheduler.metric_reports()) {
+      if (report.has_record()) return true;
+    }
+    return false;
+  }));
+  std::vector<v1::ReportMetricsRequest> reports = f.scheduler.metric_reports();
+  const v1::ReportMetricsRequest& first = reports.back();
+  CHECK(first.points_size() == 0);  // a record alone is worth a report
+  CHECK(first.record().n_params() == 1000);
+  CHECK(first.record().n_params_total() == 1200);
+  CHECK(first.record().flops_per_token() == 7000);
+  CHECK(first.record().family() == "transformer");
+  CHECK(first.record().tokens() == 0);
+
+  f.clock.Advance(absl::Milliseconds(500));  // nothing new: the record is not sent again
+  absl::SleepFor(absl::Milliseconds(300));
+  CHECK(f.scheduler.metric_reports().size() == reports.size());
+
+  std::ofstream(f.AttemptDir(kRunId) + "/go") << "";
+  REQUIRE(WaitFor([&] { return f.scheduler.completions().size() == 1; }));
+  reports = f.scheduler.metric_reports();
+  const std::vector<std::string> events = f.scheduler.events();
+  REQUIRE(events.size() >= 2);
+  CHECK(events.back() == "CompleteRun");
+  CHECK(events[events.size() - 2] == "ReportMetrics");
+  const v1::ReportMetricsRequest& last = reports.back();
+  REQUIRE(last.has_record());
+  CHECK(last.record().tokens() == 5120);
+  CHECK(last.record().flops() == 35840000);
+  CHECK(PointsOf(reports) == 1);
+}
+
+TEST_CASE("CompleteRun carries the attempt's energy from the power model without counters",
+          "[unit][worker]") {
+  Fixture f("touch \"$DIR/started\"\nwhile [ ! -e \"$DIR/go\" ]; do sleep 0.02; done\nexit 0",
+            [](AgentOptions& options) { options.energy.cpu_slot_watts = 12; });
+  v1::Lease lease = LeaseOfRun(kRunId);
+  lease.mutable_spec()->mutable_config()->mutable_resources()->set_cpus(1);
+  f.scheduler.Offer(lease);
+  f.Start();
+  REQUIRE(WaitFor([&] { return fs::exists(f.AttemptDir(kRunId) + "/started"); }));
+  f.clock.Advance(absl::Seconds(10));
+  std::ofstream(f.AttemptDir(kRunId) + "/go") << "";
+  REQUIRE(WaitFor([&] { return f.scheduler.completions().size() == 1; }));
+  const v1::EnergyReport energy = f.scheduler.completions()[0].energy();
+  CHECK(energy.source() == "model");
+  CHECK(energy.device_kind() == "cpu");
+  CHECK(energy.devices() == 1);
+  CHECK(energy.wall_s() == 10);  // on the agent's clock
+  CHECK(energy.device_seconds() == 10);
+  CHECK(energy.energy_j() == Approx(120));  // 1 slot x 12 W x 10 s
+}
+
+TEST_CASE("CompleteRun carries the RAPL energy of the run's share of the node's slots",
+          "[unit][worker]") {
+  // The trainer itself moves the fake package counter by 5 J while it runs.
+  Fixture f(
+      "touch \"$DIR/started\"\n"
+      "while [ ! -e \"$DIR/go\" ]; do sleep 0.02; done\n"
+      "echo 6000000 > \"$DIR/../../powercap/intel-rapl:0/energy_uj\"\n"
+      "exit 0",
+      [](AgentOptions& options) { options.cpu_slots = 4; });
+  const std::string zone = f.dir() + "/powercap/intel-rapl:0";
+  fs::create_directories(zone);
+  std::ofstream(zone + "/name") << "package-0\n";
+  std::ofstream(zone + "/max_energy_range_uj") << "262143328850\n";
+  std::ofstream(zone + "/energy_uj") << "1000000\n";
+  v1::Lease lease = LeaseOfRun(kRunId);
+  lease.mutable_spec()->mutable_config()->mutable_resources()->set_cpus(2);
+  f.scheduler.Offer(lease);
+  f.Start();
+  REQUIRE(WaitFor([&] { return fs::exists(f.AttemptDir(kRunId) + "/started"); }));
+  f.clock.Advance(absl::Seconds(4));
+  std::ofstream(f.AttemptDir(kRunId) + "/go") << "";
+  REQUIRE(WaitFor([&] { return f.scheduler.completions().size() == 1; }));
+  const v1::EnergyReport energy = f.scheduler.completions()[0].energy();
+  CHECK(energy.source() == "rapl");
+  CHECK(energy.devices() == 2);
+  CHECK(energy.energy_j() == Approx(5.0 * 2 / 4));  // 2 of the node's 4 slots
+  CHECK(energy.device_seconds() == 8);
 }
 
 TEST_CASE("A trainer exiting 5 completes the run as FAILURE_CLASS_OUT_OF_MEMORY",

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "runspec/exit_codes.h"
@@ -149,6 +150,49 @@ TEST_CASE("Trainer output lines parse into metric points and artifacts", "[worke
       ParseTrainerLine(R"({"artifact":"weights","path":"/w/x.pt","step":1})").status()));
   CHECK(absl::IsInvalidArgument(
       ParseTrainerLine(R"({"artifact":"final","path":"/w/x.pt","step":1e300})").status()));
+}
+
+TEST_CASE("A run record line parses into the RunRecord the scheduler gets", "[worker][unit]") {
+  auto line = ParseTrainerLine(
+      R"({"record":"run","family":"transformer","n_params":85248,"n_params_total":101632,)"
+      R"("flops_per_token":523776,"tokens":20480,"flops":10726932480})");
+  REQUIRE(line.ok());
+  REQUIRE(line->record.has_value());
+  CHECK_FALSE(line->metric.has_value());
+  CHECK_FALSE(line->artifact.has_value());
+  CHECK(line->record->family() == "transformer");
+  CHECK(line->record->n_params() == 85248);
+  CHECK(line->record->n_params_total() == 101632);
+  CHECK(line->record->flops_per_token() == 523776);
+  CHECK(line->record->tokens() == 20480);
+  CHECK(line->record->flops() == 10726932480.0);
+  // Counts beyond 2^31 and FLOPs printed with an exponent survive.
+  auto big =
+      ParseTrainerLine(R"({"record":"run","n_params":123456789012,"flops":1.5e+24,"later":[1]})");
+  REQUIRE(big.ok());
+  REQUIRE(big->record.has_value());
+  CHECK(big->record->n_params() == 123456789012);
+  CHECK(big->record->flops() == 1.5e24);
+  CHECK(big->record->tokens() == 0);
+
+  for (const char* bad :
+       {R"({"record":"run","n_params":-1})", R"({"record":"run","n_params":1.5})",
+        R"({"record":"run","n_params":"12"})", R"({"record":"run","tokens":null})",
+        R"({"record":"run","flops":-2})", R"({"record":"fit","n_params":1})"}) {
+    INFO(bad);
+    CHECK(absl::IsInvalidArgument(ParseTrainerLine(bad).status()));
+  }
+  auto refused = ParseTrainerLine(R"({"record":"run","n_params_total":"many"})");
+  CHECK_THAT(std::string(refused.status().message()),
+             Catch::Contains("n_params_total") && Catch::Contains("\"many\""));
+
+  // A metric that happens to be called "record" or "artifact" is still a metric.
+  for (const char* name : {"record", "artifact"}) {
+    auto metric = ParseTrainerLine(absl::StrCat(R"({"step":1,"name":")", name, R"(","value":2})"));
+    REQUIRE(metric.ok());
+    REQUIRE(metric->metric.has_value());
+    CHECK(metric->metric->name() == name);
+  }
 }
 
 TEST_CASE("An artifact file is described by its size and SHA-256", "[worker][unit]") {

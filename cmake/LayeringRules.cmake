@@ -55,4 +55,9 @@ scalelab_layering_rule(
          "(^|/)libprotobuf" "^scalelab_common$" "^scalelab_runspec$" "^spdlog::"
   REASON "scalelab_analysis is plain math over absl, Eigen and Ceres: no PostgreSQL, gRPC, protobuf, Prometheus or LibTorch")
 
+scalelab_layering_rule(
+  TARGETS scalelab_scheduler scalelab-scheduler scalelab_worker scalelab-worker scalelab_api
+  FORBID "^scalelab_analysis_fit$" "^Ceres::" "(^|/)libceres"
+  REASON "daemons serve /metrics with civetweb, which crashes once Ceres' glog and LAPACK are loaded; fits run in scalelab-fit-group")
+
 scalelab_layering_enforce()

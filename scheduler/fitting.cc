@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/util/time_util.h"
+#include "scheduler/fit_process.h"
 #include "services/analysis/allocation.h"
 #include "services/analysis/bootstrap.h"
 #include "services/analysis/chinchilla.h"
@@ -94,48 +95,6 @@ std::string SkippedNote(const std::vector<std::string>& skipped) {
   return note;
 }
 
-void FitChinchillaGroup(const std::vector<analysis::ScalingPoint>& points, const v1::FitSpec& spec,
-                        const FitSettings& settings, services::StoredFit* out) {
-  analysis::ChinchillaOptions options;
-  options.threads = settings.threads;
-  auto fit = analysis::FitChinchilla(points, options);
-  if (!fit.ok()) {
-    out->message = absl::StrCat("chinchilla fit failed: ", fit.status().message());
-    return;
-  }
-  out->param_names = analysis::ChinchillaParamNames();
-  out->params = fit->params.ToVector();
-  out->objective = fit->objective;
-  analysis::BootstrapOptions bootstrap;
-  bootstrap.samples = spec.bootstrap();
-  bootstrap.seed = settings.seed;
-  bootstrap.threads = settings.threads;
-  auto samples = analysis::BootstrapChinchilla(points, *fit, options, bootstrap);
-  if (samples.ok()) out->samples = std::move(samples->values);
-  auto holdout = analysis::HoldoutLargestModel(points, options);
-  if (holdout.ok()) out->holdout_rel_error = holdout->mean_relative_error;
-}
-
-void FitComputeGroup(const std::vector<analysis::ScalingPoint>& points, const v1::FitSpec& spec,
-                     const FitSettings& settings, services::StoredFit* out) {
-  analysis::ComputeLawOptions options;
-  options.threads = settings.threads;
-  auto fit = analysis::FitComputeLaw(points, options);
-  if (!fit.ok()) {
-    out->message = absl::StrCat("compute-law fit failed: ", fit.status().message());
-    return;
-  }
-  out->param_names = analysis::ComputeLawParamNames();
-  out->params = fit->params.ToVector();
-  out->objective = fit->objective;
-  analysis::BootstrapOptions bootstrap;
-  bootstrap.samples = spec.bootstrap();
-  bootstrap.seed = settings.seed;
-  bootstrap.threads = settings.threads;
-  auto samples = analysis::BootstrapComputeLaw(points, *fit, options, bootstrap);
-  if (samples.ok()) out->samples = std::move(samples->values);
-}
-
 // Adds `name` with its interval over the samples of `derive` to the proto's estimates.
 void AddDerived(const services::StoredFit& fit, const analysis::BootstrapSamples& samples,
                 const std::string& name, const analysis::DerivedQuantity& derive, v1::Fit* proto) {
@@ -189,11 +148,26 @@ services::StoredFit FitOneGroup(int64_t sweep_id, const v1::FitSpec& spec, const
     if (!skipped.empty()) absl::StrAppend(&out.message, " (", SkippedNote(skipped), ")");
     return out;
   }
-  if (out.law == "compute") {
-    FitComputeGroup(points, spec, settings, &out);
-  } else {
-    FitChinchillaGroup(points, spec, settings, &out);
+  analysis::FitGroupRequest request;
+  request.law = out.law;
+  request.bootstrap = spec.bootstrap();
+  request.seed = settings.seed;
+  request.threads = settings.threads;
+  request.points = std::move(points);
+  auto result = RunFitProcess(ResolveFitProgram(settings.program), request);
+  if (!result.ok()) {
+    out.message = std::string(result.status().message());
+    return out;
   }
+  if (!result->error.empty()) {
+    out.message = result->error;
+    return out;
+  }
+  out.param_names = std::move(result->param_names);
+  out.params = std::move(result->params);
+  out.samples = std::move(result->samples);
+  out.objective = result->objective;
+  out.holdout_rel_error = result->holdout_rel_error;
   return out;
 }
 

@@ -37,10 +37,14 @@ std::vector<FitGroup> GroupRuns(const v1::FitSpec& spec, const std::vector<v1::R
 struct FitSettings {
   int threads = 0;    // threads for the grid and the bootstrap; 0 = all cores
   uint64_t seed = 1;  // bootstrap seed
+  // The fit program (scheduler/fit_process.h); "" = scalelab-fit-group beside this executable,
+  // else the one this build made.
+  std::string program;
 };
 
 // Fits one group with spec.law (chinchilla | compute) and spec.bootstrap refits. The result is
-// always a row to store: when the group cannot be fitted (too few usable runs, no start
+// always a row to store. The fit runs in a child process (fit_process.h). When the group cannot
+// be fitted (too few usable runs, no start
 // converged) params are empty and `message` says why, so the fitter does not retry it until
 // its runs change. `final_loss` maps run id to the final value of spec.metric.
 services::StoredFit FitOneGroup(int64_t sweep_id, const v1::FitSpec& spec, const FitGroup& group,

@@ -24,6 +24,8 @@ ABSL_FLAG(std::string, port_file, "",
           "if set, \"<grpc_port> <metrics_port>\" is written to this file once serving");
 ABSL_FLAG(double, fit_interval_s, 2, "seconds between passes looking for finished fit groups");
 ABSL_FLAG(int, fit_threads, 0, "threads per fit (grid starts, bootstrap refits); 0 = all cores");
+ABSL_FLAG(std::string, fit_program, "",
+          "the fit program; empty = scalelab-fit-group beside this binary");
 ABSL_FLAG(double, pue, 1.2, "carbon reports: data-centre power usage effectiveness");
 ABSL_FLAG(double, grid_g_per_kwh, 400, "carbon reports: grid intensity, g CO2e per kWh");
 ABSL_FLAG(double, checkpoint_write_s, 30,
@@ -48,6 +50,7 @@ int main(int argc, char** argv) {
   options.heartbeat_interval = absl::Seconds(absl::GetFlag(FLAGS_heartbeat_interval_s));
   options.fitter.interval = absl::Seconds(absl::GetFlag(FLAGS_fit_interval_s));
   options.fitter.settings.threads = absl::GetFlag(FLAGS_fit_threads);
+  options.fitter.settings.program = absl::GetFlag(FLAGS_fit_program);
   options.carbon.pue = absl::GetFlag(FLAGS_pue);
   options.carbon.grid_g_per_kwh = absl::GetFlag(FLAGS_grid_g_per_kwh);
   options.reliability.checkpoint_write_s = absl::GetFlag(FLAGS_checkpoint_write_s);

@@ -148,6 +148,21 @@ absl::StatusOr<std::vector<ScalingPoint>> ParseScalingPointsCsv(absl::string_vie
                                                      "\": expected a positive number, got ",
                                                      Quoted(field)));
     };
+    if (options.skip_incomplete_rows) {
+      bool incomplete = false;
+      for (int column : {n_col, d_col, c_col, loss_col}) {
+        if (column < 0) continue;
+        const absl::string_view field = absl::StripAsciiWhitespace((*fields)[column]);
+        double value = 0;
+        incomplete = incomplete || field.empty() || (absl::SimpleAtod(field, &value) && value == 0);
+      }
+      if (incomplete) {
+        if (options.skipped_lines != nullptr) {
+          options.skipped_lines->push_back(static_cast<int>(line_idx) + 1);
+        }
+        continue;
+      }
+    }
     ScalingPoint point;
     for (const auto& [column, out] :
          {std::pair(n_col, &point.n_params), std::pair(d_col, &point.tokens),

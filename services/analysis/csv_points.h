@@ -29,6 +29,11 @@ struct CsvColumns {
 struct CsvOptions {
   CsvColumns columns;
   char delimiter = ',';
+  // Leave out rows whose N, D, C or loss field is empty or 0 (a run that failed or has no run
+  // record in `scalelab export`) instead of refusing the file; their 1-based line numbers go
+  // to `skipped_lines` when it is set (not owned). Any other bad value is still an error.
+  bool skip_incomplete_rows = false;
+  std::vector<int>* skipped_lines = nullptr;
 
   // InvalidArgument when a required quantity has no alias or the delimiter is '"' or a newline.
   absl::Status Validate() const;

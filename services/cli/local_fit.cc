@@ -203,11 +203,22 @@ absl::Status LocalFitOptions::Validate() const {
 
 absl::StatusOr<v1::GetFitsResponse> FitCsv(const LocalFitOptions& options) {
   if (absl::Status status = options.Validate(); !status.ok()) return status;
+  // An exported sweep has rows for runs that failed or never reported a record: left out, and
+  // said so in the fit's message.
+  std::vector<int> skipped_lines;
+  analysis::CsvOptions csv;
+  csv.skip_incomplete_rows = true;
+  csv.skipped_lines = &skipped_lines;
   absl::StatusOr<std::vector<analysis::ScalingPoint>> points =
-      analysis::ReadScalingPointsCsv(options.csv_path);
+      analysis::ReadScalingPointsCsv(options.csv_path, csv);
   if (!points.ok()) return points.status();
   v1::GetFitsResponse response;
   v1::Fit* fit = response.add_fits();
+  if (!skipped_lines.empty()) {
+    fit->set_message(absl::StrCat("left out ", skipped_lines.size(),
+                                  " rows with an empty or zero N, D, C or loss (first at line ",
+                                  skipped_lines.front(), ")"));
+  }
   fit->set_law(options.law);
   fit->set_n_points(static_cast<int>(points->size()));
   fit->set_confidence(options.confidence);

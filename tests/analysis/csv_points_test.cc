@@ -72,6 +72,25 @@ TEST_CASE("CSV errors name the file, line, column and value", "[analysis]") {
   CHECK(error("N,D,loss\n1,2," + long_value + "x\n").find("(421 more bytes)") != std::string::npos);
 }
 
+TEST_CASE("Rows with an empty or zero quantity can be left out and their lines reported",
+          "[analysis]") {
+  const std::string text =
+      "run_id,n_params,tokens,val_loss\n1,1e6,1e9,3.1\n2,0,1e9,\n3,2e6,1e9,\n4,4e6,2e9,2.5\n";
+  CHECK_FALSE(ParseScalingPointsCsv(text, "export.csv").ok());
+  std::vector<int> skipped;
+  CsvOptions options;
+  options.skip_incomplete_rows = true;
+  options.skipped_lines = &skipped;
+  absl::StatusOr<std::vector<ScalingPoint>> points =
+      ParseScalingPointsCsv(text, "export.csv", options);
+  REQUIRE(points.ok());
+  REQUIRE(points->size() == 2);
+  CHECK(points->at(1).run_id == 4);
+  CHECK(skipped == std::vector<int>{3, 4});
+  // Other bad values are still refused.
+  CHECK_FALSE(ParseScalingPointsCsv("n_params,tokens,loss\n1e6,big,3\n", "bad.csv", options).ok());
+}
+
 TEST_CASE("Reading a missing CSV file is NotFound", "[analysis]") {
   CHECK(ReadScalingPointsCsv("/nonexistent/runs.csv").status().code() ==
         absl::StatusCode::kNotFound);

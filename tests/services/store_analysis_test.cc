@@ -460,6 +460,7 @@ TEST_CASE("Fits round-trip, a refit of the same group replaces the row, bad fits
   CHECK(std::isnan(second.holdout_rel_error));
   CHECK(second.message == "too few sizes for a held-out check");
 
+  const absl::Time first_created = first.created_at;  // `fits` is about to be replaced
   chinchilla.params[0] = 1.7;
   chinchilla.samples.clear();
   auto again = store->SaveFit(chinchilla);
@@ -470,7 +471,7 @@ TEST_CASE("Fits round-trip, a refit of the same group replaces the row, bad fits
   REQUIRE(fits->size() == 2);
   CHECK((*fits)[0].params[0] == 1.7);
   CHECK((*fits)[0].samples.empty());
-  CHECK((*fits)[0].created_at >= first.created_at);
+  CHECK((*fits)[0].created_at >= first_created);
 
   StoredFit bad = Fit(sweep_id, "chinchilla");
   bad.params.pop_back();

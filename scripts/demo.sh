@@ -87,8 +87,10 @@ say "final validation loss of each run, from the store (sweep took ${ELAPSED}s)"
 echo "unigram entropy of the training text: $ENTROPY nats/token (a model that ignores context)"
 
 say "the fitted scaling law (the scheduler fits each finished fit group by itself)"
+# (Read the whole answer first: with pipefail, `| grep -q` would fail the pipeline by SIGPIPE.)
 for _ in $(seq 1 600); do
-  "$BIN/scalelab" fit "$SWEEP" --output=json 2>/dev/null | grep -q '"law"' && break
+  FITS=$("$BIN/scalelab" fit "$SWEEP" --output=json 2>/dev/null || true)
+  case "$FITS" in *'"law"'*) break ;; esac
   sleep 0.5
 done
 # The demo's runs use 1e10..1e13 FLOPs; allocations for budgets around and beyond them.

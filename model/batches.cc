@@ -19,11 +19,24 @@ TokenTensors ToTensors(TokenBatch& batch, const torch::Device& device) {
 
 TrainBatches::TrainBatches(const std::vector<SourceData>& sources, int64_t seq_len,
                            int64_t batch_size, uint64_t seed)
-    : sampler_(TrainShards(sources), Weights(sources), seq_len, seed), batch_size_(batch_size) {}
+    : shards_(TrainShards(sources)),
+      weights_(Weights(sources)),
+      seq_len_(seq_len),
+      seed_(seed),
+      sampler_(shards_, weights_, seq_len, seed),
+      batch_size_(batch_size) {}
 
 TokenTensors TrainBatches::Next(const torch::Device& device) {
   sampler_.Sample(batch_size_, batch_);
+  ++position_;
   return ToTensors(batch_, device);
+}
+
+void TrainBatches::Seek(int64_t position) {
+  // Replays the sampler from its seed; cheap next to training the same batches.
+  sampler_ = BatchSampler(shards_, weights_, seq_len_, seed_);
+  for (int64_t idx = 0; idx < position; ++idx) sampler_.Sample(batch_size_, batch_);
+  position_ = position;
 }
 
 std::vector<const ByteShard*> TrainBatches::TrainShards(const std::vector<SourceData>& sources) {

@@ -31,12 +31,23 @@ class TrainBatches {
 
   TokenTensors Next(const torch::Device& device);
 
+  // Batches delivered so far: the data position a checkpoint saves.
+  int64_t position() const { return position_; }
+  // Continues the stream at `position`: the batches that follow are exactly those a fresh
+  // stream with the same sources, shape and seed delivers after `position` calls of Next().
+  void Seek(int64_t position);
+
  private:
   static std::vector<const ByteShard*> TrainShards(const std::vector<SourceData>& sources);
   static std::vector<double> Weights(const std::vector<SourceData>& sources);
 
+  std::vector<const ByteShard*> shards_;
+  std::vector<double> weights_;
+  int64_t seq_len_;
+  uint64_t seed_;
   BatchSampler sampler_;
   int64_t batch_size_;
+  int64_t position_ = 0;
   TokenBatch batch_;  // Reused between calls.
 };
 

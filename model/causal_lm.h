@@ -17,15 +17,23 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "model/ops.h"
 
 namespace scalelab::model {
 
-// Per-layer state carried between ForwardStep calls. For an attention layer: the keys and values
-// of every token consumed so far, each float [B, n_heads, tokens_so_far, head_dim]; undefined
-// until the first step. (A recurrent family would keep its state here instead.)
+// Per-layer state carried between ForwardStep calls; each layer uses the fields of its kind and
+// leaves the others undefined.
+//   attention: keys and values of every token consumed so far, [B, n_kv_heads, tokens_so_far,
+//              head_dim]; undefined until the first step.
+//   Mamba-2:   conv_state, the last d_conv - 1 inputs of the depthwise convolution
+//              [B, conv_channels, d_conv - 1], and ssm_state, the scan state
+//              [B, n_ssm_heads, head_dim, d_state]; zeros before the first step.
+// A parallel hybrid layer holds both kinds at once.
 struct LayerCache {
   torch::Tensor keys;
   torch::Tensor values;
+  torch::Tensor conv_state;
+  torch::Tensor ssm_state;
 };
 
 // Everything incremental decoding needs between steps, for one batch of sequences that advance
@@ -51,8 +59,7 @@ class CausalLM : public torch::nn::Module {
   // Mean cross-entropy in nats per token of forward(inputs) against targets (both int64 [B, T]).
   torch::Tensor Loss(const torch::Tensor& inputs, const torch::Tensor& targets) {
     torch::Tensor logits = forward(inputs);
-    return torch::nn::functional::cross_entropy(logits.view({-1, logits.size(-1)}),
-                                                targets.reshape({-1}));
+    return ops::CrossEntropy(logits.view({-1, logits.size(-1)}), targets.reshape({-1}));
   }
 
   // Every parameter, a tied embedding counted once.

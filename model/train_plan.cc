@@ -36,6 +36,20 @@ TrainPlan PlanFor(const scalelab::v1::RunSpec& spec) {
             [](const DataSource& a, const DataSource& b) { return a.name < b.name; });
   for (DataSource& source : plan.sources) source.weight /= weight_sum;
 
+  plan.mixture_window = config.data().mixture_window();
+  plan.micro_batch_size = config.train().micro_batch_tokens() / plan.seq_len;
+  plan.decay = config.train().decay();
+  plan.final_lr = config.train().final_lr();
+  plan.grad_clip = config.train().grad_clip();
+  plan.bf16 = config.train().precision() == "bf16";
+  plan.divergence_factor = config.train().divergence_factor();
+  plan.checkpoint_every_steps = config.checkpoint().every_steps();
+  plan.checkpoint_every_s = config.checkpoint().every_s();
+  plan.checkpoint_keep = config.checkpoint().keep();
+  plan.position_buckets = config.eval().position_buckets();
+  for (int32_t length : config.eval().recall_lengths()) plan.recall_lengths.push_back(length);
+  plan.recall_pairs = config.eval().recall_pairs();
+  plan.recall_examples = config.eval().recall_examples();
   plan.cuda = spec.execution().device() == "cuda";
   plan.threads = spec.execution().threads();
   return plan;

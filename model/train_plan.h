@@ -32,6 +32,20 @@ struct TrainPlan {
   // weighs sources equally; a source absent from a non-empty mixture gets weight 0: validated on,
   // never trained on.
   std::vector<DataSource> sources;
+  int64_t mixture_window = 1;    // data.mixture_window: batches over which the mixture is exact.
+  int64_t micro_batch_size = 0;  // Windows per forward/backward: micro_batch_tokens / seq_len.
+  double decay = 0;              // train.decay (wsd)
+  double final_lr = 0;           // train.final_lr, fraction of peak
+  double grad_clip = 0;          // train.grad_clip
+  bool bf16 = false;             // train.precision == "bf16"
+  double divergence_factor = 0;  // train.divergence_factor
+  int64_t checkpoint_every_steps = 0;   // checkpoint.every_steps (0: not by steps)
+  double checkpoint_every_s = 0;        // checkpoint.every_s (0: not by time)
+  int64_t checkpoint_keep = 0;          // checkpoint.keep
+  int64_t position_buckets = 1;         // eval.position_buckets
+  std::vector<int64_t> recall_lengths;  // eval.recall_lengths
+  int64_t recall_pairs = 0;
+  int64_t recall_examples = 0;
   bool cuda = false;  // execution.device == "cuda"
   int threads = 1;    // execution.threads
 };

@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "absl/strings/str_cat.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "runspec/exit_codes.h"
 #include "runspec/run_config.h"
@@ -70,13 +71,42 @@ TEST_CASE("The trainer's rules are the scheduler's rules", "[runspec][unit]") {
   // Both sides used to disagree on these; now there is one rule.
   spec->mutable_config()->mutable_model()->set_vocab_size(100);
   CHECK(ValidateRunSpec(*spec).message() ==
-        "model.vocab_size: expected an integer in [256, 65536] (the data is byte-level), got 100");
+        "model.vocab_size: expected an integer in [256, 1048576], got 100");
   CHECK(ValidateRunConfig(spec->config()).message() == ValidateRunSpec(*spec).message());
   spec->mutable_config()->mutable_model()->set_vocab_size(256);
   spec->mutable_config()->mutable_train()->set_warmup(1.0);
   CHECK(ValidateRunSpec(*spec).message() ==
         "train.warmup: expected a fraction of the steps in [0, 1), got 1");
   spec->mutable_config()->mutable_train()->set_warmup(0.1);
+
+  // Issue-6 model and training options: defaults fill family sections only where read.
+  CHECK(spec->config().model().n_kv_heads() == spec->config().model().n_heads());
+  CHECK_FALSE(spec->config().model().has_ssm());
+  CHECK(spec->config().train().micro_batch_tokens() == spec->config().train().batch_tokens());
+  spec->mutable_config()->mutable_model()->set_n_kv_heads(3);
+  CHECK(ValidateRunSpec(*spec).message().rfind("model.n_kv_heads: expected a divisor of", 0) == 0);
+  spec->mutable_config()->mutable_model()->set_n_kv_heads(1);
+  CHECK(ValidateRunSpec(*spec).ok());
+  {
+    v1::RunConfig hybrid = spec->config();
+    hybrid.mutable_model()->set_family("hybrid");
+    hybrid.mutable_model()->mutable_hybrid()->set_pattern("MAM");
+    ApplyRunDefaults(&hybrid);
+    CHECK(hybrid.model().ssm().d_state() == 16);
+    CHECK(ValidateRunConfig(hybrid).message() ==
+          absl::StrCat("model.hybrid.pattern: expected ", hybrid.model().n_layers(),
+                       " letters (model.n_layers), got 3 letters"));
+    hybrid.mutable_model()->mutable_hybrid()->set_pattern("");
+    CHECK(ValidateRunConfig(hybrid).ok());
+    hybrid.mutable_train()->set_schedule("wsd");
+    hybrid.mutable_train()->set_decay(0.95);
+    CHECK(ValidateRunConfig(hybrid).message() ==
+          "train.decay: expected at most 1 - train.warmup (0.9), got 0.95");
+    hybrid.mutable_train()->set_decay(0.2);
+    hybrid.mutable_train()->set_micro_batch_tokens(hybrid.train().batch_tokens() * 2);
+    CHECK(ValidateRunConfig(hybrid).message().rfind(
+              "train.batch_tokens: expected a multiple of train.micro_batch_tokens", 0) == 0);
+  }
 
   spec->mutable_execution()->set_device("cuda");
   CHECK(ValidateRunSpec(*spec).message() ==

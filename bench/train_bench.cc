@@ -1,0 +1,2 @@
+// Placeholder of the issue-6 contract commit; its owner fills it in.
+int main() { return 1; }

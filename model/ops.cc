@@ -1,0 +1,113 @@
+#include "model/ops.h"
+
+#include <atomic>
+#include <cmath>
+#include <limits>
+
+namespace scalelab::model::ops {
+namespace {
+
+using torch::indexing::Slice;
+
+thread_local MacCounter* active_counter = nullptr;
+std::atomic<Impl> current_impl{Impl::kFast};
+
+}  // namespace
+
+MacCounter::MacCounter() : outer_(active_counter) { active_counter = this; }
+MacCounter::~MacCounter() { active_counter = outer_; }
+
+void SetImpl(Impl impl) { current_impl.store(impl); }
+Impl CurrentImpl() { return current_impl.load(); }
+
+void AddMacs(int64_t macs) {
+  if (active_counter != nullptr) active_counter->macs_ += macs;
+}
+
+torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& weight,
+                     const torch::Tensor& bias) {
+  AddMacs(x.numel() / x.size(-1) * weight.size(0) * weight.size(1));
+  return torch::linear(x, weight, bias);
+}
+
+torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  return reference::RmsNorm(x, weight, eps);
+}
+
+torch::Tensor ApplyRotary(const torch::Tensor& x, const torch::Tensor& cos,
+                          const torch::Tensor& sin) {
+  return reference::ApplyRotary(x, cos, sin);
+}
+
+void RotaryTables(int64_t first, int64_t count, int64_t head_dim, double theta,
+                  const torch::Device& device, torch::Tensor* cos, torch::Tensor* sin) {
+  const auto options = torch::TensorOptions().dtype(torch::kFloat64);
+  // Angles in fp64, then fp32: positions beyond a few thousand lose precision otherwise.
+  torch::Tensor inv_freq = torch::pow(
+      theta, -torch::arange(0, head_dim / 2, options) * 2.0 / static_cast<double>(head_dim));
+  torch::Tensor positions = torch::arange(first, first + count, options);
+  torch::Tensor angles = torch::outer(positions, inv_freq);
+  *cos = angles.cos().to(device, torch::kFloat32);
+  *sin = angles.sin().to(device, torch::kFloat32);
+}
+
+torch::Tensor CausalAttention(const torch::Tensor& q, const torch::Tensor& k,
+                              const torch::Tensor& v, int64_t past) {
+  AddMacs(2 * q.size(0) * q.size(1) * q.size(2) * k.size(2) * q.size(3));
+  return reference::CausalAttention(q, k, v, past);
+}
+
+torch::Tensor SwiGlu(const torch::Tensor& gate, const torch::Tensor& up) {
+  return reference::SwiGlu(gate, up);
+}
+
+torch::Tensor CrossEntropy(const torch::Tensor& logits, const torch::Tensor& targets) {
+  return reference::CrossEntropy(logits, targets);
+}
+
+namespace reference {
+
+torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  return x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps) * weight;
+}
+
+torch::Tensor ApplyRotary(const torch::Tensor& x, const torch::Tensor& cos,
+                          const torch::Tensor& sin) {
+  const int64_t half = x.size(-1) / 2;
+  torch::Tensor x1 = x.index({"...", Slice(0, half)});
+  torch::Tensor x2 = x.index({"...", Slice(half, torch::indexing::None)});
+  return torch::cat({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, -1);
+}
+
+torch::Tensor CausalAttention(const torch::Tensor& q, const torch::Tensor& k,
+                              const torch::Tensor& v, int64_t past) {
+  const int64_t heads = q.size(1);
+  const int64_t kv_heads = k.size(1);
+  torch::Tensor keys = k;
+  torch::Tensor values = v;
+  if (kv_heads != heads) {
+    keys = k.repeat_interleave(heads / kv_heads, /*dim=*/1);
+    values = v.repeat_interleave(heads / kv_heads, /*dim=*/1);
+  }
+  const int64_t time = q.size(2);
+  const int64_t total = keys.size(2);
+  torch::Tensor scores =
+      torch::matmul(q, keys.transpose(-2, -1)) / std::sqrt(static_cast<double>(q.size(-1)));
+  // Query t (position past + t) sees keys 0 .. past + t.
+  torch::Tensor mask = torch::ones({time, total}, torch::TensorOptions().dtype(torch::kBool))
+                           .triu(past + 1)
+                           .to(q.device());
+  scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
+  return torch::matmul(torch::softmax(scores, -1), values);
+}
+
+torch::Tensor SwiGlu(const torch::Tensor& gate, const torch::Tensor& up) {
+  return torch::silu(gate) * up;
+}
+
+torch::Tensor CrossEntropy(const torch::Tensor& logits, const torch::Tensor& targets) {
+  return torch::nn::functional::cross_entropy(logits, targets);
+}
+
+}  // namespace reference
+}  // namespace scalelab::model::ops

@@ -37,7 +37,11 @@ TrainPlan PlanFor(const scalelab::v1::RunSpec& spec) {
   for (DataSource& source : plan.sources) source.weight /= weight_sum;
 
   plan.mixture_window = config.data().mixture_window();
-  plan.micro_batch_size = config.train().micro_batch_tokens() / plan.seq_len;
+  // 0 means "no accumulation" and "min(4, seq_len) buckets" (runspec leaves derived defaults 0).
+  const int64_t micro_tokens = config.train().micro_batch_tokens() > 0
+                                   ? config.train().micro_batch_tokens()
+                                   : plan.batch_tokens;
+  plan.micro_batch_size = micro_tokens / plan.seq_len;
   plan.decay = config.train().decay();
   plan.final_lr = config.train().final_lr();
   plan.grad_clip = config.train().grad_clip();
@@ -46,7 +50,8 @@ TrainPlan PlanFor(const scalelab::v1::RunSpec& spec) {
   plan.checkpoint_every_steps = config.checkpoint().every_steps();
   plan.checkpoint_every_s = config.checkpoint().every_s();
   plan.checkpoint_keep = config.checkpoint().keep();
-  plan.position_buckets = config.eval().position_buckets();
+  plan.position_buckets = config.eval().position_buckets() > 0 ? config.eval().position_buckets()
+                                                               : std::min<int64_t>(4, plan.seq_len);
   for (int32_t length : config.eval().recall_lengths()) plan.recall_lengths.push_back(length);
   plan.recall_pairs = config.eval().recall_pairs();
   plan.recall_examples = config.eval().recall_examples();

@@ -108,11 +108,12 @@ void CheckModel(const scalelab::v1::ModelSpec& model, RuleChecker* checker) {
                      absl::StrCat(model.d_model()), {"model.n_heads"});
     // Rotary embeddings rotate pairs of channels: every head needs an even width.
     checker->Require(
-        (model.d_model() / model.n_heads()) % 2 == 0, "model.d_model",
+        model.d_model() % model.n_heads() != 0 || (model.d_model() / model.n_heads()) % 2 == 0,
+        "model.d_model",
         absl::StrCat("an even head width d_model / n_heads (n_heads ", model.n_heads(), ")"),
         absl::StrCat(model.d_model()), {"model.n_heads"});
   }
-  checker->RequirePositive(model.n_kv_heads(), "model.n_kv_heads");
+  checker->RequireNonNegative(model.n_kv_heads(), "model.n_kv_heads");
   if (model.n_kv_heads() > 0 && model.n_heads() > 0) {
     checker->Require(model.n_heads() % model.n_kv_heads() == 0, "model.n_kv_heads",
                      absl::StrCat("a divisor of model.n_heads (", model.n_heads(), ")"),
@@ -187,7 +188,7 @@ void CheckTrain(const scalelab::v1::TrainSpec& train, const scalelab::v1::ModelS
                    "train.weight_decay", "a finite number >= 0",
                    absl::StrCat(train.weight_decay()));
   checker->RequirePositive(train.grad_clip(), "train.grad_clip", "a positive finite norm");
-  checker->RequirePositive(train.micro_batch_tokens(), "train.micro_batch_tokens");
+  checker->RequireNonNegative(train.micro_batch_tokens(), "train.micro_batch_tokens");
   if (train.micro_batch_tokens() > 0 && model.seq_len() > 0) {
     checker->Require(train.micro_batch_tokens() % model.seq_len() == 0, "train.micro_batch_tokens",
                      absl::StrCat("a multiple of model.seq_len (", model.seq_len(), ")"),
@@ -211,12 +212,12 @@ void CheckEvalAndResources(const RunConfig& config, RuleChecker* checker) {
                            "a positive number of tokens");
   checker->RequirePositive(config.eval().val_tokens(), "eval.val_tokens",
                            "a positive number of tokens");
-  checker->Require(
-      config.eval().position_buckets() >= 1 &&
-          config.eval().position_buckets() <= config.model().seq_len(),
-      "eval.position_buckets",
-      absl::StrCat("an integer in [1, model.seq_len (", config.model().seq_len(), ")]"),
-      absl::StrCat(config.eval().position_buckets()), {"model.seq_len"});
+  checker->Require(config.eval().position_buckets() >= 0 &&
+                       config.eval().position_buckets() <= config.model().seq_len(),
+                   "eval.position_buckets",
+                   absl::StrCat("an integer in [0, model.seq_len (", config.model().seq_len(),
+                                ")] (0 = min(4, seq_len))"),
+                   absl::StrCat(config.eval().position_buckets()), {"model.seq_len"});
   for (int32_t length : config.eval().recall_lengths()) {
     // Each example needs its pairs (3 tokens each), a separator and the query (2 tokens).
     const int64_t needed = 3 * static_cast<int64_t>(config.eval().recall_pairs()) + 3;
@@ -244,11 +245,15 @@ void CheckEvalAndResources(const RunConfig& config, RuleChecker* checker) {
 
 }  // namespace
 
+// Defaults that derive from another field (n_kv_heads from n_heads, micro_batch_tokens from
+// batch_tokens, eval.position_buckets from seq_len) are NOT written here: the manifest's base gets
+// its defaults before the grid applies its points, so a derived value written then would go stale
+// when the grid changes its source field. They stay 0 and the trainer resolves them
+// (model/train_plan.cc and the model families).
 void ApplyRunDefaults(RunConfig* config) {
   scalelab::v1::ModelSpec& model = *config->mutable_model();
   if (model.family().empty()) model.set_family("transformer");
   if (model.vocab_size() == 0) model.set_vocab_size(256);
-  if (model.n_kv_heads() == 0) model.set_n_kv_heads(model.n_heads());
   if (model.rope_theta() == 0) model.set_rope_theta(10000);
   // Family-specific sections are filled only where the family reads them, so a Transformer's
   // stored config does not carry SSM settings it ignores.
@@ -274,7 +279,6 @@ void ApplyRunDefaults(RunConfig* config) {
   if (train.decay() == 0) train.set_decay(0.2);
   if (train.final_lr() == 0) train.set_final_lr(0.1);
   if (train.grad_clip() == 0) train.set_grad_clip(1.0);
-  if (train.micro_batch_tokens() == 0) train.set_micro_batch_tokens(train.batch_tokens());
   if (train.precision().empty()) train.set_precision("fp32");
   if (train.divergence_factor() == 0) train.set_divergence_factor(3.0);
 
@@ -290,9 +294,6 @@ void ApplyRunDefaults(RunConfig* config) {
   scalelab::v1::EvalSpec& eval = *config->mutable_eval();
   if (eval.val_tokens() == 0) eval.set_val_tokens(65536);
   if (eval.every_tokens() == 0) eval.set_every_tokens(train.tokens() / 10);
-  if (eval.position_buckets() == 0) {
-    eval.set_position_buckets(static_cast<int32_t>(std::min<int64_t>(4, model.seq_len())));
-  }
   if (eval.recall_pairs() == 0) eval.set_recall_pairs(8);
   if (eval.recall_examples() == 0) eval.set_recall_examples(64);
 

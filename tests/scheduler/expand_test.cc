@@ -97,9 +97,10 @@ TEST_CASE("ApplyOverride names the valid keys when a key is unknown", "[schedule
   RunConfig config;
   CHECK(ApplyOverride("model.d_modle", "64", &config).message() ==
         "model: expected one of the keys family, d_model, n_layers, n_heads, seq_len, d_ff, "
-        "vocab_size, got \"d_modle\"");
+        "vocab_size, n_kv_heads, rope_theta, ssm, hybrid, got \"d_modle\"");
   CHECK(ApplyOverride("modle.d_model", "64", &config).message() ==
-        "RunConfig: expected one of the keys model, data, train, eval, resources, init, got "
+        "RunConfig: expected one of the keys model, data, train, eval, resources, init, "
+        "checkpoint, got "
         "\"modle\"");
   CHECK(ApplyOverride("model.d_model.x", "64", &config).message() ==
         "model.d_model: expected no further key (it is a single value), got \"x\"");

@@ -310,7 +310,8 @@ TEST_CASE("ValidateSweepSpec names the field path without a line", "[scheduler][
   spec.mutable_sweep()->mutable_grid()->mutable_axes(0)->set_key("model.width");
   CHECK(ValidateSweepSpec(spec).message() ==
         "sweep.grid.\"model.width\": not a RunConfig key: model: expected one of the keys family, "
-        "d_model, n_layers, n_heads, seq_len, d_ff, vocab_size, got \"width\"");
+        "d_model, n_layers, n_heads, seq_len, d_ff, vocab_size, n_kv_heads, rope_theta, ssm, "
+        "hybrid, got \"width\"");
 
   spec = ValidSpec();
   spec.set_max_attempts(101);

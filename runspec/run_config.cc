@@ -100,9 +100,17 @@ void CheckModel(const scalelab::v1::ModelSpec& model, RuleChecker* checker) {
                    "\"transformer\", \"mamba2\" or \"hybrid\"", Quoted(model.family()));
   checker->RequirePositive(model.d_model(), "model.d_model");
   checker->RequirePositive(model.n_layers(), "model.n_layers");
-  checker->RequirePositive(model.n_heads(), "model.n_heads");
   checker->RequirePositive(model.seq_len(), "model.seq_len");
-  if (model.d_model() > 0 && model.n_heads() > 0) {
+  // Only families with attention read the head counts (a pure Mamba-2 model may leave them 0).
+  const bool has_attention = model.family() != "mamba2";
+  if (has_attention) checker->RequirePositive(model.n_heads(), "model.n_heads");
+  if (model.family() == "hybrid" && model.hybrid().mode() == "parallel") {
+    // The parallel hybrid splits the heads between its two branches.
+    checker->Require(model.n_heads() >= 2, "model.n_heads",
+                     "at least 2 for model.hybrid.mode \"parallel\"", absl::StrCat(model.n_heads()),
+                     {"model.hybrid.mode"});
+  }
+  if (has_attention && model.d_model() > 0 && model.n_heads() > 0) {
     checker->Require(model.d_model() % model.n_heads() == 0, "model.d_model",
                      absl::StrCat("a multiple of model.n_heads (", model.n_heads(), ")"),
                      absl::StrCat(model.d_model()), {"model.n_heads"});
@@ -114,7 +122,7 @@ void CheckModel(const scalelab::v1::ModelSpec& model, RuleChecker* checker) {
         absl::StrCat(model.d_model()), {"model.n_heads"});
   }
   checker->RequireNonNegative(model.n_kv_heads(), "model.n_kv_heads");
-  if (model.n_kv_heads() > 0 && model.n_heads() > 0) {
+  if (has_attention && model.n_kv_heads() > 0 && model.n_heads() > 0) {
     checker->Require(model.n_heads() % model.n_kv_heads() == 0, "model.n_kv_heads",
                      absl::StrCat("a divisor of model.n_heads (", model.n_heads(), ")"),
                      absl::StrCat(model.n_kv_heads()), {"model.n_heads"});

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
-#include <unordered_set>
 
 #include "model/families.h"
 #include "model/ops.h"
@@ -193,25 +192,11 @@ double HybridImpl::FlopsPerToken() const {
 int64_t HybridImpl::MaxSeqLen() const { return kRotaryMaxSeqLen; }
 
 ParamGroups HybridImpl::ParameterGroups() const {
+  // The mixers' only 2-D parameters are in_proj and out_proj (the depthwise conv weight is 3-D),
+  // so one rule sorts every layer kind.
   ParamGroups groups;
-  // The mixers sort their own parameters (a conv weight is 2-D but not a projection).
-  std::unordered_set<const void*> sorted;
-  for (size_t layer_idx = 0; layer_idx < layers_->size(); ++layer_idx) {
-    const Mamba2MixerImpl* mixer = nullptr;
-    if (kinds_[layer_idx] == 'M') {
-      mixer = layers_->at<MambaBlockImpl>(layer_idx).mixer.get();
-    } else if (kinds_[layer_idx] == 'P') {
-      mixer = layers_->at<ParallelBlockImpl>(layer_idx).ssm.get();
-    }
-    if (mixer == nullptr) continue;
-    mixer->AppendParameterGroups(&groups);
-    for (const torch::Tensor& parameter : mixer->parameters()) {
-      sorted.insert(parameter.unsafeGetTensorImpl());
-    }
-  }
   const torch::Tensor& embedding = token_embedding_->weight;
   for (const torch::Tensor& parameter : parameters()) {
-    if (sorted.count(parameter.unsafeGetTensorImpl()) > 0) continue;
     if (parameter.dim() == 2 && !parameter.is_same(embedding)) {
       groups.decay.push_back(parameter);
     } else {

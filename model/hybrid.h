@@ -100,8 +100,9 @@ class HybridImpl : public CausalLM {
   // with n_a the branch's query heads, n_kv its key/value heads, hd = d_model / n_heads.
   double FlopsPerToken() const override;
   int64_t MaxSeqLen() const override;
-  // decay: 2-D weight matrices (projections, w_gate/w_up/w_down); no_decay: the token embedding,
-  // norm gains and the Mamba-2 mixers' conv weights, biases, A_log, dt_bias and D.
+  // decay: the 2-D weight matrices (qkv, projections, in_proj/out_proj, w_gate/w_up/w_down);
+  // no_decay: the token embedding, norm gains and the mixers' conv weights and biases, A_log,
+  // dt_bias and D.
   ParamGroups ParameterGroups() const override;
   InferenceState NewInferenceState(int64_t batch_size) const override;
   absl::StatusOr<torch::Tensor> ForwardStep(const torch::Tensor& tokens,

@@ -17,6 +17,7 @@
 #include <memory>
 
 #include "model/causal_lm.h"
+#include "model/parts.h"
 #include "scalelab/v1/common.pb.h"
 
 namespace scalelab::model {
@@ -43,25 +44,36 @@ class Mamba2MixerImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, LayerCache* cache = nullptr);
   int64_t OutputWidth() const;
 
-  // Forward multiply-adds per token over a sequence of `tokens` tokens (batch 1), exactly what
-  // ops::MacCounter counts for one forward().
+  // Forward multiply-adds per token of one forward() over `tokens` tokens without cache: what
+  // ops::MacCounter counts divided by batch * tokens (in_proj, the depthwise conv, the chunked
+  // scan of ssd::ChunkedScanMacs, out_proj).
   double MacsPerToken(int64_t tokens) const;
-  // Parameters without decay (biases, A_log, dt_bias, D, norm gain, conv weight) and with decay
-  // (the projection matrices).
-  void AppendParameterGroups(ParamGroups* groups) const;
+
+  torch::Tensor in_proj;      // [2 d_inner + 2 d_state + H, d_input] ~ N(0, kInitStd)
+  torch::Tensor conv_weight;  // [conv channels = d_inner + 2 d_state, 1, d_conv] (depthwise)
+  torch::Tensor conv_bias;    // [conv channels]
+  torch::Tensor a_log;        // [H]: A = -exp(a_log), a_log = log(U[1, 16])
+  torch::Tensor dt_bias;      // [H]: softplus(dt_bias) log-uniform in [1e-3, 1e-1]
+  torch::Tensor d_skip;       // [H], 1
+  RmsNorm norm{nullptr};      // the gated RMSNorm over d_inner
+  torch::Tensor out_proj;     // [d_output, d_inner] ~ N(0, ResidualInitStd(n_layers)); or none
 
  private:
   Mamba2Options options_;
   int64_t n_heads_ = 0;
   int64_t conv_channels_ = 0;
-  torch::Tensor in_proj_, out_proj_;
-  torch::Tensor conv_weight_, conv_bias_;  // [conv_channels, d_conv], [conv_channels]
-  torch::Tensor a_log_, dt_bias_, d_;      // [H] each
-  torch::Tensor norm_weight_;              // gated RMSNorm gain [d_inner]
 };
 TORCH_MODULE(Mamba2Mixer);
 
-// Family "mamba2"; the spec has passed runspec's rules and defaults.
+// Family "mamba2"; the spec has passed runspec's rules and defaults. Its CausalLM:
+//   NumNonEmbeddingParams  every parameter but the token embedding (the head is tied);
+//   FlopsPerToken          6 x the forward multiply-adds per token at T = seq_len of what ops::
+//                          counts: per layer Mamba2MixerImpl::MacsPerToken(seq_len) (in_proj,
+//                          conv, chunked scan, out_proj), plus vocab * d_model for the tied head;
+//   ParameterGroups        decay: in_proj and out_proj; no decay: the rest;
+//   MaxSeqLen              65536, a cap on requests, not a trained limit (the state has a fixed
+//                          size); ForwardStep with T > 1 runs the chunked scan from the cached
+//                          state, with T = 1 the recurrent step.
 std::shared_ptr<CausalLM> BuildMamba2(const scalelab::v1::ModelSpec& spec);
 
 }  // namespace scalelab::model

@@ -22,7 +22,7 @@ namespace scalelab::model::ssd {
 // b, c [B,T,N] (one group shared by all heads); initial_state [B,H,P,N] or undefined (= zeros).
 // y_t = C_t . h_t with h_t = exp(dt_t a) h_{t-1} + dt_t x_t B_t^T   (no D skip here).
 // Returns y [B,T,H,P] in the dtype of x; writes the state after the last token to *final_state
-// when non-null. All three agree (fp32, rtol 1e-4).
+// when non-null, in fp32 (fp64 when x is fp64). All three agree (fp32, rtol 1e-4).
 torch::Tensor ScanNaive(const torch::Tensor& x, const torch::Tensor& dt, const torch::Tensor& a,
                         const torch::Tensor& b, const torch::Tensor& c,
                         const torch::Tensor& initial_state, torch::Tensor* final_state);
@@ -34,6 +34,7 @@ torch::Tensor ScanChunked(const torch::Tensor& x, const torch::Tensor& dt, const
                           const torch::Tensor& initial_state, torch::Tensor* final_state);
 
 // One token: x_t [B,H,P], dt_t [B,H], b_t, c_t [B,N]; state [B,H,P,N] updated in place.
+// Inference only: the in-place update cannot be differentiated through (ScanNaive can).
 torch::Tensor Step(const torch::Tensor& x_t, const torch::Tensor& dt_t, const torch::Tensor& a,
                    const torch::Tensor& b_t, const torch::Tensor& c_t, torch::Tensor& state);
 

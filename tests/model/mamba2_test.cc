@@ -118,7 +118,9 @@ TEST_CASE("Gradients reach the SSM parameters and a few steps fit a repeated bat
           "[model][unit][mamba2]") {
   torch::manual_seed(3);
   std::shared_ptr<CausalLM> model = BuildMamba2(TinySpec());
-  torch::Tensor batch = torch::randint(0, 32, {4, 33}, torch::kLong);
+  // Each token is followed by itself + 5 (mod 32): learnable from the current token alone.
+  torch::Tensor starts = torch::randint(0, 32, {4, 1}, torch::kLong);
+  torch::Tensor batch = (starts + 5 * torch::arange(33, torch::kLong).unsqueeze(0)) % 32;
   torch::Tensor inputs = batch.index({Slice(), Slice(0, 32)});
   torch::Tensor targets = batch.index({Slice(), Slice(1, 33)});
 
@@ -141,7 +143,7 @@ TEST_CASE("Gradients reach the SSM parameters and a few steps fit a repeated bat
   }
   CAPTURE(first, last);
   CHECK(std::isfinite(last));
-  CHECK(last < 0.7 * first);
+  CHECK(last < 0.5 * first);
 }
 
 TEST_CASE("mamba2 FLOPs per token equal 6 x the multiply-adds a forward pass counts",

@@ -129,16 +129,14 @@ TEST_CASE("Gradients through the chunked scan equal those through the sequential
   for (torch::Tensor& leaf : leaves) leaf.requires_grad_(true);
   torch::Tensor weights = torch::randn_like(in.x);
   torch::Tensor final_naive, final_chunked;
-  torch::Tensor naive_loss =
-      (ssd::ScanNaive(in.x, in.dt, in.a, in.b, in.c, in.initial_state, &final_naive) * weights)
-          .sum() +
-      final_naive.sum();
+  // Separate statements: the state must be written before it is summed.
+  torch::Tensor naive_y =
+      ssd::ScanNaive(in.x, in.dt, in.a, in.b, in.c, in.initial_state, &final_naive);
+  torch::Tensor naive_loss = (naive_y * weights).sum() + final_naive.sum();
   std::vector<torch::Tensor> naive_grads = torch::autograd::grad({naive_loss}, leaves);
-  torch::Tensor chunked_loss =
-      (ssd::ScanChunked(in.x, in.dt, in.a, in.b, in.c, 8, in.initial_state, &final_chunked) *
-       weights)
-          .sum() +
-      final_chunked.sum();
+  torch::Tensor chunked_y =
+      ssd::ScanChunked(in.x, in.dt, in.a, in.b, in.c, 8, in.initial_state, &final_chunked);
+  torch::Tensor chunked_loss = (chunked_y * weights).sum() + final_chunked.sum();
   std::vector<torch::Tensor> chunked_grads = torch::autograd::grad({chunked_loss}, leaves);
   for (size_t idx = 0; idx < leaves.size(); ++idx) {
     CAPTURE(idx);

@@ -38,7 +38,10 @@ torch::Tensor ScanChunked(const torch::Tensor& x, const torch::Tensor& dt, const
 torch::Tensor Step(const torch::Tensor& x_t, const torch::Tensor& dt_t, const torch::Tensor& a,
                    const torch::Tensor& b_t, const torch::Tensor& c_t, torch::Tensor& state);
 
-// Multiply-adds ScanChunked counts for these sizes (see ssd.cc for the terms).
+// Multiply-adds ScanChunked counts for these sizes: with q = min(chunk, tokens) and
+// n = ceil(tokens / q) chunks (the last zero-padded), batch * n * (q*q*N + H*q*q*P + 2*H*q*P*N
+// + H*P*N): C B^T (shared by the heads), the masked scores times x, each chunk's state, its
+// readout, and the state carried between chunks. Dense: the causal mask does not halve them.
 int64_t ChunkedScanMacs(int64_t batch, int64_t tokens, int64_t heads, int64_t head_dim,
                         int64_t d_state, int64_t chunk);
 

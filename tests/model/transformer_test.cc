@@ -215,7 +215,8 @@ TEST_CASE("Transformer init: N(0, 0.02), residual projections scaled by depth, g
   v1::ModelSpec spec = SmallSpec();
   spec.set_n_layers(8);
   TransformerImpl model(spec);
-  const auto& block = model.named_modules()["blocks.0"]->as<TransformerBlockImpl>();
+  const auto& block = model.named_modules(/*name_prefix=*/"", /*include_self=*/false)["blocks.0"]
+                          ->as<TransformerBlockImpl>();
   REQUIRE(block != nullptr);
   CHECK(block->attn->qkv_weight.std().item<double>() == Approx(0.02).epsilon(0.1));
   CHECK(block->mlp->w_gate.std().item<double>() == Approx(0.02).epsilon(0.1));

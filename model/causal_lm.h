@@ -72,11 +72,15 @@ class CausalLM : public torch::nn::Module {
   // 2020). A tied output head adds none.
   virtual int64_t NumNonEmbeddingParams() const = 0;
 
-  // Training FLOPs per token (forward + backward = 3 x forward) at full context, the "C = 6ND"
-  // convention of Kaplan et al. 2020: 6 * NumNonEmbeddingParams() plus the attention-score term
-  // 6 * n_layers * seq_len * d_model (QK^T and attention x V over the whole window, not halved
-  // for the causal mask). Embedding lookups, the output head (6 * vocab * d_model), norms and
-  // nonlinearities are not counted. Families without attention document their own term.
+  // Training FLOPs per token at full context (T = seq_len): 6 x the forward multiply-adds per
+  // token (2 FLOPs per multiply-add; backward = 2 x forward), counting exactly what ops:: counts
+  // in one forward pass: every projection (ops::Linear) including the tied output head (d_model *
+  // vocab), the dense attention score and value products over the whole window (2 * T *
+  // n_heads * head_dim per attention layer, not halved for the causal mask), the SSD scan's
+  // contractions and the depthwise conv (ops::AddMacs). Embedding lookups, norms, rotary,
+  // softmax and elementwise nonlinearities are not counted. Each family writes its closed form
+  // next to its override; tests/model/flops_test.cc checks each against ops::MacCounter. Unlike
+  // Kaplan et al.'s 6N this includes the output head, so C/6 is not NumNonEmbeddingParams().
   virtual double FlopsPerToken() const = 0;
 
   // Longest context forward() and ForwardStep() accept, in tokens.

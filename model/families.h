@@ -15,6 +15,10 @@ class CausalLM;
 
 // "transformer": model/transformer.h.
 std::shared_ptr<CausalLM> BuildTransformer(const scalelab::v1::ModelSpec& spec);
+// "mamba2": model/mamba2.h.
+std::shared_ptr<CausalLM> BuildMamba2(const scalelab::v1::ModelSpec& spec);
+// "hybrid": model/hybrid.h.
+std::shared_ptr<CausalLM> BuildHybrid(const scalelab::v1::ModelSpec& spec);
 
 }  // namespace scalelab::model
 

@@ -1,19 +1,16 @@
-// A small decoder-only Transformer (GPT-2 layout) in the LibTorch C++ frontend, the "transformer"
-// family of model/registry.h:
-//   token embedding + learned position embedding
-//   n_layers x [x += Attn(LN(x)); x += MLP(LN(x))]   (pre-LayerNorm, causal multi-head attention,
-//                                                     GELU MLP)
-//   final LayerNorm, output head tied to the token embedding.
-// Attention is written out (matmuls, additive causal mask, softmax) rather than taken from a
-// fused op, so it reads like the math and runs on LibTorch 1.13. LayerNorms go through
-// model/layer_norm.h (the CUDA kernel for fp32 inference on a GPU, torch::layer_norm otherwise).
+// A decoder-only Transformer in the Llama layout, the "transformer" family of model/registry.h:
+//   token embedding (no position embedding: RoPE inside attention carries position)
+//   n_layers x [x += Attn(RMSNorm(x)); x += SwiGLU(RMSNorm(x))]
+//   final RMSNorm, output head tied to the token embedding (logits = x E^T).
+// No biases anywhere. Attention is causal, rotary (base rope_theta) and grouped-query (n_kv_heads
+// key/value heads); see model/attention.h. Every numeric op goes through model/ops.h.
 //
-// Built straight from v1::ModelSpec: d_model, n_layers, n_heads, seq_len, d_ff (0 = 4 * d_model)
-// and vocab_size. The spec must satisfy runspec's rules (ValidateRunConfig after defaults).
+// Built straight from v1::ModelSpec: d_model, n_layers, n_heads, n_kv_heads, rope_theta, d_ff
+// (0 = SwiGluHidden), vocab_size; seq_len only sets the context of FlopsPerToken. The spec must
+// satisfy runspec's rules (ValidateRunConfig after defaults).
 //
-// Init: every weight ~ N(0, 0.02), biases 0, LayerNorm gain 1; the two residual output
-// projections per block ~ N(0, 0.02 / sqrt(2 * n_layers)) so the residual stream's variance does
-// not grow with depth.
+// Init: weights and the embedding ~ N(0, 0.02); the residual output projections (attention out,
+// w_down) ~ N(0, 0.02 / sqrt(2 * n_layers)); norm gains 1.
 
 #ifndef SCALELAB_MODEL_TRANSFORMER_H_
 #define SCALELAB_MODEL_TRANSFORMER_H_
@@ -23,38 +20,38 @@
 #include <cstdint>
 #include <memory>
 
+#include "model/attention.h"
 #include "model/causal_lm.h"
+#include "model/parts.h"
 #include "scalelab/v1/common.pb.h"
 
 namespace scalelab::model {
 
-class CausalSelfAttentionImpl : public torch::nn::Module {
- public:
-  CausalSelfAttentionImpl(int64_t d_model, int64_t n_heads, int64_t seq_len);
-  // x: [B, T, d_model] -> [B, T, d_model]. Without a cache, T <= seq_len and position t attends
-  // to 0..t. With one, x holds the next T positions: they attend to the cached keys and values
-  // too, and their own are appended to `cache`.
-  torch::Tensor forward(const torch::Tensor& x, LayerCache* cache = nullptr);
+// Longest context a rotary model accepts (forward and ForwardStep). RoPE has no trained length
+// limit, so this is not seq_len: long-context evaluation runs past the training context. The cap
+// keeps a mistaken length from allocating a [T, T] score matrix per head without bound.
+inline constexpr int64_t kRotaryMaxSeqLen = 65536;
 
-  torch::nn::Linear qkv{nullptr};   // d_model -> 3 * d_model (q, k, v side by side).
-  torch::nn::Linear proj{nullptr};  // Residual output projection.
+// AttentionOptions of a full-width attention layer of `spec` with an out projection to d_model.
+AttentionOptions AttentionOptionsFor(const scalelab::v1::ModelSpec& spec);
 
- private:
-  int64_t n_heads_;
-  torch::Tensor causal_mask_;  // [seq_len, seq_len]: 0 on and below the diagonal, -inf above.
-};
-TORCH_MODULE(CausalSelfAttention);
+// Checks ForwardStep's arguments against `state` and `max_seq_len` (the errors of causal_lm.h).
+absl::Status CheckStepArguments(const torch::Tensor& tokens, const InferenceState& state,
+                                int64_t max_seq_len);
 
+// One pre-norm block: x += Attn(RMSNorm(x)); x += SwiGLU(RMSNorm(x)).
 class TransformerBlockImpl : public torch::nn::Module {
  public:
-  TransformerBlockImpl(int64_t d_model, int64_t n_heads, int64_t seq_len, int64_t d_ff);
-  torch::Tensor forward(torch::Tensor x, LayerCache* cache = nullptr);
+  explicit TransformerBlockImpl(const scalelab::v1::ModelSpec& spec);
+  // x [B, T, d_model] at positions first_position..; `cache` as in AttentionImpl::forward.
+  torch::Tensor forward(torch::Tensor x, int64_t first_position, LayerCache* cache = nullptr);
+  // Forward multiply-adds per token with `context` tokens in the attention window.
+  double MacsPerToken(int64_t context) const;
 
-  torch::nn::LayerNorm ln_attn{nullptr};
-  CausalSelfAttention attn{nullptr};
-  torch::nn::LayerNorm ln_mlp{nullptr};
-  torch::nn::Linear fc{nullptr};       // d_model -> d_ff.
-  torch::nn::Linear fc_proj{nullptr};  // d_ff -> d_model; residual output projection.
+  RmsNorm attn_norm{nullptr};
+  Attention attn{nullptr};
+  RmsNorm mlp_norm{nullptr};
+  SwiGluMlp mlp{nullptr};
 };
 TORCH_MODULE(TransformerBlock);
 
@@ -63,21 +60,22 @@ class TransformerImpl : public CausalLM {
   explicit TransformerImpl(const scalelab::v1::ModelSpec& spec);
 
   torch::Tensor forward(const torch::Tensor& tokens) override;
+  // Everything but the token embedding (the tied head adds none).
   int64_t NumNonEmbeddingParams() const override;
-  // 6 * NumNonEmbeddingParams() + 6 * n_layers * seq_len * d_model (see CausalLM).
+  // 6 * per-token forward multiply-adds at T = seq_len (see CausalLM), with hd = d_model /
+  // n_heads, hidden = SwiGluHidden(spec):
+  //   n_layers * [d (n_heads + 2 n_kv_heads) hd + n_heads hd d + 3 d hidden + 2 T n_heads hd]
+  //   + d * vocab.
   double FlopsPerToken() const override;
-  int64_t MaxSeqLen() const override { return seq_len_; }
-  // decay: the 4 weight matrices per block (qkv, proj, fc, fc_proj); everything else no_decay.
+  int64_t MaxSeqLen() const override { return kRotaryMaxSeqLen; }
+  // decay: the 2-D weight matrices of the blocks (qkv, attention out, w_gate, w_up, w_down);
+  // no_decay: the token embedding and the norm gains.
   ParamGroups ParameterGroups() const override;
   // One LayerCache per block; keys and values grow by concatenation (a copy per step, fine for
   // contexts of a few thousand tokens).
   InferenceState NewInferenceState(int64_t batch_size) const override;
   absl::StatusOr<torch::Tensor> ForwardStep(const torch::Tensor& tokens,
                                             InferenceState& state) override;
-
-  int64_t d_model() const { return d_model_; }
-  int64_t n_layers() const { return n_layers_; }
-  int64_t d_ff() const { return d_ff_; }
 
  private:
   // Embeds tokens at positions first_position.., runs every block (each with its cache when
@@ -87,11 +85,10 @@ class TransformerImpl : public CausalLM {
   int64_t d_model_;
   int64_t n_layers_;
   int64_t seq_len_;
-  int64_t d_ff_;
+  int64_t vocab_size_;
   torch::nn::Embedding token_embedding_{nullptr};
-  torch::nn::Embedding position_embedding_{nullptr};
   torch::nn::ModuleList blocks_{nullptr};
-  torch::nn::LayerNorm ln_final_{nullptr};
+  RmsNorm final_norm_{nullptr};
 };
 TORCH_MODULE(Transformer);
 

@@ -1,29 +1,36 @@
-// The transformer family through the CausalLM interface and the registry.
+// The transformer family (Llama layout) through the CausalLM interface and the registry, and the
+// parts it is made of (RMSNorm, SwiGLU, rotary grouped-query attention).
 
 #include "model/transformer.h"
 
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <memory>
+#include <set>
+#include <string>
+#include <vector>
 
 #include "model/causal_lm.h"
+#include "model/parts.h"
 #include "model/registry.h"
+#include "runspec/run_config.h"
 
 namespace scalelab::model {
 namespace {
 
 using torch::indexing::Slice;
 
-v1::ModelSpec SmallSpec() {
-  v1::ModelSpec spec;
+v1::ModelSpec SmallSpec(int n_kv_heads = 0) {
+  v1::RunConfig config;
+  v1::ModelSpec& spec = *config.mutable_model();
   spec.set_family("transformer");
-  spec.set_vocab_size(256);
   spec.set_d_model(32);
   spec.set_n_layers(2);
   spec.set_n_heads(4);
+  spec.set_n_kv_heads(n_kv_heads);
   spec.set_seq_len(16);
-  spec.set_d_ff(64);
-  return spec;
+  runspec::ApplyRunDefaults(&config);
+  return config.model();
 }
 
 std::shared_ptr<CausalLM> Build(const v1::ModelSpec& spec) {
@@ -32,11 +39,28 @@ std::shared_ptr<CausalLM> Build(const v1::ModelSpec& spec) {
   return *model;
 }
 
-TEST_CASE("The registry builds a transformer and refuses unknown families by name", "[model]") {
-  CHECK(RegisteredFamilies() == std::vector<std::string>{"transformer"});
+// Logits of `tokens` fed through ForwardStep: a prompt of `prompt` tokens, then one at a time.
+torch::Tensor Stepwise(CausalLM& model, const torch::Tensor& tokens, int64_t prompt) {
+  InferenceState state = model.NewInferenceState(tokens.size(0));
+  std::vector<torch::Tensor> pieces;
+  absl::StatusOr<torch::Tensor> first = model.ForwardStep(tokens.narrow(1, 0, prompt), state);
+  REQUIRE(first.ok());
+  pieces.push_back(*first);
+  for (int64_t position = prompt; position < tokens.size(1); ++position) {
+    absl::StatusOr<torch::Tensor> next = model.ForwardStep(tokens.narrow(1, position, 1), state);
+    REQUIRE(next.ok());
+    pieces.push_back(*next);
+  }
+  CHECK(state.position == tokens.size(1));
+  return torch::cat(pieces, /*dim=*/1);
+}
+
+TEST_CASE("The registry builds every family and refuses unknown families by name",
+          "[model][unit][transformer]") {
+  CHECK(RegisteredFamilies() == std::vector<std::string>{"hybrid", "mamba2", "transformer"});
   std::shared_ptr<CausalLM> model = Build(SmallSpec());
   CHECK(std::dynamic_pointer_cast<TransformerImpl>(model) != nullptr);
-  CHECK(model->MaxSeqLen() == 16);
+  CHECK(model->MaxSeqLen() == kRotaryMaxSeqLen);
 
   v1::ModelSpec mamba = SmallSpec();
   mamba.set_family("mamba");
@@ -44,19 +68,34 @@ TEST_CASE("The registry builds a transformer and refuses unknown families by nam
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(refused.status().message() ==
-        "model.family: expected one of \"transformer\", got \"mamba\"");
+        "model.family: expected one of \"hybrid\", \"mamba2\", \"transformer\", got \"mamba\"");
 }
 
-TEST_CASE("The forward pass gives one logit per vocabulary entry at every position", "[model]") {
+TEST_CASE("The SwiGLU width is 8/3 d_model rounded up to a multiple of 8 unless d_ff is set",
+          "[model][unit][transformer]") {
+  v1::ModelSpec spec;
+  for (const auto& [d_model, hidden] : {std::pair{64, 176}, {128, 344}, {256, 688}, {32, 88}}) {
+    spec.set_d_model(d_model);
+    CHECK(SwiGluHidden(spec) == hidden);
+  }
+  spec.set_d_ff(100);
+  CHECK(SwiGluHidden(spec) == 100);
+}
+
+TEST_CASE("The forward pass gives one logit per vocabulary entry, also beyond seq_len",
+          "[model][unit][transformer]") {
   torch::manual_seed(0);
   std::shared_ptr<CausalLM> model = Build(SmallSpec());
   torch::Tensor tokens = torch::randint(0, 256, {3, 16}, torch::kLong);
   CHECK(model->forward(tokens).sizes() == torch::IntArrayRef({3, 16, 256}));
-  // Shorter contexts than seq_len work too.
   CHECK(model->forward(tokens.narrow(1, 0, 5)).sizes() == torch::IntArrayRef({3, 5, 256}));
+  // RoPE has no trained length limit: contexts past model.seq_len run (long-context evaluation).
+  torch::Tensor longer = torch::randint(0, 256, {1, 40}, torch::kLong);
+  CHECK(model->forward(longer).sizes() == torch::IntArrayRef({1, 40, 256}));
 }
 
-TEST_CASE("An untrained model predicts close to uniform bytes", "[model]") {
+TEST_CASE("An untrained transformer predicts close to uniform bytes",
+          "[model][unit][transformer]") {
   torch::manual_seed(1);
   std::shared_ptr<CausalLM> model = Build(SmallSpec());
   torch::Tensor inputs = torch::randint(0, 256, {8, 16}, torch::kLong);
@@ -64,9 +103,10 @@ TEST_CASE("An untrained model predicts close to uniform bytes", "[model]") {
   CHECK(model->Loss(inputs, targets).item<double>() == Approx(std::log(256.0)).margin(0.3));
 }
 
-TEST_CASE("Changing a future token leaves earlier logits unchanged", "[model]") {
+TEST_CASE("Changing a future token leaves earlier transformer logits unchanged",
+          "[model][unit][transformer]") {
   torch::manual_seed(2);
-  std::shared_ptr<CausalLM> model = Build(SmallSpec());
+  std::shared_ptr<CausalLM> model = Build(SmallSpec(/*n_kv_heads=*/2));
   torch::NoGradGuard no_grad;
   torch::Tensor tokens = torch::randint(0, 256, {2, 16}, torch::kLong);
   torch::Tensor changed = tokens.clone();
@@ -78,86 +118,125 @@ TEST_CASE("Changing a future token leaves earlier logits unchanged", "[model]") 
                               after.index({Slice(), Slice(10, 16)})));
 }
 
-TEST_CASE("Cached step-by-step logits equal the full forward pass", "[model]") {
+TEST_CASE("Transformer logits depend on token order, not only on the bag of tokens",
+          "[model][unit][transformer]") {
+  // Without a position embedding only RoPE tells positions apart; a broken rotation would make
+  // the last logits invariant to swapping two earlier tokens.
   torch::manual_seed(3);
   std::shared_ptr<CausalLM> model = Build(SmallSpec());
-  model->eval();
-  torch::Tensor tokens = torch::randint(0, 256, {2, 16}, torch::kLong);
-  torch::Tensor full;
+  torch::NoGradGuard no_grad;
+  torch::Tensor tokens = torch::randint(0, 256, {1, 8}, torch::kLong);
+  tokens.index_put_({0, 2}, 7);
+  tokens.index_put_({0, 5}, 9);
+  torch::Tensor swapped = tokens.clone();
+  swapped.index_put_({0, 2}, 9);
+  swapped.index_put_({0, 5}, 7);
+  CHECK_FALSE(torch::allclose(model->forward(tokens).index({0, 7}),
+                              model->forward(swapped).index({0, 7}), 0.0, 1e-6));
+}
+
+TEST_CASE("Cached stepwise logits equal the full forward pass, with and without GQA",
+          "[model][unit][transformer]") {
+  for (int n_kv_heads : {4, 2, 1}) {
+    CAPTURE(n_kv_heads);
+    torch::manual_seed(4);
+    std::shared_ptr<CausalLM> model = Build(SmallSpec(n_kv_heads));
+    model->eval();
+    // 24 tokens: the steps run past model.seq_len (16).
+    torch::Tensor tokens = torch::randint(0, 256, {2, 24}, torch::kLong);
+    torch::NoGradGuard no_grad;
+    torch::Tensor full = model->forward(tokens);
+    CHECK(torch::allclose(Stepwise(*model, tokens, /*prompt=*/5), full, 0.0, 1e-5));
+    CHECK(torch::allclose(Stepwise(*model, tokens, /*prompt=*/1), full, 0.0, 1e-5));
+  }
+}
+
+TEST_CASE("ForwardStep refuses a wrong batch and a context past MaxSeqLen, leaving the state",
+          "[model][unit][transformer]") {
+  torch::manual_seed(5);
+  std::shared_ptr<CausalLM> model = Build(SmallSpec());
+  InferenceState state = model->NewInferenceState(2);
+  absl::StatusOr<torch::Tensor> wrong_batch =
+      model->ForwardStep(torch::zeros({3, 1}, torch::kLong), state);
+  CHECK(wrong_batch.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(state.position == 0);
+
+  state.position = model->MaxSeqLen() - 1;
+  absl::StatusOr<torch::Tensor> too_long =
+      model->ForwardStep(torch::zeros({2, 2}, torch::kLong), state);
+  CHECK(too_long.status().code() == absl::StatusCode::kOutOfRange);
+  CHECK(state.position == model->MaxSeqLen() - 1);
+  CHECK_FALSE(state.layers[0].keys.defined());
+}
+
+TEST_CASE("Grouped-query attention has fewer parameters and the count follows the layout",
+          "[model][unit][transformer]") {
+  // d 32, 4 heads of 8, SwiGLU hidden 88, 2 layers: per layer the qkv matrix (4 + 2 kv) * 8 x 32,
+  // the out projection 32 x 32, three SwiGLU matrices 88 x 32 and two norm gains; then the final
+  // norm. The token embedding (256 x 32, tied head) is not counted.
+  int64_t previous = 0;
+  for (int n_kv_heads : {1, 2, 4}) {
+    CAPTURE(n_kv_heads);
+    std::shared_ptr<CausalLM> model = Build(SmallSpec(n_kv_heads));
+    const int64_t per_layer = (4 + 2 * n_kv_heads) * 8 * 32 + 32 * 32 + 3 * 88 * 32 + 2 * 32;
+    CHECK(model->NumNonEmbeddingParams() == 2 * per_layer + 32);
+    CHECK(model->NumParams() == model->NumNonEmbeddingParams() + 256 * 32);
+    CHECK(model->NumNonEmbeddingParams() > previous);
+    previous = model->NumNonEmbeddingParams();
+  }
+}
+
+TEST_CASE("Every transformer parameter is in exactly one group; only block matrices decay",
+          "[model][unit][transformer]") {
+  std::shared_ptr<CausalLM> model = Build(SmallSpec(2));
+  ParamGroups groups = model->ParameterGroups();
+  std::set<const void*> decay;
+  std::set<const void*> no_decay;
+  for (const torch::Tensor& parameter : groups.decay) {
+    CHECK(parameter.dim() == 2);
+    decay.insert(parameter.data_ptr());
+  }
+  for (const torch::Tensor& parameter : groups.no_decay) no_decay.insert(parameter.data_ptr());
+  CHECK(decay.size() == groups.decay.size());
+  CHECK(no_decay.size() == groups.no_decay.size());
+  // 5 matrices per layer (qkv, out, w_gate, w_up, w_down); the embedding, 2 gains per layer and
+  // the final gain do not decay.
+  CHECK(groups.decay.size() == 2 * 5);
+  CHECK(groups.no_decay.size() == 1 + 2 * 2 + 1);
+  for (const torch::Tensor& parameter : model->parameters()) {
+    const void* ptr = parameter.data_ptr();
+    CHECK(decay.count(ptr) + no_decay.count(ptr) == 1);
+  }
+}
+
+TEST_CASE("Transformer init: N(0, 0.02), residual projections scaled by depth, gains 1",
+          "[model][unit][transformer]") {
+  torch::manual_seed(6);
+  v1::ModelSpec spec = SmallSpec();
+  spec.set_n_layers(8);
+  TransformerImpl model(spec);
+  const auto& block = model.named_modules(/*name_prefix=*/"", /*include_self=*/false)["blocks.0"]
+                          ->as<TransformerBlockImpl>();
+  REQUIRE(block != nullptr);
+  CHECK(block->attn->qkv_weight.std().item<double>() == Approx(0.02).epsilon(0.1));
+  CHECK(block->mlp->w_gate.std().item<double>() == Approx(0.02).epsilon(0.1));
+  CHECK(block->attn->out_weight.std().item<double>() == Approx(0.02 / 4).epsilon(0.1));
+  CHECK(block->mlp->w_down.std().item<double>() == Approx(0.02 / 4).epsilon(0.1));
+  CHECK(torch::equal(block->attn_norm->weight, torch::ones({32})));
+}
+
+TEST_CASE("RMSNorm gives unit root-mean-square rows scaled by the gain",
+          "[model][unit][transformer]") {
+  RmsNorm norm(4);
+  torch::Tensor x = torch::tensor({{3.0f, -3.0f, 3.0f, -3.0f}, {1.0f, 2.0f, 3.0f, 4.0f}});
+  torch::Tensor y = norm(x);
+  CHECK(torch::allclose(y.pow(2).mean(-1), torch::ones({2}), 0.0, 1e-4));
+  CHECK(torch::allclose(y[0], torch::tensor({1.0f, -1.0f, 1.0f, -1.0f}), 0.0, 1e-5));
   {
     torch::NoGradGuard no_grad;
-    full = model->forward(tokens);
+    norm->weight.fill_(2.0);
   }
-  // A 5-token prompt, then one token at a time up to the full context.
-  InferenceState state = model->NewInferenceState(2);
-  REQUIRE(state.layers.size() == 2);
-  std::vector<torch::Tensor> pieces;
-  absl::StatusOr<torch::Tensor> prompt = model->ForwardStep(tokens.narrow(1, 0, 5), state);
-  REQUIRE(prompt.ok());
-  pieces.push_back(*prompt);
-  for (int64_t pos = 5; pos < 16; ++pos) {
-    absl::StatusOr<torch::Tensor> step = model->ForwardStep(tokens.narrow(1, pos, 1), state);
-    REQUIRE(step.ok());
-    CHECK(step->sizes() == torch::IntArrayRef({2, 1, 256}));
-    pieces.push_back(*step);
-  }
-  CHECK(state.position == 16);
-  CHECK(state.layers[0].keys.sizes() == torch::IntArrayRef({2, 4, 16, 8}));
-  torch::Tensor stepped = torch::cat(pieces, /*dim=*/1);
-  CHECK_FALSE(stepped.requires_grad());
-  CHECK(torch::allclose(stepped, full, /*rtol=*/0, /*atol=*/1e-5));
-
-  // The context is full now; a mismatched batch is refused too.
-  absl::StatusOr<torch::Tensor> beyond = model->ForwardStep(tokens.narrow(1, 0, 1), state);
-  REQUIRE_FALSE(beyond.ok());
-  CHECK(beyond.status().code() == absl::StatusCode::kOutOfRange);
-  CHECK(state.position == 16);
-  InferenceState other = model->NewInferenceState(3);
-  CHECK(model->ForwardStep(tokens, other).status().code() == absl::StatusCode::kInvalidArgument);
-}
-
-TEST_CASE("Parameter counts, FLOPs per token and decay groups match a hand count", "[model]") {
-  const v1::ModelSpec spec = SmallSpec();
-  std::shared_ptr<CausalLM> model = Build(spec);
-  const int64_t d = 32;
-  const int64_t d_ff = 64;
-  const int64_t per_block = 2 * 2 * d                   // two LayerNorms
-                            + d * 3 * d + 3 * d         // qkv
-                            + d * d + d                 // attention projection
-                            + d * d_ff + d_ff           // fc
-                            + d_ff * d + d;             // fc_proj
-  const int64_t non_embedding = 2 * per_block + 2 * d;  // + final LayerNorm
-  CHECK(non_embedding == 17152);
-  CHECK(model->NumNonEmbeddingParams() == non_embedding);
-  CHECK(model->NumParams() == non_embedding + 256 * d + 16 * d);
-  // 6 N + 6 n_layers seq_len d_model = 6 * 17152 + 6 * 2 * 16 * 32.
-  CHECK(model->FlopsPerToken() == 102912.0 + 6144.0);
-
-  ParamGroups groups = model->ParameterGroups();
-  CHECK(groups.decay.size() == 4 * 2);  // qkv, proj, fc, fc_proj per block
-  CHECK(groups.decay.size() + groups.no_decay.size() == model->parameters().size());
-  for (const torch::Tensor& weight : groups.decay) CHECK(weight.dim() == 2);
-
-  v1::ModelSpec default_width = spec;
-  default_width.set_d_ff(0);  // 4 * d_model
-  CHECK(Build(default_width)->NumNonEmbeddingParams() ==
-        non_embedding + 2 * (2 * d * (4 * d - d_ff) + (4 * d - d_ff)));
-}
-
-TEST_CASE("Residual projections start smaller than the other weights", "[model]") {
-  torch::manual_seed(4);
-  v1::ModelSpec spec = SmallSpec();
-  spec.set_d_model(128);
-  spec.set_d_ff(512);
-  spec.set_n_layers(8);
-  std::shared_ptr<CausalLM> model = Build(spec);
-  for (const auto& item : model->named_parameters()) {
-    if (item.value().dim() != 2) continue;
-    const double std = item.value().std().item<double>();
-    const bool residual = item.key().find("proj.weight") != std::string::npos;
-    INFO(item.key());
-    CHECK(std == Approx(residual ? 0.02 / std::sqrt(16.0) : 0.02).epsilon(0.1));
-  }
+  CHECK(torch::allclose(norm(x), 2 * y, 0.0, 1e-6));
 }
 
 }  // namespace

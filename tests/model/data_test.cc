@@ -1,11 +1,15 @@
+// model/batches.h (LibTorch) comes before Catch: glog's CHECK, which torch pulls in, must be the
+// one Catch redefines, or CHECK would abort instead of reporting. Hence no include sorting here.
+// clang-format off
 #include "model/data.h"
+#include "model/batches.h"
 
 #include <catch2/catch.hpp>
+// clang-format on
 #include <set>
 #include <string>
 #include <vector>
 
-#include "model/batches.h"
 #include "tests/model/test_data.h"
 
 namespace scalelab::model {
@@ -176,7 +180,8 @@ TEST_CASE("Mixture counts round by largest remainder with ties to the earlier so
   CHECK(MixtureCounts({0.5, 0.25, 0.25}, 1) == std::vector<int64_t>{1, 0, 0});
   CHECK(MixtureCounts({1, 0, 1}, 3) == std::vector<int64_t>{2, 0, 1});
   CHECK(MixtureCounts({0, 1}, 5) == std::vector<int64_t>{0, 5});
-  CHECK(MixtureCounts({2, 1, 1}, 7) == std::vector<int64_t>{4, 2, 1});
+  // 3.5, 1.75, 1.75: the larger remainders win over the larger source.
+  CHECK(MixtureCounts({2, 1, 1}, 7) == std::vector<int64_t>{3, 2, 2});
 }
 
 // Rows per source in each window of `window` batches of `batch_size`, over `windows` windows.

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Training throughput and quality of scalelab-train on one CPU thread.
 #
-# Builds a byte-level English corpus from the GCIDE dictionary (Debian package dict-gcide), then
-# trains a few model sizes on 1e6 tokens each and prints, per size: steps, mean training
-# tokens/s (evaluation excluded), final val_loss, and the wall time. The unigram entropy of the
-# validation bytes is printed first: a model that learned anything beyond byte frequencies ends
-# well below it.
+# Builds byte-level token shards of English text from the GCIDE dictionary (Debian package
+# dict-gcide) with `scalelab data`, then trains a few model sizes on 1e6 tokens each and prints,
+# per size: steps, mean training tokens/s (evaluation excluded), final val_loss, and the wall
+# time. The unigram entropy of the training bytes (from meta.json) is printed first: a model that
+# learned anything beyond byte frequencies ends well below it.
 #
 #   bench/train_throughput.sh [path/to/scalelab-train] [tokens]
 #
-# Defaults: build/bin/scalelab-train, 1e6 tokens. Scratch files go to $BENCH_DIR
+# Defaults: build/bin/scalelab-train, 1e6 tokens; the `scalelab` CLI is taken from beside the
+# trainer unless $SCALELAB_CLI names it. Scratch files go to $BENCH_DIR
 # (default /tmp/scalelab-bench). Run it on an otherwise idle machine: the numbers are per core.
 set -euo pipefail
 
@@ -19,28 +20,27 @@ BENCH_DIR="${BENCH_DIR:-/tmp/scalelab-bench}"
 DICT=/usr/share/dictd/gcide.dict.dz
 DATA="$BENCH_DIR/gcide"
 
+CLI="${SCALELAB_CLI:-$(dirname "$TRAIN")/scalelab}"
 if [[ ! -x "$TRAIN" ]]; then
   echo "no trainer at $TRAIN; build the scalelab-train target first" >&2
   exit 1
 fi
 
-if [[ ! -s "$DATA/val.bin" ]]; then
+# Older runs of this script left raw-byte train.bin/val.bin here; only llm.c shards are read now.
+if ! grep -q '"format": "llmc-bin"' "$DATA/meta.json" 2>/dev/null; then
   [[ -r "$DICT" ]] || { echo "need $DICT (apt-get install dict-gcide)" >&2; exit 1; }
-  mkdir -p "$DATA"
+  [[ -x "$CLI" ]] || { echo "no scalelab CLI at $CLI; build the scalelab target first" >&2; exit 1; }
+  mkdir -p "$BENCH_DIR"
   # 3 MB of dictionary text without its markup; the first 95% trains, the last 5% validates.
   # (zcat dies of SIGPIPE once head has enough; that is expected, not an error.)
   { zcat "$DICT" || true; } | head -c 3000000 | sed 's/<[^>]*>//g' > "$BENCH_DIR/corpus.txt"
-  total=$(stat -c %s "$BENCH_DIR/corpus.txt")
-  train_bytes=$((total * 95 / 100))
-  head -c "$train_bytes" "$BENCH_DIR/corpus.txt" > "$DATA/train.bin"
-  tail -c "$((total - train_bytes))" "$BENCH_DIR/corpus.txt" > "$DATA/val.bin"
+  "$CLI" data --input="$BENCH_DIR/corpus.txt" --data_output="$DATA" --max_bytes=0 \
+    --val_fraction=0.05
 fi
 
-# Unigram entropy of val.bin in nats/token: the loss of the best context-free byte model.
-od -An -v -tu1 "$DATA/val.bin" | tr -s ' ' '\n' | grep -v '^$' | sort -n | uniq -c |
-  awk '{ n[NR] = $1; total += $1 } END {
-         for (i in n) { p = n[i] / total; h -= p * log(p) }
-         printf "unigram entropy of val.bin: %.3f nats/token (%d tokens)\n", h, total }'
+# The loss of the best context-free byte model, in nats/token.
+sed -E 's/.*"unigram_entropy_nats": ([0-9.]+).*/unigram entropy of the training bytes: \1 nats\/token/' \
+  "$DATA/meta.json"
 
 printf '%-40s %6s %12s %9s %8s\n' "config" "steps" "tokens/s" "val_loss" "wall_s"
 for config in \

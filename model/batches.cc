@@ -1,5 +1,7 @@
 #include "model/batches.h"
 
+#include <algorithm>
+
 namespace scalelab::model {
 namespace {
 
@@ -17,38 +19,31 @@ TokenTensors ToTensors(TokenBatch& batch, const torch::Device& device) {
           ToTensor(batch.targets, batch.batch_size, batch.seq_len, device)};
 }
 
-TrainBatches::TrainBatches(const std::vector<SourceData>& sources, int64_t seq_len,
-                           int64_t batch_size, uint64_t seed)
-    : shards_(TrainShards(sources)),
-      weights_(Weights(sources)),
-      seq_len_(seq_len),
-      seed_(seed),
-      sampler_(shards_, weights_, seq_len, seed),
-      batch_size_(batch_size) {}
+namespace {
 
-TokenTensors TrainBatches::Next(const torch::Device& device) {
-  sampler_.Sample(batch_size_, batch_);
-  ++position_;
-  return ToTensors(batch_, device);
+std::vector<const TokenSplit*> TrainSplits(const std::vector<SourceData>& sources) {
+  std::vector<const TokenSplit*> splits;
+  for (const SourceData& source : sources) splits.push_back(&source.train);
+  return splits;
 }
 
-void TrainBatches::Seek(int64_t position) {
-  // Replays the sampler from its seed; cheap next to training the same batches.
-  sampler_ = BatchSampler(shards_, weights_, seq_len_, seed_);
-  for (int64_t idx = 0; idx < position; ++idx) sampler_.Sample(batch_size_, batch_);
-  position_ = position;
-}
-
-std::vector<const ByteShard*> TrainBatches::TrainShards(const std::vector<SourceData>& sources) {
-  std::vector<const ByteShard*> shards;
-  for (const SourceData& source : sources) shards.push_back(&source.train);
-  return shards;
-}
-
-std::vector<double> TrainBatches::Weights(const std::vector<SourceData>& sources) {
+std::vector<double> Weights(const std::vector<SourceData>& sources) {
   std::vector<double> weights;
   for (const SourceData& source : sources) weights.push_back(source.weight);
   return weights;
+}
+
+}  // namespace
+
+TrainBatches::TrainBatches(const std::vector<SourceData>& sources, int64_t seq_len,
+                           int64_t batch_size, uint64_t seed, int64_t mixture_window)
+    : sampler_(TrainSplits(sources), Weights(sources), seq_len, batch_size,
+               std::max<int64_t>(1, mixture_window), seed) {}
+
+TokenTensors TrainBatches::Next(const torch::Device& device) {
+  sampler_.Sample(position_, batch_);
+  ++position_;
+  return ToTensors(batch_, device);
 }
 
 }  // namespace scalelab::model

@@ -1,5 +1,6 @@
 // The training data stream as tensors: windows drawn by model/data.h's BatchSampler over the
-// sources' train.bin, by mixture weight, moved to the training device.
+// sources' train shards, exactly by mixture weight over each window of batches, moved to the
+// training device.
 
 #ifndef SCALELAB_MODEL_BATCHES_H_
 #define SCALELAB_MODEL_BATCHES_H_
@@ -22,31 +23,26 @@ struct TokenTensors {
 // Copies `batch` into tensors owned by `device` (the vectors are only borrowed).
 TokenTensors ToTensors(TokenBatch& batch, const torch::Device& device);
 
-// Random training windows, `batch_size` per call, deterministic for a seed. Not thread-safe. The
-// sources must outlive the stream.
+// Random training windows, `batch_size` per call, deterministic for a seed: each run of
+// `mixture_window` consecutive batches (counted from position 0) holds each source's exact share
+// of rows (see BatchSampler). One call is one optimizer step's batch. Not thread-safe. The sources
+// must outlive the stream.
 class TrainBatches {
  public:
   TrainBatches(const std::vector<SourceData>& sources, int64_t seq_len, int64_t batch_size,
-               uint64_t seed);
+               uint64_t seed, int64_t mixture_window = 1);
 
   TokenTensors Next(const torch::Device& device);
 
   // Batches delivered so far: the data position a checkpoint saves.
   int64_t position() const { return position_; }
-  // Continues the stream at `position`: the batches that follow are exactly those a fresh
-  // stream with the same sources, shape and seed delivers after `position` calls of Next().
-  void Seek(int64_t position);
+  // Continues the stream at `position` (>= 0): the batches that follow are exactly those a fresh
+  // stream with the same sources, shape, window and seed delivers after `position` calls of
+  // Next(). O(mixture_window * batch_size), independent of `position`.
+  void Seek(int64_t position) { position_ = position; }
 
  private:
-  static std::vector<const ByteShard*> TrainShards(const std::vector<SourceData>& sources);
-  static std::vector<double> Weights(const std::vector<SourceData>& sources);
-
-  std::vector<const ByteShard*> shards_;
-  std::vector<double> weights_;
-  int64_t seq_len_;
-  uint64_t seed_;
   BatchSampler sampler_;
-  int64_t batch_size_;
   int64_t position_ = 0;
   TokenBatch batch_;  // Reused between calls.
 };

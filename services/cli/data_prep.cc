@@ -4,10 +4,15 @@
 
 #include <array>
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
@@ -33,6 +38,82 @@ absl::Status WriteFile(const std::filesystem::path& path, const char* data, size
   return absl::OkStatus();
 }
 
+// The llm.c shard header: 256 little-endian int32.
+constexpr int32_t kShardMagic = 20240520;
+constexpr int32_t kShardVersionUint16 = 1;
+constexpr int kShardHeaderInts = 256;
+
+// Byte tokens -> one shard file: header, then each byte widened to a little-endian uint16.
+absl::Status WriteShard(const std::filesystem::path& path, std::string_view bytes) {
+  std::string data(kShardHeaderInts * 4 + bytes.size() * 2, '\0');
+  const int32_t header[3] = {kShardMagic, kShardVersionUint16, static_cast<int32_t>(bytes.size())};
+  for (int idx = 0; idx < 3; ++idx) {
+    for (int byte = 0; byte < 4; ++byte) {
+      data[idx * 4 + byte] = static_cast<char>((static_cast<uint32_t>(header[idx]) >> (8 * byte)));
+    }
+  }
+  char* tokens = data.data() + kShardHeaderInts * 4;
+  for (size_t idx = 0; idx < bytes.size(); ++idx) tokens[idx * 2] = bytes[idx];
+  return WriteFile(path, data.data(), data.size());
+}
+
+// Writes `bytes` as <prefix>.bin, or with shard_tokens > 0 as <prefix>_000000.bin, ... of
+// near-equal size; returns the number of shards.
+absl::StatusOr<int64_t> WriteSplit(const std::filesystem::path& dir, const std::string& prefix,
+                                   std::string_view bytes, int64_t shard_tokens) {
+  const int64_t total = static_cast<int64_t>(bytes.size());
+  constexpr int64_t kMaxShardTokens = std::numeric_limits<int32_t>::max();
+  if (shard_tokens == 0) {
+    if (total > kMaxShardTokens) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--shard_tokens: the ", prefix, " split holds ", total,
+                       " tokens, more than one shard's header can count (", kMaxShardTokens,
+                       "); set --shard_tokens"));
+    }
+    if (auto status = WriteShard(dir / (prefix + ".bin"), bytes); !status.ok()) return status;
+    return 1;
+  }
+  const int64_t shards = (total + shard_tokens - 1) / shard_tokens;
+  int64_t first = 0;
+  for (int64_t shard = 0; shard < shards; ++shard) {
+    // The first total % shards shards take one token more.
+    const int64_t size = total / shards + (shard < total % shards ? 1 : 0);
+    const std::string name = absl::StrFormat("%s_%06d.bin", prefix, shard);
+    if (auto status = WriteShard(
+            dir / name, bytes.substr(static_cast<size_t>(first), static_cast<size_t>(size)));
+        !status.ok()) {
+      return status;
+    }
+    first += size;
+  }
+  return shards;
+}
+
+// Removes the shards of an earlier run: the reader takes every train*.bin / val*.bin.
+absl::Status RemoveShards(const std::filesystem::path& dir) {
+  std::error_code error;
+  std::vector<std::filesystem::path> stale;
+  for (std::filesystem::directory_iterator it(dir, error), end; !error && it != end;
+       it.increment(error)) {
+    const std::string name = it->path().filename().string();
+    if ((absl::StartsWith(name, "train") || absl::StartsWith(name, "val")) &&
+        absl::EndsWith(name, ".bin")) {
+      stale.push_back(it->path());
+    }
+  }
+  if (error) {
+    return absl::UnavailableError(
+        absl::StrCat("--output: cannot list ", dir.string(), ": ", error.message()));
+  }
+  for (const std::filesystem::path& path : stale) {
+    if (!std::filesystem::remove(path, error) && error) {
+      return absl::UnavailableError(
+          absl::StrCat("--output: cannot remove old shard ", path.string(), ": ", error.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status DataPrepOptions::Validate() const {
@@ -44,6 +125,10 @@ absl::Status DataPrepOptions::Validate() const {
   }
   if (max_bytes < 0) {
     return absl::InvalidArgumentError(absl::StrCat("--max_bytes: expected >= 0, got ", max_bytes));
+  }
+  if (shard_tokens < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--shard_tokens: expected >= 0 (0 = one file per split), got ", shard_tokens));
   }
   if (!(val_fraction > 0 && val_fraction <= 0.5)) {
     return absl::InvalidArgumentError(
@@ -117,22 +202,24 @@ absl::StatusOr<DataPrepResult> PrepareByteShards(const DataPrepOptions& options)
     return absl::UnavailableError(
         absl::StrCat("--output: cannot create ", options.output, ": ", error.message()));
   }
-  if (auto status = WriteFile(dir / "train.bin", text.data(), train_tokens); !status.ok()) {
-    return status;
-  }
-  if (auto status = WriteFile(dir / "val.bin", text.data() + train_tokens, val_tokens);
-      !status.ok()) {
-    return status;
-  }
+  if (auto status = RemoveShards(dir); !status.ok()) return status;
+  const std::string_view all(text);
+  absl::StatusOr<int64_t> train_shards = WriteSplit(
+      dir, "train", all.substr(0, static_cast<size_t>(train_tokens)), options.shard_tokens);
+  if (!train_shards.ok()) return train_shards.status();
+  absl::StatusOr<int64_t> val_shards =
+      WriteSplit(dir, "val", all.substr(static_cast<size_t>(train_tokens)), options.shard_tokens);
+  if (!val_shards.ok()) return val_shards.status();
   std::string meta = absl::StrFormat(
-      "{\"format\": \"scalelab-bytes-v1\", \"vocab_size\": 256, \"train_tokens\": %d, "
-      "\"val_tokens\": %d, \"unigram_entropy_nats\": %.6f, \"source\": \"%s\"}\n",
-      train_tokens, val_tokens, entropy,
+      "{\"format\": \"llmc-bin\", \"version\": %d, \"vocab_size\": 256, \"train_tokens\": %d, "
+      "\"val_tokens\": %d, \"train_shards\": %d, \"val_shards\": %d, "
+      "\"unigram_entropy_nats\": %.6f, \"source\": \"%s\"}\n",
+      kShardVersionUint16, train_tokens, val_tokens, *train_shards, *val_shards, entropy,
       absl::StrReplaceAll(options.input, {{"\\", "\\\\"}, {"\"", "\\\""}}));
   if (auto status = WriteFile(dir / "meta.json", meta.data(), meta.size()); !status.ok()) {
     return status;
   }
-  return DataPrepResult{train_tokens, val_tokens, entropy};
+  return DataPrepResult{train_tokens, val_tokens, *train_shards, *val_shards, entropy};
 }
 
 }  // namespace scalelab::cli

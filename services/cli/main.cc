@@ -28,10 +28,13 @@ ABSL_FLAG(int64_t, sweep, 0, "runs: only runs of this sweep");
 ABSL_FLAG(bool, all, false, "status, runs: list every run, not only the first 1000");
 ABSL_FLAG(std::string, reason, "", "cancel: why, stored with the runs");
 ABSL_FLAG(std::string, input, "", "data: text or gzip corpus");
-ABSL_FLAG(std::string, data_output, "", "data: output folder for train.bin, val.bin, meta.json");
+ABSL_FLAG(std::string, data_output, "",
+          "data: output folder for the train*.bin and val*.bin token shards and meta.json");
 ABSL_FLAG(int64_t, skip_bytes, 0, "data: bytes to drop from the start of the corpus");
 ABSL_FLAG(int64_t, max_bytes, 8000000, "data: bytes to keep (0 = all)");
 ABSL_FLAG(double, val_fraction, 0.05, "data: held-out fraction at the end");
+ABSL_FLAG(int64_t, shard_tokens, 0,
+          "data: tokens per shard file, train_000000.bin, ... (0 = one train.bin and val.bin)");
 ABSL_FLAG(std::string, budgets, "",
           "fit: comma-separated compute budgets in FLOPs for allocations (default 1e18..1e24)");
 ABSL_FLAG(double, compare_n, 0, "fit: model size N of the data-efficiency comparisons");
@@ -68,7 +71,8 @@ usage: scalelab [flags] COMMAND [ARGS]
   export SWEEP        tidy tables (--format csv|json --rows runs|points --names --out FILE)
   report carbon SWEEP         energy and CO2e per run (--pue --grid)
   report reliability SWEEP    failures, MTTF, ETTR (--cluster for every sweep)
-  data                text corpus -> byte token shards (--input, --data_output)
+  data                text corpus -> byte-level llm.c token shards (--input, --data_output,
+                      --shard_tokens)
 common flags: --addr (or SCALELAB_ADDR), --output table|json)";
 
 int Usage(const std::string& problem) {
@@ -102,13 +106,15 @@ int main(int argc, char** argv) {
     options.skip_bytes = absl::GetFlag(FLAGS_skip_bytes);
     options.max_bytes = absl::GetFlag(FLAGS_max_bytes);
     options.val_fraction = absl::GetFlag(FLAGS_val_fraction);
+    options.shard_tokens = absl::GetFlag(FLAGS_shard_tokens);
     auto result = scalelab::cli::PrepareByteShards(options);
     if (!result.ok()) {
       std::cerr << "scalelab: data: " << result.status().message() << "\n";
       return 1;
     }
-    std::cout << "wrote " << options.output << ": " << result->train_tokens << " train tokens, "
-              << result->val_tokens << " validation tokens, unigram entropy "
+    std::cout << "wrote " << options.output << ": " << result->train_tokens << " train tokens in "
+              << result->train_shards << " shard(s), " << result->val_tokens
+              << " validation tokens in " << result->val_shards << " shard(s), unigram entropy "
               << result->unigram_entropy_nats << " nats/token\n";
     return 0;
   }

@@ -265,7 +265,7 @@ TrainResult Train(const TinyConfig& config, int steps, ops::Impl impl, bool bf16
   ops::SetImpl(impl);
   torch::manual_seed(7);
   TinyLm model(config);
-  torch::optim::AdamW optimizer(model.parameters(), torch::optim::AdamWOptions(3e-3));
+  torch::optim::AdamW optimizer(model.parameters(), torch::optim::AdamWOptions(1e-2));
   TrainResult result;
   const auto start = std::chrono::steady_clock::now();
   for (int step = 0; step < steps; ++step) {

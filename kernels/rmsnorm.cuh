@@ -1,7 +1,7 @@
 // RMSNorm forward and backward on the GPU: the math of RmsNormForwardRef / RmsNormBackwardRef in
 // kernels/rmsnorm_ref.h, their CPU references (fp32 tests compare at rtol 1e-4).
 //
-// One warp per row, as kernels/layernorm.cu: lanes stride over the columns and reduce with warp
+// One warp per row: lanes stride over the columns and reduce with warp
 // shuffles. Statistics and sums are always accumulated in fp32, also for bf16 tensors.
 // dweight is reduced deterministically (per-chunk partial sums, then a fixed-order sum over
 // chunks) so that two identical runs give identical gradients.

@@ -1,8 +1,8 @@
 // RMSNorm forward and backward on the GPU: the math of RmsNormForwardRef / RmsNormBackwardRef in
 // kernels/rmsnorm_ref.h, their CPU references (fp32 tests compare at rtol 1e-4).
 //
-// One warp per row: lanes stride over the columns and reduce with warp
-// shuffles. Statistics and sums are always accumulated in fp32, also for bf16 tensors.
+// One warp per row: lanes stride over the columns and reduce with warp shuffles. Statistics and
+// sums are always accumulated in fp32, also for bf16 tensors.
 // dweight is reduced deterministically (per-chunk partial sums, then a fixed-order sum over
 // chunks) so that two identical runs give identical gradients.
 

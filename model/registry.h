@@ -24,7 +24,8 @@ class CausalLM;
 // satisfy runspec's rules (defaults applied, ValidateRunConfig ok); only the family is checked
 // here, since runspec's validator already refuses unknown families. Errors: kInvalidArgument
 // naming model.family and the registered families, e.g.
-//   model.family: expected one of "transformer", got "mamba"
+//   model.family: expected one of "hybrid", "mamba2", "transformer", got "mamba"
+// and a parallel hybrid with fewer than 2 heads (model.n_heads).
 absl::StatusOr<std::shared_ptr<CausalLM>> BuildModel(const scalelab::v1::ModelSpec& spec);
 
 // The registered family names, sorted.

@@ -31,7 +31,7 @@ if [ "${SCALELAB_SKIP_BUILD:-0}" != 1 ]; then
 fi
 
 DATA="$STATE_DIR/data/gcide"
-if [ ! -f "$DATA/meta.json" ]; then
+if ! grep -q '"format": "llmc-bin"' "$DATA/meta.json" 2>/dev/null; then
   say "preparing GCIDE dictionary text as byte tokens in $DATA"
   "$BIN/scalelab" data --input=/usr/share/dictd/gcide.dict.dz --data_output="$DATA" \
     --skip_bytes=2000 --max_bytes=6000000

@@ -143,6 +143,22 @@ TEST_CASE("Checkpoints beyond checkpoint.keep are pruned, newest kept",
   CHECK(announced == std::vector<int64_t>{10, 20, 30, 40});  // no output_dir: no final.pt
 }
 
+TEST_CASE("checkpoint.every_s writes a checkpoint once that much time has passed",
+          "[model][unit][checkpoint]") {
+  TempDir dir;
+  WriteSource(dir, "text", RepetitiveCorpus(20000));
+  // A nanosecond has always passed by the end of a step: one checkpoint per step but the last.
+  v1::RunSpec spec =
+      ResumeSpec(dir, {"train.tokens=640", "checkpoint.every_steps=0", "checkpoint.every_s=1e-9"});
+  spec.set_checkpoint_dir(dir.path() + "/ckpt");
+  VectorMetricSink sink;
+  REQUIRE(Train(spec, sink).ok());
+  std::vector<int64_t> announced;
+  for (const ArtifactRecord& artifact : sink.artifacts()) announced.push_back(artifact.step);
+  CHECK(announced == std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9});
+  CHECK(ListCheckpoints(spec.checkpoint_dir()).size() == 9);
+}
+
 TEST_CASE("A truncated newest checkpoint and a stale temporary file are skipped on resume",
           "[model][unit][checkpoint]") {
   TempDir dir;

@@ -1,5 +1,5 @@
-// Learning-rate schedules: linear warmup, then cosine decay or a constant rate. Torch-free and
-// pure.
+// Learning-rate schedules: linear warmup, then cosine decay, a constant rate, or
+// warmup-stable-decay. Torch-free and pure.
 
 #ifndef SCALELAB_MODEL_LR_SCHEDULE_H_
 #define SCALELAB_MODEL_LR_SCHEDULE_H_
@@ -10,17 +10,33 @@
 namespace scalelab::model {
 
 enum class LrSchedule {
-  kCosine,    // Linear warmup, then cosine decay to 10% of the peak rate at the last step.
+  kCosine,    // Linear warmup, then cosine decay to final_lr * peak at the last step.
   kConstant,  // Linear warmup, then the peak rate.
+  kWsd,       // Linear warmup, the peak rate, then a linear decay over the last `decay` fraction
+              // of the steps to final_lr * peak at the last step.
 };
 
-// train.schedule as validated by runspec: "constant" -> kConstant, "cosine" -> kCosine.
+// train.schedule as validated by runspec: "constant" -> kConstant, "wsd" -> kWsd, "cosine" ->
+// kCosine.
 LrSchedule LrScheduleFromName(std::string_view name);
 std::string_view LrScheduleName(LrSchedule schedule);
 
+// A schedule's parameters, as TrainPlan holds them (runspec supplies every default).
+struct LrScheduleSpec {
+  LrSchedule schedule = LrSchedule::kCosine;
+  double peak_lr = 0;
+  double warmup = 0;    // Fraction of the steps.
+  double decay = 0;     // kWsd: fraction of the steps in the final decay.
+  double final_lr = 0;  // kCosine, kWsd: the last step's rate as a fraction of peak_lr.
+};
+
 // Learning rate for 0-based optimizer step `step` of `num_steps`: linear warmup over
 // round(warmup * num_steps) steps (the first step already gets peak / warmup_steps), then the
-// schedule. Cosine reaches 0.1 * peak at the last step.
+// schedule. kWsd decays over round(decay * num_steps) steps (never into the warmup); its first
+// decay step is already below the peak and the last is final_lr * peak.
+double LearningRateAt(int64_t step, int64_t num_steps, const LrScheduleSpec& spec);
+
+// The same with runspec's defaults for the schedule's end (final_lr 0.1, decay 0.2).
 double LearningRateAt(int64_t step, int64_t num_steps, double peak_lr, double warmup,
                       LrSchedule schedule);
 

@@ -4,7 +4,9 @@
 // Metric names: "train_loss" (nats/token, averaged since the previous report), "lr" and
 // "tokens_per_s" on the report cadence; "val_loss" (nats/token) and, with several sources,
 // "val_loss/<source>" at each evaluation, and at step 0 too when the run starts from an init
-// artifact.
+// artifact; "diverged_step" (the step, as its value) just before a run stops as diverged. A run
+// resumed from a checkpoint reports only the steps it trains, with the values the uninterrupted
+// run would have reported.
 //
 // Artifacts: a line with an "artifact" key instead of "name" announces a file the run wrote;
 // the worker computes its size and sha256 and records it.
@@ -38,7 +40,8 @@ struct Metric {
 
 // A file the run wrote, announced once it is complete on disk.
 struct ArtifactRecord {
-  std::string kind;  // "final" (the weights at the end of training); "checkpoint" later.
+  std::string kind;  // "final" (the weights at the end of training) or "checkpoint" (training
+                     // state, model/checkpoint.h; older ones are deleted as newer ones come).
   std::string path;  // Absolute.
   int64_t step = 0;  // Optimizer steps completed when it was written.
 };

@@ -63,6 +63,12 @@ absl::StatusOr<TrainSummary> TrainValidSpec(const scalelab::v1::RunSpec& spec, M
         "execution.device: \"cuda\" but CUDA is not available to this LibTorch "
         "(torch::cuda::is_available() is false); expected \"cpu\" on this machine");
   }
+  // Autocast to bf16 is a CUDA feature here; on the CPU it would silently train in fp32.
+  if (plan.bf16 && !plan.cuda) {
+    return absl::InvalidArgumentError(
+        "train.precision: \"bf16\" needs execution.device \"cuda\" (autocast is CUDA-only "
+        "here); expected \"fp32\" on the CPU");
+  }
   absl::StatusOr<LoopFn> loop = LoopForKind(spec.kind());
   if (!loop.ok()) return loop.status();
 
@@ -73,11 +79,15 @@ absl::StatusOr<TrainSummary> TrainValidSpec(const scalelab::v1::RunSpec& spec, M
   (*model)->to(plan.cuda ? torch::kCUDA : torch::kCPU);
   (*model)->train();
 
-  const std::string& init_weights = spec.init_artifact().location();
+  // A checkpoint of an earlier attempt supersedes the init weights: its weights descend from them.
+  std::unique_ptr<SavedTrainState> resume;
+  if (!spec.checkpoint_dir().empty()) resume = LoadTrainState(spec.checkpoint_dir(), log);
+  const std::string init_weights = resume ? std::string() : spec.init_artifact().location();
   if (!init_weights.empty()) {
     if (absl::Status status = LoadWeights(init_weights, **model); !status.ok()) return status;
   }
-  const LoopContext context{spec, plan, **model, !init_weights.empty(), sink, log, start};
+  const LoopContext context{spec, plan, **model, !init_weights.empty(),
+                            sink, log,  start,   resume.get()};
   return (*loop)(context);
 }
 

@@ -18,17 +18,18 @@
 namespace scalelab::model {
 
 class CausalLM;
+class SavedTrainState;
 
 struct TrainSummary {
-  int64_t steps = 0;
-  int64_t tokens = 0;             // Training tokens consumed.
+  int64_t steps = 0;              // The plan's steps (a resumed run's included).
+  int64_t tokens = 0;             // Training tokens consumed, a resumed run's earlier ones too.
   int64_t n_params = 0;           // Non-embedding parameters.
   int64_t n_params_total = 0;     // All parameters (tied embedding once).
   double flops_per_token = 0;     // CausalLM::FlopsPerToken().
   double final_train_loss = 0;    // Nats/token, last reporting interval.
   double final_val_loss = 0;      // Nats/token, mixture-weighted, at the last step.
   double wall_time_s = 0;         // Whole call, loading and evaluation included.
-  double train_tokens_per_s = 0;  // Training tokens over training time.
+  double train_tokens_per_s = 0;  // Training tokens over training time, this call's only.
   std::string final_weights;      // Absolute path of final.pt; empty when not saved.
 };
 
@@ -41,6 +42,10 @@ struct LoopContext {
   MetricSink& sink;
   std::ostream* log;  // Two human-readable lines (start, end) when not null.
   std::chrono::steady_clock::time_point start;  // Metric wall_time_s counts from here.
+  // The checkpoint to continue from (model/checkpoint.h), or null to start at step 0. When set,
+  // the loop restores the model, optimizer, RNG and its counters from it, trains only the steps
+  // after it and reports metrics only for those.
+  SavedTrainState* resume = nullptr;
 };
 
 // A loop trains to completion or to the first error (statuses as Train() in model/trainer.h).

@@ -1,5 +1,6 @@
 #include "model/loops/pretrain_loop.h"
 
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include "model/checkpoint.h"
 #include "model/data.h"
 #include "model/evaluation.h"
+#include "model/loops/divergence.h"
 #include "model/lr_schedule.h"
 #include "model/optimizer.h"
 
@@ -35,6 +37,33 @@ struct Interval {
   double train_s = 0;
 };
 
+// bf16 autocast for the forward pass on CUDA (fp32 master weights and optimizer; the backward
+// pass runs outside autocast as LibTorch recommends). Restores the previous settings.
+class AutocastScope {
+ public:
+  explicit AutocastScope(bool enabled) : enabled_(enabled) {
+    if (!enabled_) return;
+    was_enabled_ = at::autocast::is_enabled();
+    previous_dtype_ = at::autocast::get_autocast_gpu_dtype();
+    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+    at::autocast::set_enabled(true);
+  }
+  ~AutocastScope() {
+    if (!enabled_) return;
+    at::autocast::set_enabled(was_enabled_);
+    at::autocast::set_autocast_gpu_dtype(previous_dtype_);
+    // The cast copies of the weights are only valid until the optimizer changes them.
+    at::autocast::clear_cache();
+  }
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  bool enabled_;
+  bool was_enabled_ = false;
+  at::ScalarType previous_dtype_ = at::kBFloat16;
+};
+
 class PretrainLoop {
  public:
   PretrainLoop(const LoopContext& context, std::vector<SourceData> sources)
@@ -46,17 +75,28 @@ class PretrainLoop {
         batches_(sources_, plan_.seq_len, plan_.batch_size, plan_.seed),
         evaluator_(sources_, plan_.seq_len, plan_.val_windows, plan_.batch_size, device_),
         optimizer_(MakeAdamW(model_, plan_.peak_lr, plan_.weight_decay)),
-        parameters_(model_.parameters()) {}
+        parameters_(model_.parameters()),
+        lr_spec_{plan_.schedule, plan_.peak_lr, plan_.warmup, plan_.decay, plan_.final_lr},
+        divergence_(plan_.divergence_factor,
+                    std::llround(plan_.warmup * static_cast<double>(plan_.steps))),
+        micro_batch_size_(plan_.micro_batch_size > 0 ? plan_.micro_batch_size : plan_.batch_size) {}
 
   absl::StatusOr<TrainSummary> Execute() {
+    if (context_.resume != nullptr) {
+      if (absl::Status status = Resume(*context_.resume); !status.ok()) return status;
+    }
     ReportModel();
-    if (context_.from_init_weights) Validate(0);
-    for (int64_t step_idx = 0; step_idx < plan_.steps; ++step_idx) {
+    if (context_.from_init_weights && first_step_ == 0) Validate(0);
+    last_checkpoint_ = Clock::now();
+    for (int64_t step_idx = first_step_; step_idx < plan_.steps; ++step_idx) {
       const Clock::time_point step_start = Clock::now();
-      const double lr =
-          LearningRateAt(step_idx, plan_.steps, plan_.peak_lr, plan_.warmup, plan_.schedule);
-      absl::StatusOr<double> loss = TrainStep(step_idx + 1, lr);
+      const double lr = LearningRateAt(step_idx, plan_.steps, lr_spec_);
+      const int64_t step = step_idx + 1;
+      absl::StatusOr<double> loss = TrainStep(step, lr);
       if (!loss.ok()) {
+        if (absl::IsAborted(loss.status())) {
+          Emit(step, "diverged_step", static_cast<double>(step));
+        }
         // What was trained still used compute: the record says so before the run fails.
         ReportRecord(step_idx * plan_.batch_tokens);
         return loss.status();
@@ -65,10 +105,12 @@ class PretrainLoop {
       ++interval_.steps;
       interval_.train_s += SecondsSince(step_start);
 
-      const int64_t step = step_idx + 1;
       const bool last = step == plan_.steps;
       if (step % report_every_ == 0 || last) ReportTraining(step, lr);
       if (EvaluationDue(step) || last) summary_.final_val_loss = Validate(step).mixture_loss;
+      if (CheckpointDue(step)) {
+        if (absl::Status status = SaveCheckpoint(step); !status.ok()) return status;
+      }
     }
     return Finish();
   }
@@ -77,6 +119,29 @@ class PretrainLoop {
   void Emit(int64_t step, const std::string& name, double value) {
     context_.sink.Write(
         Metric{step, step * plan_.batch_tokens, name, value, SecondsSince(context_.start)});
+  }
+
+  // Continues from `saved`: its weights, optimizer state, RNG, data position and counters.
+  absl::Status Resume(SavedTrainState& saved) {
+    const LoopCounters& counters = saved.counters();
+    if (counters.step <= 0 || counters.step >= plan_.steps) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "checkpoint ", saved.path(), ": step ", counters.step, "; expected a step between 1 and ",
+          plan_.steps - 1, " (train.tokens / train.batch_tokens) of this run"));
+    }
+    if (absl::Status status = saved.Restore(model_, *optimizer_); !status.ok()) return status;
+    first_step_ = counters.step;
+    batches_.Seek(counters.data_position);
+    divergence_.Restore(counters.divergence);
+    interval_ =
+        Interval{counters.interval_loss_sum, counters.interval_steps, counters.interval_train_s};
+    summary_.final_train_loss = counters.final_train_loss;
+    summary_.final_val_loss = counters.final_val_loss;
+    if (context_.log != nullptr) {
+      *context_.log << "scalelab-train: resumed from step " << first_step_ << " (" << saved.path()
+                    << ")" << std::endl;
+    }
+    return absl::OkStatus();
   }
 
   void ReportModel() {
@@ -95,7 +160,7 @@ class PretrainLoop {
                            sources_.size(), device_.str(), plan_.threads)
                     << std::endl;
     }
-    ReportRecord(0);
+    ReportRecord(first_step_ * plan_.batch_tokens);
   }
 
   // The run record with `tokens` trained so far (its FLOPs: flops_per_token per token).
@@ -110,21 +175,60 @@ class PretrainLoop {
     context_.sink.WriteRecord(record);
   }
 
-  // One optimizer step; returns its training loss, or kAborted when the loss is not finite.
+  // One optimizer step over plan.batch_size windows in micro-batches of micro_batch_size_; each
+  // micro-batch's mean loss is scaled by 1/n so the accumulated gradient is the whole batch's
+  // (equal token counts per micro-batch make the mean of means the batch mean). Returns the
+  // step's training loss, or kAborted from the divergence detector, before the weights change.
   absl::StatusOr<double> TrainStep(int64_t step, double lr) {
     SetLearningRate(*optimizer_, lr);
     TokenTensors batch = batches_.Next(device_);
     optimizer_->zero_grad();
-    torch::Tensor loss = model_.Loss(batch.inputs, batch.targets);
-    const double loss_value = loss.item<double>();
-    if (!std::isfinite(loss_value)) {
-      return absl::AbortedError(absl::StrCat("training diverged at step ", step,
-                                             ": train_loss=", loss_value, "; run stopped"));
+    const int64_t n_micro = plan_.batch_size / micro_batch_size_;
+    double loss_value = 0;
+    for (int64_t micro_idx = 0; micro_idx < n_micro; ++micro_idx) {
+      torch::Tensor inputs =
+          batch.inputs.narrow(0, micro_idx * micro_batch_size_, micro_batch_size_);
+      torch::Tensor targets =
+          batch.targets.narrow(0, micro_idx * micro_batch_size_, micro_batch_size_);
+      torch::Tensor loss;
+      {
+        AutocastScope autocast(plan_.bf16);
+        loss = model_.Loss(inputs, targets);
+      }
+      if (n_micro > 1) loss = loss / static_cast<double>(n_micro);
+      loss_value += loss.item<double>();
+      loss.backward();
     }
-    loss.backward();
-    torch::nn::utils::clip_grad_norm_(parameters_, 1.0);
+    if (absl::Status status = divergence_.Observe(step, loss_value); !status.ok()) return status;
+    torch::nn::utils::clip_grad_norm_(parameters_, plan_.grad_clip);
     optimizer_->step();
     return loss_value;
+  }
+
+  // By steps or by time, whichever comes first; never at the last step, which final.pt covers.
+  bool CheckpointDue(int64_t step) const {
+    if (context_.spec.checkpoint_dir().empty() || step == plan_.steps) return false;
+    if (plan_.checkpoint_every_steps > 0 && step % plan_.checkpoint_every_steps == 0) return true;
+    return plan_.checkpoint_every_s > 0 &&
+           SecondsSince(last_checkpoint_) >= plan_.checkpoint_every_s;
+  }
+
+  absl::Status SaveCheckpoint(int64_t step) {
+    LoopCounters counters;
+    counters.step = step;
+    counters.data_position = batches_.position();
+    counters.divergence = divergence_.state();
+    counters.interval_loss_sum = interval_.loss_sum;
+    counters.interval_steps = interval_.steps;
+    counters.interval_train_s = interval_.train_s;
+    counters.final_train_loss = summary_.final_train_loss;
+    counters.final_val_loss = summary_.final_val_loss;
+    const std::string& dir = context_.spec.checkpoint_dir();
+    absl::StatusOr<std::string> path = SaveTrainState(dir, model_, *optimizer_, counters);
+    if (!path.ok()) return path.status();
+    context_.sink.WriteArtifact(ArtifactRecord{"checkpoint", *path, step});
+    last_checkpoint_ = Clock::now();
+    return PruneCheckpoints(dir, plan_.checkpoint_keep);
   }
 
   void ReportTraining(int64_t step, double lr) {
@@ -159,7 +263,8 @@ class PretrainLoop {
   absl::StatusOr<TrainSummary> Finish() {
     summary_.tokens = plan_.steps * plan_.batch_tokens;
     ReportRecord(summary_.tokens);
-    summary_.train_tokens_per_s = static_cast<double>(summary_.tokens) / total_train_s_;
+    summary_.train_tokens_per_s =
+        static_cast<double>((plan_.steps - first_step_) * plan_.batch_tokens) / total_train_s_;
     absl::StatusOr<std::string> weights =
         SaveFinalWeights(model_, context_.spec.output_dir(), plan_.steps, context_.sink);
     if (!weights.ok()) return weights.status();
@@ -186,7 +291,12 @@ class PretrainLoop {
   Evaluator evaluator_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::vector<torch::Tensor> parameters_;
+  LrScheduleSpec lr_spec_;
+  DivergenceDetector divergence_;
+  int64_t micro_batch_size_;
   const int64_t report_every_ = std::max<int64_t>(1, plan_.steps / 100);
+  int64_t first_step_ = 0;  // Steps completed before this call: the resumed checkpoint's.
+  Clock::time_point last_checkpoint_;
   Interval interval_;
   double total_train_s_ = 0;
   TrainSummary summary_;

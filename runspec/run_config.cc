@@ -243,6 +243,10 @@ void CheckEvalAndResources(const RunConfig& config, RuleChecker* checker) {
       absl::StrCat(config.checkpoint().every_s()));
   checker->RequirePositive(config.checkpoint().keep(), "checkpoint.keep");
   checker->RequireNonNegative(config.resources().gpus(), "resources.gpus");
+  checker->Require(config.train().precision() != "bf16" || config.resources().gpus() > 0,
+                   "train.precision",
+                   "\"fp32\" for a run with resources.gpus 0 (bf16 autocast is CUDA-only)",
+                   "\"bf16\"", {"resources.gpus"});
   checker->RequireNonNegative(config.resources().cpus(), "resources.cpus");
   checker->RequireNonNegative(config.init().from_run(), "init.from_run");
   checker->RequireNonNegative(config.init().from_artifact(), "init.from_artifact");

@@ -72,7 +72,7 @@ class PretrainLoop {
         model_(context.model),
         device_(plan_.cuda ? torch::kCUDA : torch::kCPU),
         sources_(std::move(sources)),
-        batches_(sources_, plan_.seq_len, plan_.batch_size, plan_.seed),
+        batches_(sources_, plan_.seq_len, plan_.batch_size, plan_.seed, plan_.mixture_window),
         evaluator_(sources_, plan_.seq_len, plan_.val_windows, plan_.batch_size, device_),
         optimizer_(MakeAdamW(model_, plan_.peak_lr, plan_.weight_decay)),
         parameters_(model_.parameters()),
@@ -305,8 +305,8 @@ class PretrainLoop {
 }  // namespace
 
 absl::StatusOr<TrainSummary> RunPretrainLoop(const LoopContext& context) {
-  absl::StatusOr<std::vector<SourceData>> sources =
-      LoadSources(context.plan.sources, context.plan.seq_len);
+  absl::StatusOr<std::vector<SourceData>> sources = LoadSources(
+      context.plan.sources, context.plan.seq_len, context.spec.config().model().vocab_size());
   if (!sources.ok()) return sources.status();
   PretrainLoop loop(context, *std::move(sources));
   return loop.Execute();

@@ -96,12 +96,15 @@ TEST_CASE("The run record is written when the model is built and again with the 
   REQUIRE(sink.records().size() == 2);
   const v1::RunRecord& start = sink.records().front();
   const v1::RunRecord& end = sink.records().back();
-  // d_model 32, 1 layer, seq_len 32, vocab 256: per layer 12 d^2 + 13 d (attention and MLP
-  // weights and biases, two LayerNorms) and the final LayerNorm's 2 d.
-  constexpr int64_t kNonEmbedding = 12 * 32 * 32 + 13 * 32 + 2 * 32;
+  // d_model 32, 1 layer of 2 heads, seq_len 32, vocab 256, SwiGLU hidden 88: qkv and out
+  // projections 4 d^2, SwiGLU 3 * 88 * d, two RMSNorm gains 2 d; the final RMSNorm's d.
+  constexpr int64_t kMatrices = 4 * 32 * 32 + 3 * 88 * 32;
+  constexpr int64_t kNonEmbedding = kMatrices + 2 * 32 + 32;
   CHECK(start.n_params() == kNonEmbedding);
-  CHECK(start.n_params_total() == kNonEmbedding + 256 * 32 + 32 * 32);  // tied head
-  CHECK(start.flops_per_token() == 6.0 * kNonEmbedding + 6.0 * 1 * 32 * 32);
+  CHECK(start.n_params_total() == kNonEmbedding + 256 * 32);  // tied head, no position table
+  // 6 x multiply-adds per token: the matrices, scores and values over the 32-token window
+  // (2 * 32 * d) and the tied head (256 * d).
+  CHECK(start.flops_per_token() == 6.0 * (kMatrices + 2 * 32 * 32 + 256 * 32));
   CHECK(start.family() == "transformer");
   CHECK(start.tokens() == 0);
   CHECK(start.flops() == 0);

@@ -49,6 +49,7 @@ ABSL_FLAG(std::string, python, "python3", "interpreter that runs the peer (needs
 ABSL_FLAG(std::string, peer_arch, "llama",
           "the peer's architecture: llama (issue 6's transformer) or gpt2 (the layout before)");
 ABSL_FLAG(bool, ops, true, "time each fused op against its reference on the configs' shapes");
+ABSL_FLAG(bool, train, true, "train each config, ours and the peer's");
 ABSL_FLAG(bool, families, true, "train and generate with every family at about equal size");
 ABSL_FLAG(std::string, contexts, "256,1024,4096", "generation contexts in tokens");
 ABSL_FLAG(int, gen_tokens, 32, "tokens decoded one at a time after the prompt, per context");
@@ -78,6 +79,10 @@ double CpuSeconds() {
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
          static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1e-6;
+}
+
+std::vector<std::string> SplitList(const std::string& text) {
+  return absl::StrSplit(text, ',', absl::SkipEmpty());
 }
 
 // "null" for an absent figure, the number otherwise.
@@ -224,18 +229,32 @@ PeerResult RunPeer(const Config& config, int threads, int steps, int warmup) {
 
 // ---- Ops: fused against reference ------------------------------------------------------------
 
-// Median milliseconds of forward + backward of `op` over `reps` runs after two warm-ups.
-double TimeOp(const std::function<torch::Tensor()>& op, int reps) {
-  std::vector<double> times;
+struct OpTime {
+  double wall_ms;
+  double cpu_ms;
+};
+
+// Median wall and process-CPU milliseconds of forward + backward of `op` over `reps` runs after
+// two warm-ups.
+OpTime TimeOp(const std::function<torch::Tensor()>& op, int reps) {
+  std::vector<double> wall;
+  std::vector<double> cpu;
   for (int rep = 0; rep < reps + 2; ++rep) {
     const double start = WallSeconds();
+    const double start_cpu = CpuSeconds();
     torch::Tensor out = op();
     out.backward(torch::ones_like(out));
-    if (rep >= 2) times.push_back((WallSeconds() - start) * 1e3);
+    if (rep >= 2) {
+      wall.push_back((WallSeconds() - start) * 1e3);
+      cpu.push_back((CpuSeconds() - start_cpu) * 1e3);
+    }
   }
-  std::nth_element(times.begin(), times.begin() + static_cast<int64_t>(times.size() / 2),
-                   times.end());
-  return times[times.size() / 2];
+  auto median = [](std::vector<double>& values) {
+    std::nth_element(values.begin(), values.begin() + static_cast<int64_t>(values.size() / 2),
+                     values.end());
+    return values[values.size() / 2];
+  };
+  return {median(wall), median(cpu)};
 }
 
 void BenchOps(const Config& config) {
@@ -271,14 +290,16 @@ void BenchOps(const Config& config) {
   };
   for (const Row& row : rows) {
     ops::SetImpl(ops::Impl::kFast);
-    const double fused_ms = TimeOp(row.op, 10);
+    const OpTime fused = TimeOp(row.op, 10);
     ops::SetImpl(ops::Impl::kReference);
-    const double reference_ms = TimeOp(row.op, 10);
+    const OpTime reference = TimeOp(row.op, 10);
     ops::SetImpl(ops::Impl::kFast);
     absl::PrintF(
         "{\"bench\":\"ops\",\"op\":\"%s\",\"config\":\"%s\",\"fused_ms\":%.4g,"
-        "\"reference_ms\":%.4g,\"speedup\":%.3g}\n",
-        row.name, config.name, fused_ms, reference_ms, reference_ms / fused_ms);
+        "\"reference_ms\":%.4g,\"speedup\":%.3g,\"fused_cpu_ms\":%.4g,"
+        "\"reference_cpu_ms\":%.4g,\"speedup_cpu\":%.3g}\n",
+        row.name, config.name, fused.wall_ms, reference.wall_ms, reference.wall_ms / fused.wall_ms,
+        fused.cpu_ms, reference.cpu_ms, reference.cpu_ms / fused.cpu_ms);
     std::fflush(stdout);
   }
 }
@@ -325,7 +346,7 @@ void BenchGeneration(const std::string& family, const scalelab::v1::ModelSpec& s
   CausalLM& model = **built;
   model.eval();
   const int64_t gen_tokens = absl::GetFlag(FLAGS_gen_tokens);
-  for (const std::string& context_text : absl::StrSplit(absl::GetFlag(FLAGS_contexts), ',')) {
+  for (const std::string& context_text : SplitList(absl::GetFlag(FLAGS_contexts))) {
     int64_t context = 0;
     if (!absl::SimpleAtoi(context_text, &context) || context <= gen_tokens ||
         context > spec.seq_len()) {
@@ -363,7 +384,7 @@ void BenchFamilies(int steps, int warmup) {
   const std::vector<std::string> registered = RegisteredFamilies();
   const Config& base = kConfigs[1];
   int64_t max_context = 0;
-  for (const std::string& text : absl::StrSplit(absl::GetFlag(FLAGS_contexts), ',')) {
+  for (const std::string& text : SplitList(absl::GetFlag(FLAGS_contexts))) {
     int64_t context = 0;
     if (absl::SimpleAtoi(text, &context)) max_context = std::max(max_context, context);
   }
@@ -411,7 +432,7 @@ int Main() {
   const int warmup = absl::GetFlag(FLAGS_warmup);
   torch::set_num_threads(threads);
   std::vector<Config> configs;
-  for (const std::string& name : absl::StrSplit(absl::GetFlag(FLAGS_configs), ',')) {
+  for (const std::string& name : SplitList(absl::GetFlag(FLAGS_configs))) {
     for (const Config& config : kConfigs) {
       if (config.name == name) configs.push_back(config);
     }
@@ -419,7 +440,7 @@ int Main() {
   if (absl::GetFlag(FLAGS_ops)) {
     for (const Config& config : configs) BenchOps(config);
   }
-  for (const Config& config : configs) {
+  for (const Config& config : absl::GetFlag(FLAGS_train) ? configs : std::vector<Config>()) {
     scalelab::v1::ModelSpec spec =
         MakeSpec("transformer", config.d_model, config.n_layers, config.n_heads, config.seq_len);
     absl::StatusOr<TrainResult> ours = Train(spec, config.batch, steps, warmup);

@@ -2,7 +2,7 @@
 // with the reference's own autograd as the truth; and the dispatcher's routing and MAC counts.
 #include "model/ops.h"
 
-#include <catch2/catch_test_macros.hpp>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <functional>
 #include <string>

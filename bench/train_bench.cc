@@ -14,6 +14,7 @@
 // than wall time when other processes share the cores. Run it on an otherwise idle machine.
 
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -207,7 +208,8 @@ PeerResult RunPeer(const Config& config, int threads, int steps, int warmup) {
   std::string output;
   char buffer[4096];
   while (fgets(buffer, sizeof(buffer), pipe) != nullptr) output += buffer;
-  const int status = pclose(pipe);
+  const int wait_status = pclose(pipe);
+  const int status = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : wait_status;
   result.tokens_per_s = JsonNumber(output, "tokens_per_s");
   result.tokens_per_cpu_s = JsonNumber(output, "tokens_per_cpu_s");
   result.params = JsonNumber(output, "params");

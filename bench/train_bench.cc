@@ -466,8 +466,8 @@ int Main() {
         "\"peer_arch\":\"%s\"%s}\n",
         config.name, ours->tokens_per_s, Json(peer.tokens_per_s), Json(ratio),
         ours->tokens_per_cpu_s, Json(peer.tokens_per_cpu_s), Json(ratio_cpu), ours->params,
-        Json(peer.params), ours->final_loss, Json(peer.final_loss), steps, threads,
-        absl::GetFlag(FLAGS_peer_arch),
+        peer.params.has_value() ? absl::StrCat(static_cast<int64_t>(*peer.params)) : "null",
+        ours->final_loss, Json(peer.final_loss), steps, threads, absl::GetFlag(FLAGS_peer_arch),
         peer.error.empty() ? "" : absl::StrCat(",\"reason\":", Quote(peer.error)));
     std::fflush(stdout);
   }

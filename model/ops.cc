@@ -1,8 +1,13 @@
+// The dispatcher: every op picks its implementation here (see model/ops.h), and counts its
+// multiply-adds here, whichever implementation runs.
 #include "model/ops.h"
 
 #include <atomic>
 #include <cmath>
+#include <initializer_list>
 #include <limits>
+
+#include "model/ops_cpu.h"
 
 namespace scalelab::model::ops {
 namespace {
@@ -11,6 +16,16 @@ using torch::indexing::Slice;
 
 thread_local MacCounter* active_counter = nullptr;
 std::atomic<Impl> current_impl{Impl::kFast};
+
+// The fused CPU ops are fp32 only; anything else (fp64 checks, bf16, other devices) runs the
+// reference composition.
+bool UseFusedCpu(std::initializer_list<const torch::Tensor*> tensors) {
+  if (current_impl.load() != Impl::kFast) return false;
+  for (const torch::Tensor* tensor : tensors) {
+    if (!tensor->is_cpu() || tensor->scalar_type() != torch::kFloat32) return false;
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -30,12 +45,23 @@ torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& weight,
   return torch::linear(x, weight, bias);
 }
 
+// CUDA: the kernels helper's ops slot in at each "CUDA kernels go here" below (behind
+// SCALELAB_WITH_KERNELS); until then CUDA tensors take the reference path.
+
 torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  // CUDA kernels go here.
+  if (UseFusedCpu({&x, &weight})) return cpu::RmsNorm(x, weight, eps);
   return reference::RmsNorm(x, weight, eps);
 }
 
 torch::Tensor ApplyRotary(const torch::Tensor& x, const torch::Tensor& cos,
                           const torch::Tensor& sin) {
+  // CUDA kernels go here.
+  // The fused op has no gradient for the tables (they are never trained).
+  if (UseFusedCpu({&x, &cos, &sin}) && !cos.requires_grad() && !sin.requires_grad() &&
+      x.size(-1) % 2 == 0) {
+    return cpu::ApplyRotary(x, cos, sin);
+  }
   return reference::ApplyRotary(x, cos, sin);
 }
 
@@ -54,14 +80,25 @@ void RotaryTables(int64_t first, int64_t count, int64_t head_dim, double theta,
 torch::Tensor CausalAttention(const torch::Tensor& q, const torch::Tensor& k,
                               const torch::Tensor& v, int64_t past) {
   AddMacs(2 * q.size(0) * q.size(1) * q.size(2) * k.size(2) * q.size(3));
+  // CUDA kernels go here.
+  if (UseFusedCpu({&q, &k, &v})) return cpu::CausalAttention(q, k, v, past);
   return reference::CausalAttention(q, k, v, past);
 }
 
 torch::Tensor SwiGlu(const torch::Tensor& gate, const torch::Tensor& up) {
+  // CUDA kernels go here.
+  if (UseFusedCpu({&gate, &up}) && gate.sizes() == up.sizes()) return cpu::SwiGlu(gate, up);
   return reference::SwiGlu(gate, up);
 }
 
 torch::Tensor CrossEntropy(const torch::Tensor& logits, const torch::Tensor& targets) {
+  // CUDA kernels go here.
+  // Targets outside [0, V) (e.g. an ignore index) keep LibTorch's semantics and errors.
+  if (UseFusedCpu({&logits}) && logits.dim() == 2 && targets.scalar_type() == torch::kLong &&
+      targets.is_cpu() && targets.numel() == logits.size(0) && logits.size(0) > 0 &&
+      targets.min().item<int64_t>() >= 0 && targets.max().item<int64_t>() < logits.size(1)) {
+    return cpu::CrossEntropy(logits, targets);
+  }
   return reference::CrossEntropy(logits, targets);
 }
 

@@ -9,6 +9,10 @@
 
 #include "model/ops_cpu.h"
 
+#ifdef SCALELAB_WITH_KERNELS
+#include "model/ops_cuda.h"
+#endif
+
 namespace scalelab::model::ops {
 namespace {
 
@@ -45,18 +49,27 @@ torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& weight,
   return torch::linear(x, weight, bias);
 }
 
-// CUDA: the kernels helper's ops slot in at each "CUDA kernels go here" below (behind
-// SCALELAB_WITH_KERNELS); until then CUDA tensors take the reference path.
+// CUDA: RMSNorm, rotary and cross-entropy go to the kernels in kernels/ (model/ops_cuda.h,
+// behind SCALELAB_WITH_KERNELS) when their *CudaApplies check holds; the rest run LibTorch's
+// ops through the reference.
 
 torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
-  // CUDA kernels go here.
+#ifdef SCALELAB_WITH_KERNELS
+  if (x.is_cuda() && CurrentImpl() == Impl::kFast && RmsNormCudaApplies(x, weight)) {
+    return RmsNormCuda(x, weight, eps);
+  }
+#endif
   if (UseFusedCpu({&x, &weight})) return cpu::RmsNorm(x, weight, eps);
   return reference::RmsNorm(x, weight, eps);
 }
 
 torch::Tensor ApplyRotary(const torch::Tensor& x, const torch::Tensor& cos,
                           const torch::Tensor& sin) {
-  // CUDA kernels go here.
+#ifdef SCALELAB_WITH_KERNELS
+  if (x.is_cuda() && CurrentImpl() == Impl::kFast && RotaryCudaApplies(x, cos, sin)) {
+    return RotaryCuda(x, cos, sin);
+  }
+#endif
   // The fused op has no gradient for the tables (they are never trained).
   if (UseFusedCpu({&x, &cos, &sin}) && !cos.requires_grad() && !sin.requires_grad() &&
       x.size(-1) % 2 == 0) {
@@ -80,19 +93,24 @@ void RotaryTables(int64_t first, int64_t count, int64_t head_dim, double theta,
 torch::Tensor CausalAttention(const torch::Tensor& q, const torch::Tensor& k,
                               const torch::Tensor& v, int64_t past) {
   AddMacs(2 * q.size(0) * q.size(1) * q.size(2) * k.size(2) * q.size(3));
-  // CUDA kernels go here.
+  // CUDA: no kernel of ours yet; LibTorch's ops (cuBLAS) through the reference.
   if (UseFusedCpu({&q, &k, &v})) return cpu::CausalAttention(q, k, v, past);
   return reference::CausalAttention(q, k, v, past);
 }
 
 torch::Tensor SwiGlu(const torch::Tensor& gate, const torch::Tensor& up) {
-  // CUDA kernels go here.
+  // CUDA: no kernel of ours yet; LibTorch's ops (cuBLAS) through the reference.
   if (UseFusedCpu({&gate, &up}) && gate.sizes() == up.sizes()) return cpu::SwiGlu(gate, up);
   return reference::SwiGlu(gate, up);
 }
 
 torch::Tensor CrossEntropy(const torch::Tensor& logits, const torch::Tensor& targets) {
-  // CUDA kernels go here.
+#ifdef SCALELAB_WITH_KERNELS
+  if (logits.is_cuda() && CurrentImpl() == Impl::kFast &&
+      CrossEntropyCudaApplies(logits, targets)) {
+    return CrossEntropyCuda(logits, targets);
+  }
+#endif
   // Targets outside [0, V) (e.g. an ignore index) keep LibTorch's semantics and errors.
   if (UseFusedCpu({&logits}) && logits.dim() == 2 && targets.scalar_type() == torch::kLong &&
       targets.is_cpu() && targets.numel() == logits.size(0) && logits.size(0) > 0 &&

@@ -68,7 +68,6 @@ struct Args {
   bool generate = false;
   std::string weights_path;
   std::string prompt;
-  bool has_prompt = false;
   int64_t samples = 1;
   scalelab::model::GenerateOptions generate_options;
   std::vector<std::string> generate_flags;  // The generate-only flags given, to refuse them alone.
@@ -105,7 +104,6 @@ absl::StatusOr<bool> ParseGenerateFlag(absl::string_view name, const std::string
     args.weights_path = value;
   } else if (name == "prompt") {
     args.prompt = value;
-    args.has_prompt = true;
   } else if (name == "max_new_tokens") {
     status = ParseNumber(name, value, "an integer >= 0", &options.max_new_tokens);
   } else if (name == "temperature") {
@@ -202,8 +200,9 @@ absl::StatusOr<Args> ParseArgs(int argc, char** argv) {
   if (args.weights_path.empty()) {
     return absl::InvalidArgumentError("--weights: required with --generate; expected a file");
   }
-  if (!args.has_prompt) {
-    return absl::InvalidArgumentError("--prompt: required with --generate; expected a text");
+  if (args.prompt.empty()) {
+    return absl::InvalidArgumentError(
+        "--prompt: required with --generate; expected a non-empty text");
   }
   // GenerateOptions names its fields as the flags are named.
   if (absl::Status status = args.generate_options.Validate(); !status.ok()) {

@@ -262,6 +262,8 @@ absl::StatusOr<std::vector<Generation>> GenerateFromWeights(
     return absl::InvalidArgumentError(
         absl::StrCat("samples: expected an integer >= 1, got ", samples));
   }
+  // execution.threads (and --threads) governs generation as it governs training.
+  if (spec.execution().threads() > 0) torch::set_num_threads(spec.execution().threads());
   absl::StatusOr<std::shared_ptr<CausalLM>> model = BuildModel(spec.config().model());
   if (!model.ok()) return model.status();
   try {

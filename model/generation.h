@@ -81,7 +81,8 @@ absl::StatusOr<std::vector<Generation>> Generate(CausalLM& model,
                                                  const std::vector<std::vector<int64_t>>& prompts,
                                                  const GenerateOptions& options);
 
-// The scalelab-train --generate path: builds spec.config().model on spec.execution().device,
+// The scalelab-train --generate path: sets LibTorch's intra-op threads to
+// spec.execution().threads (process-wide), builds spec.config().model on spec.execution().device,
 // loads `weights_path` (model/checkpoint.h), byte-encodes `prompt` (token = byte) and generates
 // `samples` continuations of it (sample i uses prompt index i for its seed). `generate_s`, when
 // given, receives the seconds spent in Generate alone (no model build or weight load). Errors as

@@ -3,22 +3,33 @@
 // error go to stderr.
 //
 //   scalelab-train --spec=FILE [--set=key=value]... [--device=cpu|cuda] [--threads=N]
+//   scalelab-train --spec=FILE --generate --weights=final.pt --prompt=TEXT [--max_new_tokens=N]
+//                  [--temperature=T] [--top_k=K] [--top_p=P] [--seed=S] [--samples=N]
+//                  [--stop=TEXT]... [--set=...] [--device=...] [--threads=N]
 //
-// The worker passes --spec only. The overrides are for running by hand: --set takes a dotted
+// The worker passes --spec only. --generate samples from trained weights instead of training:
+// each sample (prompt + continuation, non-printable bytes escaped) is one line on stdout, the
+// throughput goes to stderr. The overrides are for running by hand: --set takes a dotted
 // RunConfig key (runspec/keys.h) and may be repeated. Exit codes: runspec/exit_codes.h
 // (0 ok, 1 error, 2 invalid spec or flag, 3 data, 4 divergence, 5 out of memory).
 //
-// This file only reads argv; model/spec_loader.h prepares the spec, model/trainer.h trains it.
+// This file only reads argv; model/spec_loader.h prepares the spec, model/trainer.h trains it,
+// model/generation.h generates.
 
+#include <cstdint>
 #include <cstdio>
 #include <iostream>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "model/generation.h"
 #include "model/metrics.h"
 #include "model/spec_loader.h"
 #include "model/trainer.h"
@@ -34,13 +45,93 @@ constexpr char kUsage[] =
     "  --device   override execution.device\n"
     "  --threads  override execution.threads\n"
     "Metrics go to stdout as JSON lines; exit codes: 0 ok, 1 error, 2 invalid spec or flag,\n"
-    "3 data error, 4 divergence, 5 out of memory.\n";
+    "3 data error, 4 divergence, 5 out of memory.\n"
+    "\n"
+    "usage: scalelab-train --spec=FILE --generate --weights=FILE --prompt=TEXT [options]\n"
+    "  --generate        sample from trained weights of the spec's model instead of training\n"
+    "  --weights         the weights file, e.g. <output_dir>/final.pt\n"
+    "  --prompt          the prompt text, encoded byte by byte\n"
+    "  --max_new_tokens  tokens to add per sample (default 64)\n"
+    "  --temperature     0 = greedy (default), > 0 samples\n"
+    "  --top_k           keep the k most likely tokens (0 = off, default)\n"
+    "  --top_p           nucleus sampling mass in (0, 1] (1 = off, default)\n"
+    "  --seed            sampling seed (default 0)\n"
+    "  --samples         continuations of the prompt (default 1)\n"
+    "  --stop            end a sample when it produces this text (cut); repeatable\n"
+    "Each sample is printed as one line on stdout (prompt + continuation, non-printable bytes\n"
+    "escaped); tokens/s goes to stderr.\n";
 
 struct Args {
   std::string spec_path;
   scalelab::model::SpecOverrides overrides;
   bool help = false;
+  bool generate = false;
+  std::string weights_path;
+  std::string prompt;
+  int64_t samples = 1;
+  scalelab::model::GenerateOptions generate_options;
+  std::vector<std::string> generate_flags;  // The generate-only flags given, to refuse them alone.
 };
+
+bool TakesValue(absl::string_view name) {
+  for (absl::string_view flag :
+       {"spec", "set", "device", "threads", "weights", "prompt", "max_new_tokens", "temperature",
+        "top_k", "top_p", "seed", "samples", "stop"}) {
+    if (name == flag) return true;
+  }
+  return false;
+}
+
+template <typename T>
+absl::Status ParseNumber(absl::string_view name, const std::string& value,
+                         absl::string_view expected, T* out) {
+  bool ok = false;
+  if constexpr (std::is_floating_point_v<T>) {
+    ok = absl::SimpleAtod(value, out);
+  } else {
+    ok = absl::SimpleAtoi(value, out);
+  }
+  if (ok) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("--", name, "=", value, ": expected ", expected));
+}
+
+// Sets one generate-only flag; false when `name` is not one.
+absl::StatusOr<bool> ParseGenerateFlag(absl::string_view name, const std::string& value,
+                                       Args& args) {
+  scalelab::model::GenerateOptions& options = args.generate_options;
+  absl::Status status;
+  if (name == "weights") {
+    args.weights_path = value;
+  } else if (name == "prompt") {
+    args.prompt = value;
+  } else if (name == "max_new_tokens") {
+    status = ParseNumber(name, value, "an integer >= 0", &options.max_new_tokens);
+  } else if (name == "temperature") {
+    status = ParseNumber(name, value, "a number >= 0", &options.temperature);
+  } else if (name == "top_k") {
+    status = ParseNumber(name, value, "an integer >= 0", &options.top_k);
+  } else if (name == "top_p") {
+    status = ParseNumber(name, value, "a number in (0, 1]", &options.top_p);
+  } else if (name == "seed") {
+    status = ParseNumber(name, value, "an unsigned integer", &options.seed);
+  } else if (name == "samples") {
+    status = ParseNumber(name, value, "an integer >= 1", &args.samples);
+    if (status.ok() && args.samples < 1) {
+      status = absl::InvalidArgumentError(
+          absl::StrCat("--samples=", value, ": expected an integer >= 1"));
+    }
+  } else if (name == "stop") {
+    if (value.empty()) return absl::InvalidArgumentError("--stop: expected a non-empty text");
+    options.stop.emplace_back(value.begin(), value.end());
+    // Bytes, not chars: a signed char would turn bytes >= 0x80 into negative tokens.
+    for (int64_t& token : options.stop.back()) token = static_cast<unsigned char>(token);
+  } else {
+    return false;
+  }
+  if (!status.ok()) return status;
+  args.generate_flags.push_back(std::string(name));
+  return true;
+}
 
 // Every argument is checked before anything runs, so an unknown flag or a malformed value exits
 // 2 (the worker contract) with a message naming it, and never half-starts a run.
@@ -52,6 +143,10 @@ absl::StatusOr<Args> ParseArgs(int argc, char** argv) {
       args.help = true;
       continue;
     }
+    if (arg == "--generate") {
+      args.generate = true;
+      continue;
+    }
     if (!absl::ConsumePrefix(&arg, "--")) {
       return absl::InvalidArgumentError(
           absl::StrCat("unexpected argument \"", arg, "\"; expected --flag=value"));
@@ -61,7 +156,7 @@ absl::StatusOr<Args> ParseArgs(int argc, char** argv) {
     std::string value;
     if (eq != absl::string_view::npos) {
       value = std::string(arg.substr(eq + 1));
-    } else if (name == "spec" || name == "set" || name == "device" || name == "threads") {
+    } else if (TakesValue(name)) {
       if (arg_idx + 1 >= argc) {
         return absl::InvalidArgumentError(absl::StrCat("--", name, ": expected a value"));
       }
@@ -81,12 +176,37 @@ absl::StatusOr<Args> ParseArgs(int argc, char** argv) {
       }
       args.overrides.threads = threads;
     } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unknown flag --", name, "; expected --spec, --set, --device or --threads (see --help)"));
+      absl::StatusOr<bool> generate_flag = ParseGenerateFlag(name, value, args);
+      if (!generate_flag.ok()) return generate_flag.status();
+      if (!*generate_flag) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("unknown flag --", name,
+                         "; expected --spec, --set, --device, --threads or --generate with its "
+                         "flags (see --help)"));
+      }
     }
   }
-  if (!args.help && args.spec_path.empty()) {
+  if (args.help) return args;
+  if (args.spec_path.empty()) {
     return absl::InvalidArgumentError("--spec: required; expected --spec=FILE (a RunSpec)");
+  }
+  if (!args.generate) {
+    if (!args.generate_flags.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", args.generate_flags.front(), ": only valid with --generate"));
+    }
+    return args;
+  }
+  if (args.weights_path.empty()) {
+    return absl::InvalidArgumentError("--weights: required with --generate; expected a file");
+  }
+  if (args.prompt.empty()) {
+    return absl::InvalidArgumentError(
+        "--prompt: required with --generate; expected a non-empty text");
+  }
+  // GenerateOptions names its fields as the flags are named.
+  if (absl::Status status = args.generate_options.Validate(); !status.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--", status.message()));
   }
   return args;
 }
@@ -118,6 +238,36 @@ int Fail(const absl::Status& status) {
   return scalelab::runspec::ExitCodeForStatus(status);
 }
 
+// The --generate mode: one line per sample on stdout, the throughput on stderr.
+int GenerateMain(const Args& args, const scalelab::v1::RunSpec& spec) {
+  double seconds = 0;
+  absl::StatusOr<std::vector<scalelab::model::Generation>> samples =
+      scalelab::model::GenerateFromWeights(spec, args.weights_path, args.prompt, args.samples,
+                                           args.generate_options, &seconds);
+  if (!samples.ok()) return Fail(samples.status());
+  std::vector<int64_t> prompt_tokens;
+  for (unsigned char byte : args.prompt) prompt_tokens.push_back(byte);
+  const std::string prompt_text = scalelab::model::EscapeTokens(prompt_tokens);
+  int64_t generated = 0;
+  std::string reasons;
+  for (const scalelab::model::Generation& sample : *samples) {
+    std::cout << prompt_text << scalelab::model::EscapeTokens(sample.tokens) << "\n";
+    generated += static_cast<int64_t>(sample.tokens.size());
+    absl::StrAppend(&reasons, reasons.empty() ? "" : ",",
+                    scalelab::model::FinishReasonName(sample.finish_reason));
+  }
+  std::cout << std::flush;
+  // Generated tokens over the time in Generate (prompt processing included, model build and
+  // weight load not).
+  std::cerr << absl::StrFormat(
+                   "scalelab-train: generated %d tokens in %d samples in %.3f s (%.1f tokens/s); "
+                   "finish: %s",
+                   generated, samples->size(), seconds,
+                   seconds > 0 ? static_cast<double>(generated) / seconds : 0.0, reasons)
+            << std::endl;
+  return scalelab::runspec::kExitOk;
+}
+
 int Main(int argc, char** argv) {
   absl::StatusOr<Args> args = ParseArgs(argc, argv);
   if (!args.ok()) return Fail(args.status());
@@ -128,6 +278,7 @@ int Main(int argc, char** argv) {
   absl::StatusOr<scalelab::v1::RunSpec> spec =
       scalelab::model::LoadRunSpec(args->spec_path, args->overrides);
   if (!spec.ok()) return Fail(spec.status());
+  if (args->generate) return GenerateMain(*args, *spec);
   StdoutJsonSink sink;
   absl::StatusOr<scalelab::model::TrainSummary> summary =
       scalelab::model::Train(*spec, sink, &std::cerr);

@@ -17,6 +17,7 @@
 #include "model/checkpoint.h"
 #include "model/data.h"
 #include "model/evaluation.h"
+#include "model/long_context.h"
 #include "model/loops/divergence.h"
 #include "model/lr_schedule.h"
 #include "model/optimizer.h"
@@ -73,7 +74,8 @@ class PretrainLoop {
         device_(plan_.cuda ? torch::kCUDA : torch::kCPU),
         sources_(std::move(sources)),
         batches_(sources_, plan_.seq_len, plan_.batch_size, plan_.seed, plan_.mixture_window),
-        evaluator_(sources_, plan_.seq_len, plan_.val_windows, plan_.batch_size, device_),
+        evaluator_(sources_, plan_.seq_len, plan_.val_windows, plan_.batch_size, device_,
+                   plan_.position_buckets),
         optimizer_(MakeAdamW(model_, plan_.peak_lr, plan_.weight_decay)),
         parameters_(model_.parameters()),
         lr_spec_{plan_.schedule, plan_.peak_lr, plan_.warmup, plan_.decay, plan_.final_lr},
@@ -256,6 +258,10 @@ class PretrainLoop {
         Emit(step, "val_loss/" + source.name, source.loss);
       }
     }
+    // Before val_loss, so val_loss stays the last metric of an evaluation.
+    for (const BucketLoss& bucket : validation.position_buckets) {
+      Emit(step, absl::StrCat("val_loss_pos/", bucket.first, "-", bucket.last), bucket.loss);
+    }
     Emit(step, "val_loss", validation.mixture_loss);
     return validation;
   }
@@ -265,6 +271,11 @@ class PretrainLoop {
     ReportRecord(summary_.tokens);
     summary_.train_tokens_per_s =
         static_cast<double>((plan_.steps - first_step_) * plan_.batch_tokens) / total_train_s_;
+    // Associative recall at eval.recall_lengths, once, on the final weights.
+    absl::StatusOr<std::vector<std::pair<std::string, double>>> recall =
+        RecallMetrics(model_, plan_, context_.spec.config().model().vocab_size());
+    if (!recall.ok()) return recall.status();
+    for (const auto& [name, value] : *recall) Emit(plan_.steps, name, value);
     absl::StatusOr<std::string> weights =
         SaveFinalWeights(model_, context_.spec.output_dir(), plan_.steps, context_.sink);
     if (!weights.ok()) return weights.status();

@@ -34,7 +34,7 @@ config:
   data: {sources: {text: ")" +
          data_dir + R"("}}
   train: {tokens: 20480, batch_tokens: 512, lr: 1e-2}
-  eval: {every_tokens: 10240, val_tokens: 1024}
+  eval: {every_tokens: 10240, val_tokens: 1024, position_buckets: 1}
 )";
 }
 

@@ -113,7 +113,7 @@ TEST_CASE("The runs of a 2,500-run sweep come in pages with a total, and the CLI
   // 50 x 50 = 2,500 runs.
   std::string d_models, tokens;
   for (int i = 1; i <= 50; ++i) {
-    d_models += (i > 1 ? ", " : "") + std::to_string(4 * i);
+    d_models += (i > 1 ? ", " : "") + std::to_string(8 * i);  // even head widths (RoPE)
     tokens += (i > 1 ? ", " : "") + std::to_string(100000 + i);
   }
   v1::SubmitSweepResponse submitted;

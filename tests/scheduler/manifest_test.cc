@@ -93,6 +93,24 @@ TEST_CASE("The e2e-small example parses and expands to three runs fitted by the 
   CHECK(spec->fit().bootstrap() == 200);
 }
 
+TEST_CASE("The families example expands to a Transformer, a Mamba-2 and a hybrid run",
+          "[scheduler][manifest]") {
+  absl::StatusOr<SweepSpec> spec =
+      ParseManifest(ReadFile(kSourceDir / "examples/families.yaml"), "families.yaml");
+  REQUIRE(spec.ok());
+  absl::StatusOr<std::vector<ExpandedRun>> runs = ExpandSweep(*spec);
+  REQUIRE(runs.ok());
+  REQUIRE(runs->size() == 3);
+  CHECK((*runs)[0].config.model().family() == "transformer");
+  CHECK((*runs)[1].config.model().family() == "mamba2");
+  CHECK((*runs)[2].config.model().family() == "hybrid");
+  // Per-run defaults fill the sections each family reads.
+  CHECK((*runs)[1].config.model().ssm().expand() == 2);
+  CHECK((*runs)[2].config.model().hybrid().mode() == "sequential");
+  CHECK((*runs)[2].config.eval().recall_lengths_size() == 3);
+  CHECK((*runs)[2].config.checkpoint().every_steps() == 50);
+}
+
 TEST_CASE("The manifest from the design document parses into 27 runs", "[scheduler][manifest]") {
   absl::StatusOr<SweepSpec> spec = ParseManifest(kDesignManifest, "design.yaml");
   REQUIRE(spec.ok());

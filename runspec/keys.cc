@@ -3,11 +3,14 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <string>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
 #include "runspec/text.h"
@@ -71,8 +74,13 @@ std::optional<FieldError> WalkKey(absl::string_view dotted_key, RunConfig* confi
       return std::nullopt;
     }
     if (field->is_repeated()) {
+      // A list of scalars is set whole, from comma-separated text ("128,256,512").
+      if (is_last && field->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) {
+        *target = {KeyShape::kValue, holder, field, ""};
+        return std::nullopt;
+      }
       return FieldError{field_path,
-                        "a key naming a single value (lists cannot be set by key)",
+                        "a key naming a single value or a list of numbers or names",
                         Quoted(dotted_key),
                         {}};
     }
@@ -195,6 +203,74 @@ std::optional<std::string> SetScalarFromText(absl::string_view text, const Field
   return "a single value";
 }
 
+// Replaces the repeated scalar `field` of `message` by the comma-separated elements of `text`
+// (empty text: an empty list). Each element is parsed as SetScalarFromText parses a single value;
+// on failure the field is left unchanged and the expectation names the bad element.
+std::optional<std::string> SetListFromText(absl::string_view text, const FieldDescriptor& field,
+                                           Message* message) {
+  const Reflection& reflection = *message->GetReflection();
+  std::vector<std::string> elements;
+  if (!absl::StripAsciiWhitespace(text).empty()) {
+    for (absl::string_view element : absl::StrSplit(text, ',')) {
+      elements.emplace_back(absl::StripAsciiWhitespace(element));
+    }
+  }
+  std::vector<std::string> checked;
+  for (const std::string& element : elements) {
+    switch (field.cpp_type()) {
+      case FieldDescriptor::CPPTYPE_INT32:
+      case FieldDescriptor::CPPTYPE_INT64: {
+        int64_t value = 0;
+        bool out_of_range = false;
+        const bool is_int32 = field.cpp_type() == FieldDescriptor::CPPTYPE_INT32;
+        if (!ParseIntegral(element, &value, &out_of_range) ||
+            (is_int32 && (value < std::numeric_limits<int32_t>::min() ||
+                          value > std::numeric_limits<int32_t>::max()))) {
+          return absl::StrCat("a comma-separated list of integers (", Quoted(element),
+                              " is not one)");
+        }
+        break;
+      }
+      case FieldDescriptor::CPPTYPE_DOUBLE: {
+        double value = 0;
+        if (!absl::SimpleAtod(element, &value) || !std::isfinite(value)) {
+          return absl::StrCat("a comma-separated list of finite numbers (", Quoted(element),
+                              " is not one)");
+        }
+        break;
+      }
+      case FieldDescriptor::CPPTYPE_STRING:
+        break;
+      default:
+        return "a single value";
+    }
+    checked.push_back(element);
+  }
+  reflection.ClearField(message, &field);
+  for (const std::string& element : checked) {
+    int64_t integral = 0;
+    bool out_of_range = false;
+    double number = 0;
+    switch (field.cpp_type()) {
+      case FieldDescriptor::CPPTYPE_INT32:
+        ParseIntegral(element, &integral, &out_of_range);
+        reflection.AddInt32(message, &field, static_cast<int32_t>(integral));
+        break;
+      case FieldDescriptor::CPPTYPE_INT64:
+        ParseIntegral(element, &integral, &out_of_range);
+        reflection.AddInt64(message, &field, integral);
+        break;
+      case FieldDescriptor::CPPTYPE_DOUBLE:
+        absl::SimpleAtod(element, &number);
+        reflection.AddDouble(message, &field, number);
+        break;
+      default:
+        reflection.AddString(message, &field, element);
+    }
+  }
+  return std::nullopt;
+}
+
 // Sets the map entry `target.map_key` of `target.field`. Map fields are reached through their
 // repeated-entry view: reflection has no keyed access, so the new entry is appended and then
 // swapped over any entry with the same key.
@@ -267,8 +343,9 @@ std::optional<FieldError> SetRunConfigValue(std::string_view dotted_key, std::st
         {}};
   }
   std::optional<std::string> expected =
-      target.map_key.empty() ? SetScalarFromText(Absl(value), *target.field, target.holder)
-                             : SetMapEntryFromText(Absl(value), target);
+      !target.map_key.empty()       ? SetMapEntryFromText(Absl(value), target)
+      : target.field->is_repeated() ? SetListFromText(Absl(value), *target.field, target.holder)
+                                    : SetScalarFromText(Absl(value), *target.field, target.holder);
   if (!expected) return std::nullopt;
   return FieldError{std::string(dotted_key),
                     *std::move(expected),

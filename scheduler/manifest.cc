@@ -448,7 +448,19 @@ absl::Status ManifestParser::ParseBaseValue(const std::string& config_path,
                                             const YAML::Node& key_node, const YAML::Node& value,
                                             RunConfig* config) {
   const std::string shown = absl::StrCat("base.", config_path);
-  absl::StatusOr<std::string> text = ScalarText(key_node, value, shown, "a single value");
+  // A list field (eval.recall_lengths: [128, 256]) travels as the comma-separated text that
+  // SetRunConfigValue takes; a list given for a single-valued field fails there, by name.
+  absl::StatusOr<std::string> text;
+  if (value.IsSequence()) {
+    std::vector<std::string> elements;
+    for (const YAML::Node& element : value) {
+      if (!element.IsScalar()) return Error(element, shown, "a list of values", Describe(element));
+      elements.push_back(element.Scalar());
+    }
+    text = absl::StrJoin(elements, ",");
+  } else {
+    text = ScalarText(key_node, value, shown, "a single value");
+  }
   if (!text.ok()) return text.status();
   // `model: {d_model: 64}` and `model.d_model: 64` name the same field; catch a manifest that
   // uses both.

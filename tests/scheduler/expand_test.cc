@@ -256,5 +256,18 @@ TEST_CASE("KeysOverlap matches a key with the keys under it", "[scheduler][expan
   CHECK_FALSE(KeysOverlap("train.tokens", "train.tokens_x"));
 }
 
+TEST_CASE("A list field is set whole from comma-separated values", "[scheduler][expand]") {
+  RunConfig config;
+  REQUIRE(ApplyOverride("eval.recall_lengths", "128, 256,512", &config).ok());
+  REQUIRE(config.eval().recall_lengths_size() == 3);
+  CHECK(config.eval().recall_lengths(2) == 512);
+  CHECK(ApplyOverride("eval.recall_lengths", "128,1e3,x", &config).message() ==
+        "eval.recall_lengths: expected a comma-separated list of integers (\"x\" is not one), got "
+        "\"128,1e3,x\"");
+  CHECK(config.eval().recall_lengths_size() == 3);  // unchanged by the failed override
+  REQUIRE(ApplyOverride("eval.recall_lengths", "", &config).ok());
+  CHECK(config.eval().recall_lengths_size() == 0);
+}
+
 }  // namespace
 }  // namespace scalelab::scheduler

@@ -97,6 +97,7 @@ TEST_CASE("The families example expands to a Transformer, a Mamba-2 and a hybrid
           "[scheduler][manifest]") {
   absl::StatusOr<SweepSpec> spec =
       ParseManifest(ReadFile(kSourceDir / "examples/families.yaml"), "families.yaml");
+  INFO(spec.status().message());
   REQUIRE(spec.ok());
   absl::StatusOr<std::vector<ExpandedRun>> runs = ExpandSweep(*spec);
   REQUIRE(runs.ok());

@@ -173,7 +173,7 @@ TEST_CASE("The runs of a 2,500-run sweep come in pages with a total, and the CLI
     const std::string csv = out.str();
     CHECK(csv.rfind("run_id,index,state,model.d_model,train.tokens,n_params,", 0) == 0);
     CHECK(std::count(csv.begin(), csv.end(), '\n') == 1 + 2500);  // every page
-    CHECK(csv.find(",2499,PENDING,200,100050,") != std::string::npos);
+    CHECK(csv.find(",2499,PENDING,400,100050,") != std::string::npos);
 
     // No run has reported a point yet: an empty list, not an error.
     std::ostringstream points;

@@ -45,8 +45,12 @@ std::vector<std::string> BuildTrainerArgv(const TrainerInvocation& invocation,
 std::vector<std::pair<std::string, std::string>> TrainerEnvironment(const v1::RunSpec& spec) {
   // The inventory numbers GPUs in PCI bus order; CUDA's default order is fastest first, which on
   // a node with mixed GPUs would make index 1 a different device than the one placed.
+  // OpenMP threads that spin between parallel regions take the cores OpenBLAS's own pool needs
+  // for the matmuls: passive waiting made training 1.5-3x faster on 2 cores (bench/README.md).
+  // libgomp reads it once at load, so it must be in the environment, not set by the trainer.
   return {{"CUDA_DEVICE_ORDER", "PCI_BUS_ID"},
-          {"CUDA_VISIBLE_DEVICES", absl::StrJoin(spec.execution().gpu_indices(), ",")}};
+          {"CUDA_VISIBLE_DEVICES", absl::StrJoin(spec.execution().gpu_indices(), ",")},
+          {"OMP_WAIT_POLICY", "PASSIVE"}};
 }
 
 namespace {

@@ -54,8 +54,9 @@ TEST_CASE("A leased spec is completed for this node and the trainer gets only it
   CHECK(BuildTrainerArgv({"/bin/scalelab-train", "/data", 2}, "/w/run-7-2/spec.json") ==
         std::vector<std::string>{"/bin/scalelab-train", "--spec=/w/run-7-2/spec.json"});
   using Env = std::vector<std::pair<std::string, std::string>>;
-  CHECK(TrainerEnvironment(*spec) ==
-        Env{{"CUDA_DEVICE_ORDER", "PCI_BUS_ID"}, {"CUDA_VISIBLE_DEVICES", ""}});
+  CHECK(TrainerEnvironment(*spec) == Env{{"CUDA_DEVICE_ORDER", "PCI_BUS_ID"},
+                                         {"CUDA_VISIBLE_DEVICES", ""},
+                                         {"OMP_WAIT_POLICY", "PASSIVE"}});
 }
 
 TEST_CASE("A run placed on GPUs sees only those GPUs and trains on cuda", "[worker][unit]") {

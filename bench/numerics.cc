@@ -4,8 +4,7 @@
 //   attention  ops::reference::CausalAttention and ops::CausalAttention on fp32 and bf16 inputs
 //              (GQA) against the reference run in fp64 on the same (rounded) inputs: max and mean
 //              absolute deviation of the outputs, by sequence length;
-//   scan       the SSD scans of model/ssd.h (naive and chunked) the same way, when that header
-//              is in the tree;
+//   scan       the SSD scans of model/ssd.h (naive and chunked) the same way;
 //   training   the 1-D Wasserstein distance between the final weights of two trainings of a tiny
 //              GQA transformer (same seed, same data) that differ only in ops::SetImpl or in
 //              precision (bf16 CPU autocast), and of two identical runs: the noise floor.
@@ -31,13 +30,7 @@
 #include "absl/strings/str_replace.h"
 #include "bench/wasserstein.h"
 #include "model/ops.h"
-
-#if __has_include("model/ssd.h")
 #include "model/ssd.h"
-#define SCALELAB_NUMERICS_HAVE_SSD 1
-#else
-#define SCALELAB_NUMERICS_HAVE_SSD 0
-#endif
 
 ABSL_FLAG(std::vector<std::string>, studies,
           std::vector<std::string>({"attention", "scan", "training"}),
@@ -128,7 +121,6 @@ void AttentionStudy(const std::vector<int64_t>& seq_lens) {
 // ---- scan ----
 
 void ScanStudy(const std::vector<int64_t>& seq_lens) {
-#if SCALELAB_NUMERICS_HAVE_SSD
   constexpr int64_t kBatch = 1, kHeads = 4, kHeadDim = 16, kState = 16, kChunk = 64;
   const std::string shape =
       absl::StrFormat("\"batch\":%d,\"heads\":%d,\"head_dim\":%d,\"d_state\":%d,\"chunk\":%d",
@@ -170,10 +162,6 @@ void ScanStudy(const std::vector<int64_t>& seq_lens) {
       }
     }
   }
-#else
-  (void)seq_lens;
-  PrintError("scan", "all", "model/ssd.h is not in this tree; rebuild with it to run the study");
-#endif
 }
 
 // ---- training ----

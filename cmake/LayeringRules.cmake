@@ -60,4 +60,12 @@ scalelab_layering_rule(
   FORBID "^scalelab_analysis_fit$" "^Ceres::" "(^|/)libceres"
   REASON "daemons serve /metrics with civetweb, which crashes once Ceres' glog and LAPACK are loaded; fits run in scalelab-fit-group")
 
+scalelab_layering_rule(
+  TARGETS scalelab_tasks
+  DIRECTORIES tasks
+  FORBID ${_scalelab_daemon} ${_scalelab_torch} "^scalelab_proto_messages$" "^protobuf::"
+         "(^|/)libprotobuf" "^scalelab_common$" "^scalelab_runspec$" "^spdlog::"
+         "^scalelab_analysis_fit$" "^Ceres::" "(^|/)libceres"
+  REASON "scalelab_tasks (problems, verifiers, pass@k, suites) is torch-free and daemon-free over absl and yaml-cpp: the runtime, the CLI and the scheduler may all link it")
+
 scalelab_layering_enforce()

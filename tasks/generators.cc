@@ -230,7 +230,7 @@ absl::StatusOr<std::vector<Problem>> GenerateProblems(const GeneratorOptions& op
   const int64_t wanted = first_index + count;
   const int64_t max_candidates = 1000 * (wanted + 100);
   std::vector<Problem> problems;
-  problems.reserve(count);
+  problems.reserve(std::min<int64_t>(count, 1 << 16));
   int64_t found = 0;
   for (int64_t candidate = 0; found < wanted; ++candidate) {
     if (candidate >= max_candidates) {

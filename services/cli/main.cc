@@ -13,6 +13,7 @@
 #include "services/cli/data_prep.h"
 #include "services/cli/local_fit.h"
 #include "services/cli/results_commands.h"
+#include "services/cli/tasks_command.h"
 
 ABSL_FLAG(std::string, addr, "",
           "scheduler address host:port (default: $SCALELAB_ADDR, else 127.0.0.1:7070)");
@@ -50,6 +51,18 @@ ABSL_FLAG(std::string, rows, "runs", "export: runs (one row per run) or points (
 ABSL_FLAG(double, pue, 0, "report carbon: power usage effectiveness (0 = scheduler default)");
 ABSL_FLAG(double, grid, 0, "report carbon: grid intensity, gCO2e/kWh (0 = scheduler default)");
 ABSL_FLAG(bool, cluster, false, "report reliability: the whole cluster instead of one sweep");
+ABSL_FLAG(std::string, task, "addition",
+          "tasks sample: addition, multiplication, modular, sorting or word");
+ABSL_FLAG(std::string, split, "test", "tasks sample: train, held_out or test");
+ABSL_FLAG(int64_t, n, 5, "tasks sample: problems to print");
+ABSL_FLAG(int64_t, first, 0, "tasks sample: index of the first problem in the split");
+ABSL_FLAG(uint64_t, seed, 1, "tasks sample: generator seed");
+ABSL_FLAG(int32_t, digits, 3, "tasks sample: addition, multiplication: digits per operand");
+ABSL_FLAG(int64_t, modulus, 7, "tasks sample: modular: the modulus");
+ABSL_FLAG(int32_t, operand_digits, 2, "tasks sample: modular: digits per operand");
+ABSL_FLAG(int32_t, length, 5, "tasks sample: sorting: list length");
+ABSL_FLAG(int64_t, max_value, 99, "tasks sample: sorting, word: largest value");
+ABSL_FLAG(int32_t, steps, 2, "tasks sample: word: operations after the first sentence");
 
 namespace {
 
@@ -73,6 +86,10 @@ usage: scalelab [flags] COMMAND [ARGS]
   report reliability SWEEP    failures, MTTF, ETTR (--cluster for every sweep)
   data                text corpus -> byte-level llm.c token shards (--input, --data_output,
                       --shard_tokens)
+  tasks sample        generated problems, no server (--task --split --n --first --seed and the
+                      knobs --digits --modulus --operand_digits --length --max_value --steps;
+                      --output json prints JSONL)
+  tasks suite FILE    an eval suite file's categories, item counts and verifiers
 common flags: --addr (or SCALELAB_ADDR), --output table|json)";
 
 int Usage(const std::string& problem) {
@@ -116,6 +133,36 @@ int main(int argc, char** argv) {
               << result->train_shards << " shard(s), " << result->val_tokens
               << " validation tokens in " << result->val_shards << " shard(s), unigram entropy "
               << result->unigram_entropy_nats << " nats/token\n";
+    return 0;
+  }
+
+  if (command == "tasks") {
+    const std::string sub = args.size() > 2 ? args[2] : "";
+    absl::Status status;
+    if (sub == "sample" && args.size() == 3) {
+      scalelab::cli::TasksSampleOptions options;
+      options.task = absl::GetFlag(FLAGS_task);
+      options.split = absl::GetFlag(FLAGS_split);
+      options.n = absl::GetFlag(FLAGS_n);
+      options.first = absl::GetFlag(FLAGS_first);
+      options.json = absl::GetFlag(FLAGS_output) == "json";
+      options.generator.seed = absl::GetFlag(FLAGS_seed);
+      options.generator.digits = absl::GetFlag(FLAGS_digits);
+      options.generator.modulus = absl::GetFlag(FLAGS_modulus);
+      options.generator.operand_digits = absl::GetFlag(FLAGS_operand_digits);
+      options.generator.length = absl::GetFlag(FLAGS_length);
+      options.generator.max_value = absl::GetFlag(FLAGS_max_value);
+      options.generator.steps = absl::GetFlag(FLAGS_steps);
+      status = scalelab::cli::RunTasksSample(options, std::cout);
+    } else if (sub == "suite" && args.size() == 4) {
+      status = scalelab::cli::RunTasksSuite(args[3], std::cout);
+    } else {
+      return Usage("tasks: expected \"tasks sample [flags]\" or \"tasks suite FILE\"");
+    }
+    if (!status.ok()) {
+      std::cerr << "scalelab: tasks " << sub << ": " << status.message() << "\n";
+      return 1;
+    }
     return 0;
   }
 

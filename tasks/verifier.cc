@@ -13,13 +13,8 @@
 namespace scalelab::tasks {
 namespace {
 
-// A number as written in text: thousands groups or plain digits, a fraction, an exponent; or a
-// bare fraction (".5"). Used to find numbers (search) and, anchored, to accept one (match).
-constexpr char kNumber[] =
-    R"([-+]?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?(?:[eE][-+]?\d+)?|[-+]?\$?\.\d+(?:[eE][-+]?\d+)?)";
-
 const std::regex& NumberSearch() {
-  static const std::regex* const kRegex = new std::regex(kNumber);
+  static const std::regex* const kRegex = new std::regex(kNumberPattern);
   return *kRegex;
 }
 
@@ -30,8 +25,7 @@ const std::regex& NumberBody() {
 }
 
 const std::regex& AnswerIs() {
-  static const std::regex* const kRegex = new std::regex(
-      absl::StrCat(R"(answer(?:\s+is|\s*:)\s*:?\s*()", kNumber, ")"), std::regex::icase);
+  static const std::regex* const kRegex = new std::regex(kAnswerIsPattern, std::regex::icase);
   return *kRegex;
 }
 
@@ -45,6 +39,42 @@ std::optional<std::string> LastMatch(const std::regex& regex, absl::string_view 
     last = match.size() > 1 && match[1].matched ? match[1].str() : match[0].str();
   }
   return last;
+}
+
+// std::regex scans at about 0.2 us a byte (libstdc++, -O2), 3 ms for a 16 KB response, so the
+// two built-in extractors search only where their last match can be.
+
+bool InNumber(char c) {
+  return (c >= '0' && c <= '9') || c == ',' || c == '.' || c == '$' || c == '+' || c == '-' ||
+         c == 'e' || c == 'E';
+}
+
+// Every match of kNumberPattern holds a digit and lies inside one maximal run of InNumber
+// characters, and the pattern looks at nothing outside its match; so the last match of the
+// response is the last match inside the last run that holds a digit.
+std::optional<std::string> LastNumber(absl::string_view text) {
+  const size_t digit = text.find_last_of("0123456789");
+  if (digit == absl::string_view::npos) return std::nullopt;
+  size_t begin = digit;
+  size_t end = digit + 1;
+  while (begin > 0 && InNumber(text[begin - 1])) --begin;
+  while (end < text.size() && InNumber(text[end])) ++end;
+  return LastMatch(NumberSearch(), text.substr(begin, end - begin));
+}
+
+// A match of kAnswerIsPattern starts at an "answer" (any case) and no other "answer" lies
+// inside it, so the last match is the first success trying each "answer" from the end.
+std::optional<std::string> LastAnswerIs(absl::string_view text) {
+  const std::string lower = absl::AsciiStrToLower(text);
+  for (size_t pos = lower.rfind("answer"); pos != std::string::npos;
+       pos = pos == 0 ? std::string::npos : lower.rfind("answer", pos - 1)) {
+    std::cmatch match;
+    if (std::regex_search(text.data() + pos, text.data() + text.size(), match, AnswerIs(),
+                          std::regex_constants::match_continuous)) {
+      return match[1].str();
+    }
+  }
+  return std::nullopt;
 }
 
 absl::string_view Trim(absl::string_view text) {
@@ -203,9 +233,9 @@ std::optional<std::string> Verifier::ExtractAnswer(absl::string_view response) c
       return std::string(rest);
     }
     case Extract::kAnswerIs:
-      return LastMatch(AnswerIs(), response);
+      return LastAnswerIs(response);
     case Extract::kLastNumber:
-      return LastMatch(NumberSearch(), response);
+      return LastNumber(response);
     case Extract::kPattern:
       return LastMatch(*pattern_, response);
   }

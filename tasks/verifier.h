@@ -18,6 +18,14 @@
 
 namespace scalelab::tasks {
 
+// A number as written in text (ECMAScript): thousands groups or plain digits, a fraction, an
+// exponent, an optional sign and "$"; or a bare fraction (".5"). kLastNumber's pattern.
+inline constexpr char kNumberPattern[] =
+    R"([-+]?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?(?:[eE][-+]?\d+)?|[-+]?\$?\.\d+(?:[eE][-+]?\d+)?)";
+// kAnswerIs's pattern, matched ignoring case; group 1 is the number.
+inline constexpr char kAnswerIsPattern[] =
+    R"(answer(?:\s+is|\s*:)\s*:?\s*([-+]?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?(?:[eE][-+]?\d+)?|[-+]?\$?\.\d+(?:[eE][-+]?\d+)?))";
+
 enum class Extract {
   kWhole,       // the whole response
   kHashes,      // the text after the last "####" up to the end of its line (GSM8K)

@@ -1,6 +1,8 @@
 #include "tasks/verifier.h"
 
 #include <catch2/catch.hpp>
+#include <random>
+#include <regex>
 #include <string>
 
 #include "tasks/problem.h"
@@ -110,6 +112,45 @@ TEST_CASE("Extractors take the final answer from a worked response", "[tasks][ve
   CHECK(pattern.Verify("<ans>1 2</ans> then <ans>1 2 3</ans>", "1 2 3").correct);
   const Verifier whole_match = Make(Extract::kPattern, Compare::kNumeric, R"(-?\d+)");
   CHECK(*whole_match.ExtractAnswer("a 1 b 22 c") == "22");
+}
+
+// The last match of `regex` over the whole text: what the fast extractors must agree with.
+std::optional<std::string> LastMatchReference(const std::regex& regex, const std::string& text,
+                                              int group) {
+  std::optional<std::string> last;
+  for (std::sregex_iterator it(text.begin(), text.end(), regex), end; it != end; ++it) {
+    last = (*it)[group].str();
+  }
+  return last;
+}
+
+TEST_CASE("The built-in extractors equal a full regex scan on random texts", "[tasks][verifier]") {
+  const std::regex number(kNumberPattern);
+  const std::regex answer_is(kAnswerIsPattern, std::regex::icase);
+  const Verifier last = Make(Extract::kLastNumber, Compare::kExact);
+  const Verifier answer = Make(Extract::kAnswerIs, Compare::kExact);
+  // Texts dense in the characters numbers are made of, and in "answer is" / "Answer:".
+  const std::string pieces[] = {"0",      "7",      "12",   "1,234", ",",    ".",  "$",
+                                "+",      "-",      "e",    "E",     " ",    "\n", "x",
+                                "answer", "ANSWER", " is ", ":",     "1,23", "5.", ".5"};
+  std::mt19937_64 rng(3);
+  int with_number = 0;
+  int with_answer = 0;
+  for (int trial = 0; trial < 3000; ++trial) {
+    std::string text;
+    const int length = static_cast<int>(rng() % 30);
+    for (int i = 0; i < length; ++i) text += pieces[rng() % std::size(pieces)];
+    INFO("text: \"" << text << "\"");
+    const std::optional<std::string> want_number = LastMatchReference(number, text, 0);
+    const std::optional<std::string> want_answer = LastMatchReference(answer_is, text, 1);
+    CHECK(last.ExtractAnswer(text) == want_number);
+    CHECK(answer.ExtractAnswer(text) == want_answer);
+    with_number += want_number.has_value();
+    with_answer += want_answer.has_value();
+  }
+  // Both kinds of match were exercised, not only "nothing found".
+  CHECK(with_number > 1000);
+  CHECK(with_answer > 100);
 }
 
 TEST_CASE("Bad verifier specs are refused naming the field", "[tasks][verifier]") {

@@ -10,6 +10,18 @@
 #include "services/cli/format.h"
 
 namespace scalelab::cli {
+namespace {
+
+// Significant(value, 4) without trailing zeros: fractions read "0.5" and "0.76", grades "4".
+std::string Short(double value) {
+  std::string text = Significant(value, 4);
+  if (text.find('.') == std::string::npos || text.find('e') != std::string::npos) return text;
+  while (text.back() == '0') text.pop_back();
+  if (text.back() == '.') text.pop_back();
+  return text;
+}
+
+}  // namespace
 
 absl::Status EvalsOptions::Validate() const {
   if ((run_id > 0) == (sweep_id > 0) || run_id < 0 || sweep_id < 0) {
@@ -44,10 +56,9 @@ void PrintEvalsTable(std::ostream& out, const v1::GetEvalsResponse& response, bo
   if (show_attempt) header.insert(header.begin() + 1, "ATTEMPT");
   std::vector<std::vector<std::string>> rows;
   for (const v1::EvalResult& eval : response.evals()) {
-    std::string value = Significant(eval.value(), 4);
+    std::string value = Short(eval.value());
     if (eval.has_low() && eval.has_high()) {
-      absl::StrAppend(&value, " [", Significant(eval.low(), 4), ", ", Significant(eval.high(), 4),
-                      "]");
+      absl::StrAppend(&value, " [", Short(eval.low()), ", ", Short(eval.high()), "]");
     }
     std::vector<std::string> row = {absl::StrCat(eval.run_id()),
                                     absl::StrCat(eval.step()),

@@ -33,7 +33,8 @@ struct EvalsOptions {
 TidyTable EvalTable(const v1::GetEvalsResponse& response);
 
 // RUN STEP TASK_SET SPLIT CATEGORY METRIC K VALUE [LOW, HIGH] N PROBLEMS, values to 4
-// significant digits, "(all)" for the whole-set category, ATTEMPT first when `show_attempt`.
+// significant digits without trailing zeros, "(all)" for the whole-set category, ATTEMPT first when
+// `show_attempt`.
 void PrintEvalsTable(std::ostream& out, const v1::GetEvalsResponse& response, bool show_attempt);
 
 // GetEvals, printed in options.format. 0 ok (a line saying so when there are no results), 1 the

@@ -43,13 +43,11 @@ v1::GetEvalsResponse Answer() {
 TEST_CASE("evals prints a table with intervals, the whole-set category as (all)", "[cli]") {
   std::ostringstream out;
   PrintEvalsTable(out, Answer(), false);
-  CHECK(out.str() ==
-        "RUN  STEP  TASK_SET       SPLIT  CATEGORY  METRIC  K   VALUE [LOW, HIGH]         N   "
-        "PROBLEMS\n"
-        "12   1000  gsm8k, small   test   (all)     pass@k  16  0.7123 [0.6543, 0.76]     64  "
-        "250\n"
-        "12   1000  arithmetic-v0  test   sorting   grade   1   4                         1   "
-        "30\n");
+  CHECK(
+      out.str() ==
+      "RUN  STEP  TASK_SET       SPLIT  CATEGORY  METRIC  K   VALUE [LOW, HIGH]      N   PROBLEMS\n"
+      "12   1000  gsm8k, small   test   (all)     pass@k  16  0.7123 [0.6543, 0.76]  64  250\n"
+      "12   1000  arithmetic-v0  test   sorting   grade   1   4                      1   30\n");
   std::ostringstream with_attempt;
   PrintEvalsTable(with_attempt, Answer(), true);
   CHECK(with_attempt.str().rfind("RUN  ATTEMPT  STEP", 0) == 0);

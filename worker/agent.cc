@@ -452,8 +452,9 @@ void Agent::Impl::FlushEvals(Attempt& attempt) {
     attempt.evals.clear();
     return;
   }
-  if (absl::IsInvalidArgument(status)) {
-    // Re-sending would be refused forever and hold the attempt's completion.
+  if (absl::IsInvalidArgument(status) || absl::IsUnimplemented(status)) {
+    // Re-sending would be refused forever (a bad batch, or a scheduler older than ReportEvals)
+    // and hold the attempt's completion.
     spdlog::error("run={} attempt={}: {} evaluation results refused, dropped: {}", attempt.run_id(),
                   attempt.number(), request.evals_size(), status.ToString());
   } else if (!status.ok()) {

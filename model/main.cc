@@ -214,8 +214,8 @@ absl::StatusOr<Args> ParseArgs(int argc, char** argv) {
   return args;
 }
 
-// One JSON line per metric, artifact or run record, flushed at once so the worker sees progress as
-// it happens.
+// One JSON line per metric, artifact, run record or evaluation result, flushed at once so the
+// worker sees progress as it happens.
 class StdoutJsonSink : public scalelab::model::MetricSink {
  public:
   void Write(const scalelab::model::Metric& metric) override {
@@ -226,6 +226,9 @@ class StdoutJsonSink : public scalelab::model::MetricSink {
   }
   void WriteRecord(const scalelab::v1::RunRecord& record) override {
     WriteLine(scalelab::model::FormatRecordJson(record));
+  }
+  void WriteEval(const scalelab::v1::EvalResult& eval) override {
+    WriteLine(scalelab::model::FormatEvalJson(eval));
   }
 
  private:

@@ -69,4 +69,18 @@ std::string FormatRecordJson(const scalelab::v1::RunRecord& record) {
       ",\"tokens\":", JsonNumber(record.tokens()), ",\"flops\":", JsonNumber(record.flops()), "}");
 }
 
+std::string FormatEvalJson(const scalelab::v1::EvalResult& eval) {
+  std::string line = absl::StrCat(
+      "{\"eval\":", JsonString(eval.metric()), ",\"step\":", eval.step(),
+      ",\"task_set\":", JsonString(eval.task_set()), ",\"split\":", JsonString(eval.split()),
+      ",\"category\":", JsonString(eval.category()), ",\"n\":", eval.n(), ",\"k\":", eval.k(),
+      ",\"value\":", JsonNumber(eval.value()));
+  if (eval.has_low() || eval.has_high()) {
+    absl::StrAppend(&line, ",\"low\":", JsonNumber(eval.low()),
+                    ",\"high\":", JsonNumber(eval.high()));
+  }
+  absl::StrAppend(&line, ",\"problems\":", eval.problems(), "}");
+  return line;
+}
+
 }  // namespace scalelab::model

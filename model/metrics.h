@@ -18,6 +18,12 @@
 // A loop writes it when the model is built (D = 0) and again when training stops (D = the
 // tokens trained, C = flops_per_token * D); the worker forwards the latest one. These are the
 // inputs of scaling-law fits, so they are never metrics.
+//
+// Evaluation result: a line with an "eval" key holding the metric name (v1::EvalResult: pass@k
+// of a task set's split or one category of it, an accuracy, a grade, at a step, with n samples
+// per problem, k, the value, its interval when computed and the problems counted). The worker
+// checks it against runspec::ValidateEvalResult and reports it with ReportEvals; they are kept
+// apart from metric points because one measure is keyed by task set, split, category and k.
 
 #ifndef SCALELAB_MODEL_METRICS_H_
 #define SCALELAB_MODEL_METRICS_H_
@@ -27,6 +33,7 @@
 #include <vector>
 
 #include "scalelab/v1/common.pb.h"
+#include "scalelab/v1/eval.pb.h"
 
 namespace scalelab::model {
 
@@ -55,6 +62,8 @@ class MetricSink {
   virtual void WriteArtifact(const ArtifactRecord& artifact) = 0;
   // The run record as it stands now; each one replaces the previous.
   virtual void WriteRecord(const scalelab::v1::RunRecord& record) = 0;
+  // One evaluation result (run_id, attempt and created_at are not used: the worker knows them).
+  virtual void WriteEval(const scalelab::v1::EvalResult& eval) = 0;
 };
 
 // Keeps everything in memory; for tests and benchmarks.
@@ -63,9 +72,11 @@ class VectorMetricSink : public MetricSink {
   void Write(const Metric& metric) override { metrics_.push_back(metric); }
   void WriteArtifact(const ArtifactRecord& artifact) override { artifacts_.push_back(artifact); }
   void WriteRecord(const scalelab::v1::RunRecord& record) override { records_.push_back(record); }
+  void WriteEval(const scalelab::v1::EvalResult& eval) override { evals_.push_back(eval); }
   const std::vector<Metric>& metrics() const { return metrics_; }
   const std::vector<ArtifactRecord>& artifacts() const { return artifacts_; }
   const std::vector<scalelab::v1::RunRecord>& records() const { return records_; }
+  const std::vector<scalelab::v1::EvalResult>& evals() const { return evals_; }
   // Values of metrics called `name`, in order.
   std::vector<double> Values(const std::string& name) const;
 
@@ -73,6 +84,7 @@ class VectorMetricSink : public MetricSink {
   std::vector<Metric> metrics_;
   std::vector<ArtifactRecord> artifacts_;
   std::vector<scalelab::v1::RunRecord> records_;
+  std::vector<scalelab::v1::EvalResult> evals_;
 };
 
 // One JSON object without a trailing newline, e.g.
@@ -91,6 +103,13 @@ std::string FormatArtifactJson(const ArtifactRecord& artifact);
 //    "flops_per_token":523776,"tokens":20480,"flops":10726932480}
 // Numbers as in FormatMetricJson (counts up to 2^53 exact).
 std::string FormatRecordJson(const scalelab::v1::RunRecord& record);
+
+// One JSON object without a trailing newline, the keys in this order, e.g.
+//   {"eval":"pass@k","step":200,"task_set":"addition-3d","split":"test","category":"",
+//    "n":16,"k":4,"value":0.8125,"low":0.75,"high":0.875,"problems":200}
+// "low" and "high" only when the result has an interval. Numbers as in FormatMetricJson (a
+// non-finite value prints as null, which the worker refuses).
+std::string FormatEvalJson(const scalelab::v1::EvalResult& eval);
 
 }  // namespace scalelab::model
 

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -116,6 +117,15 @@ grpc::Status ResultsServiceImpl::ListArtifacts(grpc::ServerContext*,
   auto artifacts = ctx_.store->ListArtifacts(request->run_id());
   if (!artifacts.ok()) return ToGrpcStatus(artifacts.status());
   for (v1::Artifact& artifact : *artifacts) *response->add_artifacts() = std::move(artifact);
+  return grpc::Status::OK;
+}
+
+grpc::Status ResultsServiceImpl::GetEvals(grpc::ServerContext*, const v1::GetEvalsRequest* request,
+                                          v1::GetEvalsResponse* response) {
+  RpcTimer timer(ctx_.metrics, "GetEvals");
+  auto evals = ctx_.store->GetEvals(*request);
+  if (!evals.ok()) return ToGrpcStatus(evals.status());
+  for (v1::EvalResult& eval : *evals) *response->add_evals() = std::move(eval);
   return grpc::Status::OK;
 }
 

@@ -28,6 +28,8 @@ class ResultsServiceImpl final : public v1::ResultsService::Service {
                                     v1::ReliabilityReport* response) override;
   grpc::Status ListArtifacts(grpc::ServerContext* context, const v1::ListArtifactsRequest* request,
                              v1::ListArtifactsResponse* response) override;
+  grpc::Status GetEvals(grpc::ServerContext* context, const v1::GetEvalsRequest* request,
+                        v1::GetEvalsResponse* response) override;
 
  private:
   ServiceContext ctx_;

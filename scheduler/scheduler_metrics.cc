@@ -20,6 +20,8 @@ SchedulerMetrics::SchedulerMetrics(prometheus::Registry& registry)
                         "Sweeps stored by SubmitSweep (idempotent repeats excluded).")),
       metric_points(SimpleCounter(registry, "scalelab_scheduler_metric_points_ingested_total",
                                   "Metric points newly stored from worker reports.")),
+      evals(SimpleCounter(registry, "scalelab_scheduler_evals_ingested_total",
+                          "Evaluation results stored (new or replaced) from worker reports.")),
       tokens_trained(SimpleCounter(registry, "scalelab_scheduler_tokens_trained_total",
                                    "Training tokens reported by all runs.")),
       leases_granted(SimpleCounter(registry, "scalelab_scheduler_leases_granted_total",

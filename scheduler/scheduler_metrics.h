@@ -23,6 +23,7 @@ class SchedulerMetrics {
 
   prometheus::Counter& sweeps_submitted;  // scalelab_scheduler_sweeps_submitted_total
   prometheus::Counter& metric_points;     // scalelab_scheduler_metric_points_ingested_total
+  prometheus::Counter& evals;             // scalelab_scheduler_evals_ingested_total
   prometheus::Counter& tokens_trained;    // scalelab_scheduler_tokens_trained_total
   prometheus::Counter& leases_granted;    // scalelab_scheduler_leases_granted_total
   prometheus::Counter& leases_expired;    // scalelab_scheduler_leases_expired_total

@@ -1,5 +1,6 @@
 #include "scheduler/worker_service.h"
 
+#include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -105,6 +106,24 @@ grpc::Status WorkerServiceImpl::ReportArtifacts(grpc::ServerContext*,
                  artifact.size_bytes(), artifact.location());
     *response->add_artifacts() = std::move(artifact);
   }
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerServiceImpl::ReportEvals(grpc::ServerContext*,
+                                            const v1::ReportEvalsRequest* request,
+                                            v1::ReportEvalsResponse* response) {
+  RpcTimer timer(ctx_.metrics, "ReportEvals");
+  auto stored = ctx_.store->ReportEvals(*request);
+  if (!stored.ok()) {
+    if (absl::IsInvalidArgument(stored.status())) {
+      spdlog::warn("evaluation results refused run={} attempt={} worker={}: {}", request->run_id(),
+                   request->attempt(), request->worker_id(),
+                   std::string(stored.status().message()));
+    }
+    return ToGrpcStatus(stored.status());
+  }
+  ctx_.metrics->evals.Increment(*stored);
+  response->set_stored(*stored);
   return grpc::Status::OK;
 }
 

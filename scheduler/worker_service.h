@@ -26,6 +26,8 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
   grpc::Status ReportArtifacts(grpc::ServerContext* context,
                                const v1::ReportArtifactsRequest* request,
                                v1::ReportArtifactsResponse* response) override;
+  grpc::Status ReportEvals(grpc::ServerContext* context, const v1::ReportEvalsRequest* request,
+                           v1::ReportEvalsResponse* response) override;
 
  private:
   ServiceContext ctx_;

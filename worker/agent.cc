@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <list>
 #include <mutex>
@@ -17,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "runspec/eval_result.h"
 #include "runspec/spec_file.h"
 #include "scalelab/v1/worker.grpc.pb.h"
 #include "services/api/grpc_server.h"
@@ -44,6 +46,7 @@ struct Attempt {
   std::mutex mu;
   std::vector<v1::MetricPoint> pending;  // guarded by mu
   std::vector<v1::Artifact> artifacts;   // reported by the trainer, not yet stored; guarded by mu
+  std::vector<v1::EvalResult> evals;     // evaluation results not yet stored; guarded by mu
   std::optional<v1::RunRecord> record;   // the trainer's latest run record; guarded by mu
   int64_t record_version = 0;            // record lines read so far; guarded by mu
   int64_t record_sent = 0;               // the record_version the scheduler has (loop thread only)
@@ -97,6 +100,7 @@ void ReadMetrics(Attempt* attempt, int fd) {
       std::lock_guard<std::mutex> lock(attempt->mu);
       if (parsed->metric) attempt->pending.push_back(*std::move(parsed->metric));
       if (parsed->artifact) attempt->artifacts.push_back(*std::move(parsed->artifact));
+      if (parsed->eval) attempt->evals.push_back(*std::move(parsed->eval));
       if (parsed->record) {
         attempt->record = *std::move(parsed->record);
         ++attempt->record_version;
@@ -134,6 +138,7 @@ struct Agent::Impl {
   prometheus::Gauge* active_gauge = nullptr;
   prometheus::Family<prometheus::Counter>* finished = nullptr;
   prometheus::Counter* points_forwarded = nullptr;
+  prometheus::Counter* evals_forwarded = nullptr;
   prometheus::Counter* tokens_trained = nullptr;
   prometheus::Counter* rpc_failures = nullptr;
   prometheus::Family<prometheus::Counter>* energy_joules = nullptr;
@@ -176,6 +181,7 @@ struct Agent::Impl {
   void StartAttempt(const v1::Lease& lease);
   void Flush(Attempt& attempt);
   void FlushArtifacts(Attempt& attempt);
+  void FlushEvals(Attempt& attempt);
   void Reject(Attempt& attempt);
   // Kills and forgets every attempt (their leases are gone) and registers again on the next tick.
   void ForgetRegistration();
@@ -363,6 +369,7 @@ void Agent::Impl::Flush(Attempt& attempt) {
     // both queues to drain, and nothing of a rejected attempt is ever sent.
     attempt.pending.clear();
     attempt.artifacts.clear();
+    attempt.evals.clear();
     attempt.record_sent = attempt.record_version;
     return;
   }
@@ -383,6 +390,7 @@ void Agent::Impl::Flush(Attempt& attempt) {
   // An artifact line after the last metric line (the final weights) must still be reported.
   if (!points_to_send) {
     FlushArtifacts(attempt);
+    FlushEvals(attempt);
     return;
   }
   request.set_worker_id(worker_id);
@@ -414,6 +422,48 @@ void Agent::Impl::Flush(Attempt& attempt) {
   tokens_trained->Increment(max_tokens - attempt.tokens_seen);
   attempt.tokens_seen = max_tokens;
   FlushArtifacts(attempt);
+  FlushEvals(attempt);
+}
+
+void Agent::Impl::FlushEvals(Attempt& attempt) {
+  if (attempt.rejected) return;
+  v1::ReportEvalsRequest request;
+  {
+    std::lock_guard<std::mutex> lock(attempt.mu);
+    if (attempt.evals.empty()) return;
+    // Each line was checked when it was read; only the batch size is left to respect.
+    const size_t count =
+        std::min(attempt.evals.size(), static_cast<size_t>(runspec::kMaxEvalsPerReport));
+    for (size_t eval_idx = 0; eval_idx < count; ++eval_idx) {
+      *request.add_evals() = attempt.evals[eval_idx];
+    }
+  }
+  request.set_worker_id(worker_id);
+  request.set_run_id(attempt.run_id());
+  request.set_attempt(attempt.number());
+  v1::ReportEvalsResponse response;
+  auto context = Context();
+  absl::Status status = Call("ReportEvals", stub->ReportEvals(context.get(), request, &response));
+  if (absl::IsFailedPrecondition(status) || absl::IsNotFound(status)) {
+    spdlog::warn("run={} attempt={} is no longer ours; its evaluation results are not recorded",
+                 attempt.run_id(), attempt.number());
+    Reject(attempt);
+    std::lock_guard<std::mutex> lock(attempt.mu);
+    attempt.evals.clear();
+    return;
+  }
+  if (absl::IsInvalidArgument(status) || absl::IsUnimplemented(status)) {
+    // Re-sending would be refused forever (a bad batch, or a scheduler older than ReportEvals)
+    // and hold the attempt's completion.
+    spdlog::error("run={} attempt={}: {} evaluation results refused, dropped: {}", attempt.run_id(),
+                  attempt.number(), request.evals_size(), status.ToString());
+  } else if (!status.ok()) {
+    return;  // kept and re-sent; the store keeps one row per key
+  } else {
+    evals_forwarded->Increment(request.evals_size());
+  }
+  std::lock_guard<std::mutex> lock(attempt.mu);
+  attempt.evals.erase(attempt.evals.begin(), attempt.evals.begin() + request.evals_size());
 }
 
 void Agent::Impl::FlushArtifacts(Attempt& attempt) {
@@ -472,9 +522,9 @@ bool Agent::Impl::Finish(Attempt& attempt) {
   Flush(attempt);
   {
     std::lock_guard<std::mutex> lock(attempt.mu);
-    // The last batch (points, artifacts or the final run record) failed to send; retry: the
-    // record must reach the scheduler before CompleteRun ends the attempt.
-    if (!attempt.pending.empty() || !attempt.artifacts.empty() ||
+    // The last batch (points, artifacts, evaluation results or the final run record) failed to
+    // send; retry: the record must reach the scheduler before CompleteRun ends the attempt.
+    if (!attempt.pending.empty() || !attempt.artifacts.empty() || !attempt.evals.empty() ||
         attempt.record_version != attempt.record_sent) {
       return false;
     }
@@ -609,6 +659,11 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(AgentOptions options) {
                                 .Help("Metric points sent to the scheduler.")
                                 .Register(registry)
                                 .Add({});
+  impl->evals_forwarded = &prometheus::BuildCounter()
+                               .Name("scalelab_worker_evals_forwarded_total")
+                               .Help("Evaluation results sent to the scheduler and stored.")
+                               .Register(registry)
+                               .Add({});
   impl->tokens_trained = &prometheus::BuildCounter()
                               .Name("scalelab_worker_tokens_trained_total")
                               .Help("Training tokens reported by this worker's attempts.")

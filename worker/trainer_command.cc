@@ -6,11 +6,15 @@
 
 #include <cmath>
 #include <fstream>
+#include <optional>
+#include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "runspec/eval_result.h"
 #include "runspec/exit_codes.h"
 #include "runspec/run_config.h"
 #include "runspec/spec_file.h"
@@ -140,6 +144,88 @@ absl::StatusOr<v1::RunRecord> RecordFromFields(const Fields& fields, absl::strin
   return record;
 }
 
+// A number from `name`: nullopt when absent or null, InvalidArgument when it is not a number.
+absl::StatusOr<std::optional<double>> OptionalNumberField(const Fields& fields, const char* name,
+                                                          absl::string_view what) {
+  auto it = fields.find(name);
+  if (it == fields.end() || it->second.kind_case() == google::protobuf::Value::kNullValue) {
+    return std::nullopt;
+  }
+  if (it->second.kind_case() != google::protobuf::Value::kNumberValue) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "trainer output: ", what, " \"", name, "\": expected a number, got ", Echo(it->second)));
+  }
+  return it->second.number_value();
+}
+
+// A text field that must be a string when present ("" when absent).
+absl::StatusOr<std::string> StringField(const Fields& fields, const char* name,
+                                        absl::string_view what) {
+  auto it = fields.find(name);
+  if (it == fields.end()) return std::string();
+  if (it->second.kind_case() != google::protobuf::Value::kStringValue) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "trainer output: ", what, " \"", name, "\": expected a string, got ", Echo(it->second)));
+  }
+  return it->second.string_value();
+}
+
+absl::StatusOr<v1::EvalResult> EvalFromFields(const Fields& fields) {
+  constexpr absl::string_view kWhat = "evaluation result";
+  absl::StatusOr<std::string> metric = StringField(fields, "eval", kWhat);
+  absl::StatusOr<std::string> task_set = StringField(fields, "task_set", kWhat);
+  absl::StatusOr<std::string> split = StringField(fields, "split", kWhat);
+  absl::StatusOr<std::string> category = StringField(fields, "category", kWhat);
+  absl::StatusOr<int64_t> step = CountField(fields, "step", kWhat);
+  absl::StatusOr<int64_t> n = CountField(fields, "n", kWhat);
+  absl::StatusOr<int64_t> k = CountField(fields, "k", kWhat);
+  absl::StatusOr<int64_t> problems = CountField(fields, "problems", kWhat);
+  absl::StatusOr<std::optional<double>> value = OptionalNumberField(fields, "value", kWhat);
+  absl::StatusOr<std::optional<double>> low = OptionalNumberField(fields, "low", kWhat);
+  absl::StatusOr<std::optional<double>> high = OptionalNumberField(fields, "high", kWhat);
+  for (const absl::Status& status :
+       {metric.status(), task_set.status(), split.status(), category.status(), step.status(),
+        n.status(), k.status(), problems.status(), value.status(), low.status(), high.status()}) {
+    if (!status.ok()) return status;
+  }
+  constexpr int64_t kMaxSamples = 1 << 30;  // n and k are int32 in the message
+  for (auto [name, count] : {std::pair<const char*, int64_t>{"n", *n}, {"k", *k}}) {
+    if (count > kMaxSamples) {
+      return absl::InvalidArgumentError(absl::StrCat("trainer output: ", kWhat, " \"", name,
+                                                     "\": expected at most ", kMaxSamples, ", got ",
+                                                     count));
+    }
+  }
+  if (!value->has_value()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "trainer output: ", kWhat, " \"value\": expected a finite number, got null or nothing"));
+  }
+  v1::EvalResult eval;
+  eval.set_metric(*metric);
+  eval.set_task_set(*task_set);
+  eval.set_split(*split);
+  eval.set_category(*category);
+  eval.set_step(*step);
+  eval.set_n(static_cast<int32_t>(*n));
+  eval.set_k(static_cast<int32_t>(*k));
+  eval.set_problems(*problems);
+  eval.set_value(**value);
+  // An interval the trainer could not compute travels as null: the result has none.
+  if (low->has_value() && high->has_value()) {
+    eval.set_low(**low);
+    eval.set_high(**high);
+  } else if (low->has_value() != high->has_value()) {
+    return absl::InvalidArgumentError(absl::StrCat("trainer output: ", kWhat,
+                                                   ": expected both \"low\" and \"high\" or "
+                                                   "neither"));
+  }
+  if (absl::Status status = runspec::ValidateEvalResult(eval); !status.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("trainer output: ", kWhat, ": ", status.message()));
+  }
+  return eval;
+}
+
 }  // namespace
 
 absl::StatusOr<TrainerLine> ParseTrainerLine(absl::string_view line) {
@@ -151,7 +237,8 @@ absl::StatusOr<TrainerLine> ParseTrainerLine(absl::string_view line) {
   // be something else are parsed generically first. A metric that merely mentions one of these
   // words (a name "record") is still a metric: the key decides, not the text.
   if (line.find("\"artifact\"") != absl::string_view::npos ||
-      line.find("\"record\"") != absl::string_view::npos) {
+      line.find("\"record\"") != absl::string_view::npos ||
+      line.find("\"eval\"") != absl::string_view::npos) {
     google::protobuf::Struct object;
     if (google::protobuf::util::JsonStringToMessage(text, &object, options).ok()) {
       const Fields& fields = object.fields();
@@ -165,6 +252,12 @@ absl::StatusOr<TrainerLine> ParseTrainerLine(absl::string_view line) {
         absl::StatusOr<v1::RunRecord> record = RecordFromFields(fields, line);
         if (!record.ok()) return record.status();
         parsed.record = *std::move(record);
+        return parsed;
+      }
+      if (fields.contains("eval")) {
+        absl::StatusOr<v1::EvalResult> eval = EvalFromFields(fields);
+        if (!eval.ok()) return eval.status();
+        parsed.eval = *std::move(eval);
         return parsed;
       }
     }

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "scalelab/v1/common.pb.h"
+#include "scalelab/v1/eval.pb.h"
 #include "worker/child_process.h"
 
 namespace scalelab::worker {
@@ -50,16 +51,22 @@ std::vector<std::pair<std::string, std::string>> TrainerEnvironment(const v1::Ru
 // or its run record as it stands (at start with tokens 0, at the end with the tokens trained)
 //   {"record":"run","family":"transformer","n_params":85248,"n_params_total":101632,
 //    "flops_per_token":523776,"tokens":20480,"flops":10726932480}
+// or an evaluation result, the metric's name under "eval" (low/high absent or null: no interval)
+//   {"eval":"pass@k","step":200,"task_set":"addition-3d","split":"test","category":"",
+//    "n":16,"k":4,"value":0.8125,"low":0.75,"high":0.875,"problems":200}
 // Exactly one member is set.
 struct TrainerLine {
   std::optional<v1::MetricPoint> metric;
   std::optional<v1::Artifact> artifact;  // kind, location, step; size and checksum unset
   std::optional<v1::RunRecord> record;
+  std::optional<v1::EvalResult> eval;  // checked with runspec::ValidateEvalResult
 };
 
-// A line is an artifact or a record by its "artifact" or "record" key, else a metric. Unknown
-// keys are ignored (a newer trainer may add some). InvalidArgument for anything else, e.g. a
-// record with a negative or fractional count (the worker logs and skips such lines).
+// A line is an artifact, a record or an evaluation result by its "artifact", "record" or "eval"
+// key, else a metric. Unknown keys are ignored (a newer trainer may add some). InvalidArgument
+// for anything else, e.g. a record with a negative or fractional count, or an evaluation result
+// that breaks runspec::ValidateEvalResult, naming the field (the worker logs and skips such
+// lines).
 absl::StatusOr<TrainerLine> ParseTrainerLine(absl::string_view line);
 
 // Fills size_bytes and sha256 from the file at artifact.location. NotFound when it is missing.

@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "services/cli/commands.h"
 #include "services/cli/data_prep.h"
+#include "services/cli/evals.h"
 #include "services/cli/local_fit.h"
 #include "services/cli/results_commands.h"
 #include "services/cli/tasks_command.h"
@@ -20,13 +21,16 @@ ABSL_FLAG(std::string, addr, "",
 ABSL_FLAG(std::string, output, "table", "table or json");
 ABSL_FLAG(std::string, idempotency_key, "",
           "submit: repeat-safe key; the same key returns the same sweep");
-ABSL_FLAG(std::string, format, "csv", "metrics, export: csv or json");
+ABSL_FLAG(std::string, format, "",
+          "metrics, export: csv or json (default csv); evals: table, csv or json (default table)");
 ABSL_FLAG(std::string, names, "",
           "metrics: comma-separated metric names (default all); export --rows=points: the "
           "metrics exported (default val_loss,train_loss)");
 ABSL_FLAG(std::string, state, "", "runs: only runs in this state");
 ABSL_FLAG(int64_t, sweep, 0, "runs: only runs of this sweep");
-ABSL_FLAG(bool, all, false, "status, runs: list every run, not only the first 1000");
+ABSL_FLAG(bool, all, false,
+          "status, runs: list every run, not only the first 1000; evals: every attempt's "
+          "results, not only the latest attempt's");
 ABSL_FLAG(std::string, reason, "", "cancel: why, stored with the runs");
 ABSL_FLAG(std::string, input, "", "data: text or gzip corpus");
 ABSL_FLAG(std::string, data_output, "",
@@ -44,7 +48,10 @@ ABSL_FLAG(std::string, csv, "", "fit: fit this CSV here, without a scheduler");
 ABSL_FLAG(std::string, law, "chinchilla", "fit --csv: chinchilla or compute");
 ABSL_FLAG(int32_t, bootstrap, 0, "fit --csv: bootstrap refits for intervals (0 = 1000)");
 ABSL_FLAG(std::string, out, "", "plot: FILE.svg or FILE.png; export: output file (default stdout)");
-ABSL_FLAG(std::string, metric, "val_loss", "plot: the metric drawn");
+ABSL_FLAG(std::string, metric, "",
+          "plot: the metric drawn (default val_loss); evals: only this metric (pass@k, ...)");
+ABSL_FLAG(std::string, task_set, "", "evals: only this task set");
+ABSL_FLAG(std::string, split, "", "evals: only this split (test, heldout, ...)");
 ABSL_FLAG(std::string, x, "compute", "plot: x axis, compute (FLOPs) or tokens");
 ABSL_FLAG(bool, keep_script, false, "plot: also save the gnuplot script as FILE.gp");
 ABSL_FLAG(std::string, rows, "runs", "export: runs (one row per run) or points (per metric point)");
@@ -75,6 +82,9 @@ usage: scalelab [flags] COMMAND [ARGS]
   runs                runs (--sweep, --state, --all)
   metrics RUN         a run's metric points (--format csv|json, --names)
   artifacts RUN       a run's checkpoints and final weights: step, size, sha256, location
+  evals run RUN       evaluation results (pass@k, accuracy, grades) of a run, or of every
+  evals sweep SWEEP   run of a sweep (--format table|csv|json --task_set --split --metric
+                      --all for every attempt's)
   cancel SWEEP        cancel every unfinished run of a sweep (--reason)
   fit SWEEP           fitted scaling laws with intervals, allocations, comparisons
                       (--budgets=1e19,1e20 --compare_n=N --compare_loss=L)
@@ -197,13 +207,35 @@ int main(int argc, char** argv) {
   }
   if (command == "metrics") {
     if (!ParseId(args, 2, "metrics", &id)) return id < 0 ? 2 : Usage("metrics: expected a run id");
-    return scalelab::cli::Metrics(cli, id, absl::GetFlag(FLAGS_format), absl::GetFlag(FLAGS_names));
+    const std::string format = absl::GetFlag(FLAGS_format);
+    return scalelab::cli::Metrics(cli, id, format.empty() ? "csv" : format,
+                                  absl::GetFlag(FLAGS_names));
   }
   if (command == "artifacts") {
     if (!ParseId(args, 2, "artifacts", &id)) {
       return id < 0 ? 2 : Usage("artifacts: expected a run id");
     }
     return scalelab::cli::Artifacts(cli, id);
+  }
+  if (command == "evals") {
+    // Run and sweep ids are numbered separately and overlap, so the kind is spelled out.
+    const std::string kind = args.size() > 2 ? args[2] : "";
+    if (kind != "run" && kind != "sweep") {
+      return Usage("evals: expected \"run RUN\" or \"sweep SWEEP\", got \"" + kind + "\"");
+    }
+    scalelab::cli::EvalsOptions options;
+    int64_t* target = kind == "run" ? &options.run_id : &options.sweep_id;
+    if (!ParseId(args, 3, kind == "run" ? "evals run" : "evals sweep", target)) {
+      return *target < 0 ? 2 : Usage("evals " + kind + ": expected a " + kind + " id");
+    }
+    if (args.size() > 4)
+      return Usage("evals: unexpected argument \"" + std::string(args[4]) + "\"");
+    options.format = absl::GetFlag(FLAGS_format);
+    options.task_set = absl::GetFlag(FLAGS_task_set);
+    options.split = absl::GetFlag(FLAGS_split);
+    options.metric = absl::GetFlag(FLAGS_metric);
+    options.all_attempts = absl::GetFlag(FLAGS_all);
+    return scalelab::cli::Evals(cli, options);
   }
   if (command == "cancel") {
     if (!ParseId(args, 2, "cancel", &id)) return id < 0 ? 2 : Usage("cancel: expected a sweep id");
@@ -239,7 +271,7 @@ int main(int argc, char** argv) {
       return options.sweep_id < 0 ? 2 : Usage("plot: expected a sweep id");
     }
     options.out = absl::GetFlag(FLAGS_out);
-    options.metric = absl::GetFlag(FLAGS_metric);
+    if (!absl::GetFlag(FLAGS_metric).empty()) options.metric = absl::GetFlag(FLAGS_metric);
     options.x = absl::GetFlag(FLAGS_x);
     options.keep_script = absl::GetFlag(FLAGS_keep_script);
     return scalelab::cli::Plot(cli, options);
@@ -249,7 +281,7 @@ int main(int argc, char** argv) {
     if (!ParseId(args, 2, "export", &options.sweep_id)) {
       return options.sweep_id < 0 ? 2 : Usage("export: expected a sweep id");
     }
-    options.format = absl::GetFlag(FLAGS_format);
+    if (!absl::GetFlag(FLAGS_format).empty()) options.format = absl::GetFlag(FLAGS_format);
     options.rows = absl::GetFlag(FLAGS_rows);
     options.out = absl::GetFlag(FLAGS_out);
     const std::string names = absl::GetFlag(FLAGS_names);

@@ -257,6 +257,20 @@ class Store {
   // group it fits, with a message where it could not fit, or the sweep is returned again.
   absl::StatusOr<std::vector<int64_t>> SweepsWithStaleFits(int limit);
 
+  // --- evaluation results (store_evals.cc) ---------------------------------------------------
+  // Stores the results of the worker's current attempt, one row per (run, attempt, step,
+  // task_set, split, category, metric, k): a re-sent result replaces its row (results repeated
+  // within the batch: the last one counts). Returns the rows written. InvalidArgument naming the
+  // result and field when any breaks runspec::ValidateEvalResult or the batch is too big (nothing
+  // is written); NotFound for an unknown run; FailedPrecondition when the attempt is not current.
+  absl::StatusOr<int> ReportEvals(const v1::ReportEvalsRequest& request);
+  // The results of request.run_id or of every run of request.sweep_id (exactly one > 0, else
+  // InvalidArgument), filtered by task_set, split and metric when non-empty, ordered by run,
+  // step, task_set, split, category, metric, k (then attempt). Without all_attempts only the
+  // latest attempt's result of each key. NotFound when the run or sweep does not exist;
+  // FailedPrecondition when more than 20,000 rows match (narrow the filters).
+  absl::StatusOr<std::vector<v1::EvalResult>> GetEvals(const v1::GetEvalsRequest& request);
+
   // --- artifacts (store_artifacts.cc) -------------------------------------------------------
   // Records the artifacts of the worker's current attempt; one row per (run, attempt, kind,
   // step), a re-sent one is returned as first stored. FailedPrecondition when the attempt is not

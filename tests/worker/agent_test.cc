@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <deque>
 #include <filesystem>
@@ -74,6 +75,14 @@ class FakeWorkerService final : public v1::WorkerService::Service {
     events_.push_back("ReportArtifacts");
     return grpc::Status::OK;
   }
+  grpc::Status ReportEvals(grpc::ServerContext*, const v1::ReportEvalsRequest* request,
+                           v1::ReportEvalsResponse* response) override {
+    absl::MutexLock lock(&mu_);
+    eval_reports_.push_back(*request);
+    events_.push_back("ReportEvals");
+    response->set_stored(request->evals_size());
+    return evals_answer_;
+  }
   grpc::Status CompleteRun(grpc::ServerContext*, const v1::CompleteRunRequest* request,
                            v1::CompleteRunResponse* response) override {
     absl::MutexLock lock(&mu_);
@@ -106,6 +115,15 @@ class FakeWorkerService final : public v1::WorkerService::Service {
     absl::MutexLock lock(&mu_);
     return completions_;
   }
+  std::vector<v1::ReportEvalsRequest> eval_reports() {
+    absl::MutexLock lock(&mu_);
+    return eval_reports_;
+  }
+  // What ReportEvals answers from now on (OK by default).
+  void AnswerEvals(grpc::Status status) {
+    absl::MutexLock lock(&mu_);
+    evals_answer_ = std::move(status);
+  }
   // The reporting calls in the order they arrived.
   std::vector<std::string> events() {
     absl::MutexLock lock(&mu_);
@@ -119,6 +137,8 @@ class FakeWorkerService final : public v1::WorkerService::Service {
   std::vector<v1::ReportMetricsRequest> metric_reports_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::ReportArtifactsRequest> artifact_reports_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::CompleteRunRequest> completions_ ABSL_GUARDED_BY(mu_);
+  std::vector<v1::ReportEvalsRequest> eval_reports_ ABSL_GUARDED_BY(mu_);
+  grpc::Status evals_answer_ ABSL_GUARDED_BY(mu_) = grpc::Status::OK;
   std::vector<std::string> events_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -452,6 +472,46 @@ TEST_CASE("A heartbeat answering stop kills the child and the run completes as c
   CHECK_FALSE(done.succeeded());
   CHECK(done.term_signal() == SIGTERM);
   CHECK(done.failure_class() == v1::FAILURE_CLASS_CANCELLED);
+}
+
+constexpr char kEvalLines[] =
+    "echo '{\"step\":1,\"tokens\":10,\"name\":\"train_loss\",\"value\":3,\"wall_time_s\":0.1}'\n"
+    "echo '{\"eval\":\"pass@k\",\"step\":1,\"task_set\":\"t\",\"split\":\"test\",\"n\":4,"
+    "\"k\":2,\"value\":0.5,\"problems\":8}'\n"
+    "echo '{\"eval\":\"pass@k\",\"step\":1,\"task_set\":\"t\",\"split\":\"test\",\"n\":4,"
+    "\"k\":5,\"value\":0.5,\"problems\":8}'\n"
+    "exit 0";
+
+TEST_CASE("Evaluation lines are sent with ReportEvals before the attempt completes",
+          "[unit][worker]") {
+  Fixture f(kEvalLines);
+  f.scheduler.Offer(LeaseOfRun(kRunId));
+  f.Start();
+  REQUIRE(WaitFor([&] { return f.scheduler.completions().size() == 1; }));
+  const std::vector<v1::ReportEvalsRequest> reports = f.scheduler.eval_reports();
+  REQUIRE(reports.size() == 1);
+  REQUIRE(reports[0].evals_size() == 1);  // the k > n line was skipped
+  CHECK(reports[0].run_id() == kRunId);
+  CHECK(reports[0].attempt() == 1);
+  CHECK(reports[0].evals(0).k() == 2);
+  const std::vector<std::string> events = f.scheduler.events();
+  CHECK(events.back() == "CompleteRun");
+  CHECK(std::find(events.begin(), events.end(), "ReportEvals") < events.end() - 1);
+}
+
+TEST_CASE("Evaluation results a scheduler refuses or cannot take do not hold the attempt",
+          "[unit][worker]") {
+  for (grpc::StatusCode code :
+       {grpc::StatusCode::INVALID_ARGUMENT, grpc::StatusCode::UNIMPLEMENTED}) {
+    Fixture f(kEvalLines);
+    f.scheduler.AnswerEvals(grpc::Status(code, "no"));
+    f.scheduler.Offer(LeaseOfRun(kRunId));
+    f.Start();
+    INFO(static_cast<int>(code));
+    REQUIRE(WaitFor([&] { return f.scheduler.completions().size() == 1; }));
+    CHECK(f.scheduler.completions()[0].succeeded());
+    CHECK(f.scheduler.eval_reports().size() == 1);  // sent once, dropped, not retried
+  }
 }
 
 }  // namespace

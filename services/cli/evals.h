@@ -1,0 +1,46 @@
+// `scalelab evals run RUN | sweep SWEEP`: a run's or a sweep's evaluation results (pass@k,
+// accuracy, grades) as a table, CSV or JSON records. The formatting is pure (tested without a
+// scheduler); Evals makes the one GetEvals call.
+#ifndef SCALELAB_SERVICES_CLI_EVALS_H_
+#define SCALELAB_SERVICES_CLI_EVALS_H_
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+
+#include "absl/status/status.h"
+#include "scalelab/v1/results.pb.h"
+#include "services/cli/commands.h"
+#include "services/cli/export.h"
+
+namespace scalelab::cli {
+
+struct EvalsOptions {
+  int64_t run_id = 0;  // exactly one of run_id and sweep_id
+  int64_t sweep_id = 0;
+  // table | csv | json ("" = table, or the GetEvals answer as proto JSON with --output=json).
+  std::string format;
+  std::string task_set;       // "" = every task set
+  std::string split;          // "" = every split
+  std::string metric;         // "" = every metric
+  bool all_attempts = false;  // every attempt's results, not only the latest attempt's
+  absl::Status Validate() const;
+};
+
+// One row per result in the answer's order (run, step, task set, split, category, metric, k):
+// run_id, attempt, step, task_set, split, category, metric, n, k, value, low, high (missing
+// when there is no interval), problems.
+TidyTable EvalTable(const v1::GetEvalsResponse& response);
+
+// RUN STEP TASK_SET SPLIT CATEGORY METRIC K VALUE [LOW, HIGH] N PROBLEMS, values to 4
+// significant digits without trailing zeros, "(all)" for the whole-set category, ATTEMPT first when
+// `show_attempt`.
+void PrintEvalsTable(std::ostream& out, const v1::GetEvalsResponse& response, bool show_attempt);
+
+// GetEvals, printed in options.format. 0 ok (a line saying so when there are no results), 1 the
+// call failed (NOT_FOUND: no such run or sweep), 2 bad options.
+int Evals(CliContext& cli, const EvalsOptions& options);
+
+}  // namespace scalelab::cli
+
+#endif  // SCALELAB_SERVICES_CLI_EVALS_H_

@@ -51,7 +51,8 @@ ABSL_FLAG(std::string, out, "", "plot: FILE.svg or FILE.png; export: output file
 ABSL_FLAG(std::string, metric, "",
           "plot: the metric drawn (default val_loss); evals: only this metric (pass@k, ...)");
 ABSL_FLAG(std::string, task_set, "", "evals: only this task set");
-ABSL_FLAG(std::string, split, "", "evals: only this split (test, heldout, ...)");
+ABSL_FLAG(std::string, split, "",
+          "evals: only this split (test, held_out, ...); tasks sample: the split (default test)");
 ABSL_FLAG(std::string, x, "compute", "plot: x axis, compute (FLOPs) or tokens");
 ABSL_FLAG(bool, keep_script, false, "plot: also save the gnuplot script as FILE.gp");
 ABSL_FLAG(std::string, rows, "runs", "export: runs (one row per run) or points (per metric point)");
@@ -60,7 +61,6 @@ ABSL_FLAG(double, grid, 0, "report carbon: grid intensity, gCO2e/kWh (0 = schedu
 ABSL_FLAG(bool, cluster, false, "report reliability: the whole cluster instead of one sweep");
 ABSL_FLAG(std::string, task, "addition",
           "tasks sample: addition, multiplication, modular, sorting or word");
-ABSL_FLAG(std::string, split, "test", "tasks sample: train, held_out or test");
 ABSL_FLAG(int64_t, n, 5, "tasks sample: problems to print");
 ABSL_FLAG(int64_t, first, 0, "tasks sample: index of the first problem in the split");
 ABSL_FLAG(uint64_t, seed, 1, "tasks sample: generator seed");
@@ -152,7 +152,7 @@ int main(int argc, char** argv) {
     if (sub == "sample" && args.size() == 3) {
       scalelab::cli::TasksSampleOptions options;
       options.task = absl::GetFlag(FLAGS_task);
-      options.split = absl::GetFlag(FLAGS_split);
+      options.split = absl::GetFlag(FLAGS_split).empty() ? "test" : absl::GetFlag(FLAGS_split);
       options.n = absl::GetFlag(FLAGS_n);
       options.first = absl::GetFlag(FLAGS_first);
       options.json = absl::GetFlag(FLAGS_output) == "json";

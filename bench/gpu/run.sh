@@ -54,7 +54,11 @@ say "this libstdc++ has up to: $(strings "$libstdcxx" 2>/dev/null | grep -o '^GL
 torch_prefix=${SCALELAB_TORCH_PREFIX:-$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null)}
 say "python torch: $(python3 -c 'import torch; print(torch.__version__, torch.version.cuda, torch.cuda.is_available(), torch.compiled_with_cxx11_abi())' 2>&1 | tail -1)"
 torch_lib=$(dirname "$torch_prefix")/../lib
-say "libtorch_cpu exports google::protobuf symbols: $(nm -DC "$torch_lib/libtorch_cpu.so" 2>/dev/null | grep -c ' T google::protobuf' || true)"
+if [[ -f $torch_lib/libtorch_cpu.so ]]; then
+  say "libtorch_cpu.so defines google::protobuf symbols: $(nm -DC "$torch_lib/libtorch_cpu.so" | grep -c ' T google::protobuf')"
+else
+  say "no $torch_lib/libtorch_cpu.so to look into"
+fi
 if [[ -z $torch_prefix || ! -f $torch_prefix/Torch/TorchConfig.cmake ]]; then
   say "FATAL: no Torch/TorchConfig.cmake under '$torch_prefix' (python3's torch, or SCALELAB_TORCH_PREFIX)"
   return 1
@@ -128,9 +132,10 @@ if [[ -x $build/bin/scalelab-train-bench ]]; then
   say "scalelab-train-bench: timed steps cut at ${train_budget}s, process limit $(($(left) - 10))s"
   timeout $(($(left) - 10)) "$build/bin/scalelab-train-bench" --throughput --device=cuda \
     --precision=bf16 --configs=gpt124m --warmup=5 --steps=50 --time_budget_s="$train_budget" \
-    >"$out/bench.jsonl" 2>>"$out/run.log"
+    >"$out/bench.jsonl" 2>"$out/bench.err"
   say "bench exit $?"
-  cat "$out/bench.jsonl"
+  cat "$out/bench.err" "$out/bench.jsonl"
+  rm -f "$out/bench.err"
   grep -q '"mfu":' "$out/bench.jsonl" && bench_status=0
 else
   say "scalelab-train-bench: not built"

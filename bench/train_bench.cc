@@ -4,11 +4,17 @@
 //   build/bin/scalelab-train-bench --peer=bench/peer_train.py [--python=python3] [--threads=2]
 //       [--steps=20] [--warmup=3] [--configs=c1,c2,c3] [--ops] [--families]
 //
+//   build/bin/scalelab-train-bench --throughput --device=cuda --precision=bf16 --configs=gpt124m
+//       [--batch=0] [--steps=30] [--warmup=5] [--time_budget_s=120] [--matmul_tflops=0]
+//
 // Prints one JSON line per measurement:
 //   {"bench":"ops", "op", "config", "fused_ms", "reference_ms", "speedup"}   forward + backward
 //   {"bench":"train", "config", "ours_tokens_per_s", "peer_tokens_per_s", "ratio", ...}
 //   {"bench":"family", "family", "params", "train_tokens_per_s", ...}
 //   {"bench":"generate", "family", "context", "tokens_per_s", "state_bytes", "rss_growth_bytes"}
+//   {"bench":"matmul", "n", "dtype", "tflops", ...}       --throughput on CUDA: the card's rate
+//   {"bench":"throughput", "config", "tokens_per_s", "mfu", "peak_memory_used_bytes", ...}
+// --throughput runs only the throughput lines (see RunThroughput); the other modes are CPU-only.
 // Ours and the peer run one after the other per config, on the same random-token batches' shape,
 // step count and thread count. Both also report tokens per second of process CPU time, steadier
 // than wall time when other processes share the cores. Run it on an otherwise idle machine.
@@ -16,6 +22,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,11 +38,14 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "model/causal_lm.h"
+#include "model/device.h"
+#include "model/foreach_adamw.h"
 #include "model/ops.h"
 #include "model/optimizer.h"
 #include "model/registry.h"
@@ -54,6 +64,27 @@ ABSL_FLAG(bool, train, true, "train each config, ours and the peer's");
 ABSL_FLAG(bool, families, true, "train and generate with every family at about equal size");
 ABSL_FLAG(std::string, contexts, "256,1024,4096", "generation contexts in tokens");
 ABSL_FLAG(int, gen_tokens, 32, "tokens decoded one at a time after the prompt, per context");
+ABSL_FLAG(bool, throughput, false,
+          "only the throughput run: train each of --configs on --device in --precision and "
+          "report tokens/s, MFU and memory (the GPU benchmark of bench/gpu/run.sh)");
+ABSL_FLAG(std::string, device, "cpu", "--throughput: cpu or cuda");
+ABSL_FLAG(std::string, precision, "fp32",
+          "--throughput: fp32, or bf16 (CUDA autocast to bf16; parameters stay fp32)");
+ABSL_FLAG(int, batch, 0,
+          "--throughput: sequences per step; 0 = the config's, or on CUDA for a config without "
+          "one (gpt124m), as many as --memory_fraction of the card holds, at most --max_batch");
+ABSL_FLAG(int, max_batch, 64, "--throughput: largest batch the automatic choice takes");
+ABSL_FLAG(double, memory_fraction, 0.8,
+          "--throughput: share of the card's memory the automatic batch may plan to use");
+ABSL_FLAG(double, time_budget_s, 0,
+          "--throughput: stop the timed steps of a config once they took this long (0 = none); "
+          "the line reports the steps done");
+ABSL_FLAG(std::string, optimizer, "foreach",
+          "--throughput: foreach (ForeachAdamW, multi-tensor ops) or torch "
+          "(torch::optim::AdamW, ~8 ops per parameter); the same update");
+ABSL_FLAG(double, matmul_tflops, 0,
+          "--throughput: the card's bf16 matrix rate in TFLOP/s for MFU; 0 = measure it here "
+          "(CUDA: 8192^3 bf16 products, mean of 10 after 3 warm-ups)");
 
 namespace scalelab::model {
 namespace {
@@ -63,12 +94,17 @@ constexpr int64_t kVocab = 256;
 struct Config {
   std::string name;
   int64_t d_model, n_layers, n_heads, seq_len, batch;
+  int64_t vocab = kVocab;
 };
 
+// c1..c3: the CPU comparison with the peer. gpt124m: GPT-2 small's shape (124M parameters with
+// GPT-2's tied 50257-token vocabulary; 50304 = the next multiple of 128, for the tensor cores)
+// in the Llama layout, --throughput only; batch 0 = chosen by memory. tiny: the same code path
+// at a size a CPU runs in seconds.
 const Config kConfigs[] = {
-    {"c1", 64, 2, 2, 128, 16},
-    {"c2", 128, 4, 4, 256, 16},
-    {"c3", 256, 6, 8, 256, 8},
+    {"c1", 64, 2, 2, 128, 16},      {"c2", 128, 4, 4, 256, 16},
+    {"c3", 256, 6, 8, 256, 8},      {"gpt124m", 768, 12, 12, 1024, 0, 50304},
+    {"tiny", 64, 2, 2, 64, 4, 512},
 };
 
 double WallSeconds() {
@@ -101,7 +137,7 @@ std::string Quote(const std::string& text) {
 }
 
 scalelab::v1::ModelSpec MakeSpec(const std::string& family, int64_t d_model, int64_t n_layers,
-                                 int64_t n_heads, int64_t seq_len) {
+                                 int64_t n_heads, int64_t seq_len, int64_t vocab = kVocab) {
   scalelab::v1::RunConfig config;
   scalelab::v1::ModelSpec& spec = *config.mutable_model();
   spec.set_family(family);
@@ -109,7 +145,7 @@ scalelab::v1::ModelSpec MakeSpec(const std::string& family, int64_t d_model, int
   spec.set_n_layers(static_cast<int32_t>(n_layers));
   spec.set_n_heads(static_cast<int32_t>(n_heads));
   spec.set_seq_len(static_cast<int32_t>(seq_len));
-  spec.set_vocab_size(kVocab);
+  spec.set_vocab_size(static_cast<int32_t>(vocab));
   runspec::ApplyRunDefaults(&config);
   return spec;
 }
@@ -428,6 +464,391 @@ void BenchFamilies(int steps, int warmup) {
   }
 }
 
+// ---- Throughput: tokens/s, MFU and memory on one device ----------------------------------------
+
+struct ThroughputOptions {
+  torch::Device device = torch::kCPU;
+  bool bf16 = false;    // CUDA autocast to bf16 around each forward pass.
+  int warmup = 5;       // Untimed steps first (cuBLAS heuristics, allocator growth).
+  int steps = 30;       // Timed steps, unless the budget ends them first.
+  double budget_s = 0;  // Wall seconds of timed steps after which no new step starts; 0 = none.
+  bool foreach_adamw = true;  // ForeachAdamW rather than torch::optim::AdamW.
+};
+
+// One of the two AdamWs of the same update (model/foreach_adamw.h), lr 1e-3 and weight decay
+// 0.1 as Train() uses.
+class BenchOptimizer {
+ public:
+  BenchOptimizer(const CausalLM& model, bool foreach_adamw) {
+    if (foreach_adamw) {
+      foreach_ = std::make_unique<ForeachAdamW>(model, 1e-3, 0.1);
+    } else {
+      torch_ = MakeAdamW(model, 1e-3, 0.1);
+    }
+  }
+  void zero_grad() { foreach_ ? foreach_->zero_grad() : torch_->zero_grad(); }
+  void step() { foreach_ ? foreach_->step() : static_cast<void>(torch_->step()); }
+
+ private:
+  std::unique_ptr<ForeachAdamW> foreach_;
+  std::unique_ptr<torch::optim::AdamW> torch_;
+};
+
+struct ThroughputResult {
+  int64_t params = 0;
+  double flops_per_token = 0;
+  int steps_done = 0;
+  double seconds = 0;  // Wall time of the timed steps, the device synchronized at both ends.
+  double tokens_per_s = 0;
+  double first_loss = 0;
+  double final_loss = 0;
+  std::optional<int64_t> peak_used_bytes;  // Largest cudaMemGetInfo use seen after a step.
+  // Medians over a few more steps, each phase between two device synchronizations: where the
+  // time of a step goes (the synchronizations themselves cost a little of it).
+  double forward_ms = 0, backward_ms = 0, optimizer_ms = 0;
+};
+
+double Median(std::vector<double> values) {
+  if (values.empty()) return 0;
+  std::nth_element(values.begin(), values.begin() + static_cast<int64_t>(values.size() / 2),
+                   values.end());
+  return values[values.size() / 2];
+}
+
+std::optional<int64_t> CudaUsedBytes(const torch::Device& device) {
+  if (!device.is_cuda()) return std::nullopt;
+  absl::StatusOr<CudaMemoryInfo> info = QueryCudaMemory();
+  if (!info.ok()) return std::nullopt;
+  return info->used_bytes;
+}
+
+void Synchronize(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
+}
+
+// clip_grad_norm_ to 1.0 as the peer does, without its host read of the norm: LibTorch's returns
+// the norm as a double, which waits for the GPU every step.
+void ClipGradNorm(const std::vector<torch::Tensor>& parameters, double max_norm) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> norms;
+  for (const torch::Tensor& parameter : parameters) {
+    if (parameter.grad().defined()) norms.push_back(parameter.grad().norm());
+  }
+  if (norms.empty()) return;
+  const torch::Tensor total = torch::stack(norms).norm();
+  const torch::Tensor scale = torch::clamp_max((total + 1e-6).reciprocal() * max_norm, 1.0);
+  for (const torch::Tensor& parameter : parameters) {
+    if (parameter.grad().defined()) parameter.grad().mul_(scale);
+  }
+}
+
+// Trains `spec` with `batch` sequences per step as Train() does (AdamW, clipping), on
+// options.device. An out-of-memory error comes back as kResourceExhausted, anything else LibTorch
+// throws as kInternal; the model and its memory are released either way.
+absl::StatusOr<ThroughputResult> TrainThroughput(const scalelab::v1::ModelSpec& spec, int64_t batch,
+                                                 const ThroughputOptions& options) {
+  try {
+    torch::manual_seed(1);
+    absl::StatusOr<std::shared_ptr<CausalLM>> built = BuildModel(spec);
+    if (!built.ok()) return built.status();
+    CausalLM& model = **built;
+    model.to(options.device);
+    model.train();
+    auto optimizer = std::make_unique<BenchOptimizer>(model, options.foreach_adamw);
+    const std::vector<torch::Tensor> parameters = model.parameters();
+    const int64_t seq_len = spec.seq_len();
+    std::vector<torch::Tensor> batches;
+    for (int i = 0; i < 4; ++i) {
+      batches.push_back(
+          torch::randint(spec.vocab_size(), {batch, seq_len + 1},
+                         torch::TensorOptions().dtype(torch::kLong).device(options.device)));
+    }
+    ThroughputResult result;
+    result.params = model.NumParams();
+    result.flops_per_token = model.FlopsPerToken();
+    torch::Tensor first_loss;
+    torch::Tensor last_loss;
+    double start = 0;
+    for (int step = 0; step < options.warmup + options.steps; ++step) {
+      if (step == options.warmup) {
+        Synchronize(options.device);
+        start = WallSeconds();
+      }
+      if (step > options.warmup && options.budget_s > 0 &&
+          WallSeconds() - start > options.budget_s) {
+        break;
+      }
+      const torch::Tensor& tokens = batches[static_cast<size_t>(step) % batches.size()];
+      torch::Tensor loss;
+      {
+        std::optional<CudaAutocast> autocast;
+        if (options.bf16) autocast.emplace(torch::kBFloat16);
+        loss = model.Loss(tokens.narrow(1, 0, seq_len), tokens.narrow(1, 1, seq_len));
+      }
+      optimizer->zero_grad();
+      loss.backward();
+      ClipGradNorm(parameters, 1.0);
+      optimizer->step();
+      if (step == 0) first_loss = loss.detach();
+      last_loss = loss.detach();
+      if (step >= options.warmup) ++result.steps_done;
+      const std::optional<int64_t> used = CudaUsedBytes(options.device);
+      if (used.has_value()) {
+        result.peak_used_bytes = std::max(result.peak_used_bytes.value_or(0), *used);
+      }
+    }
+    Synchronize(options.device);
+    result.seconds = WallSeconds() - start;
+    result.tokens_per_s =
+        static_cast<double>(result.steps_done * batch * seq_len) / std::max(result.seconds, 1e-9);
+    // The phases of 3 more steps, untimed above.
+    std::vector<double> forward_ms, backward_ms, optimizer_ms;
+    for (int step = 0; step < 3 && options.steps > 1; ++step) {
+      const torch::Tensor& tokens = batches[static_cast<size_t>(step) % batches.size()];
+      const double t0 = WallSeconds();
+      torch::Tensor loss;
+      {
+        std::optional<CudaAutocast> autocast;
+        if (options.bf16) autocast.emplace(torch::kBFloat16);
+        loss = model.Loss(tokens.narrow(1, 0, seq_len), tokens.narrow(1, 1, seq_len));
+      }
+      Synchronize(options.device);
+      const double t1 = WallSeconds();
+      optimizer->zero_grad();
+      loss.backward();
+      Synchronize(options.device);
+      const double t2 = WallSeconds();
+      ClipGradNorm(parameters, 1.0);
+      optimizer->step();
+      Synchronize(options.device);
+      const double t3 = WallSeconds();
+      forward_ms.push_back((t1 - t0) * 1e3);
+      backward_ms.push_back((t2 - t1) * 1e3);
+      optimizer_ms.push_back((t3 - t2) * 1e3);
+    }
+    result.forward_ms = Median(forward_ms);
+    result.backward_ms = Median(backward_ms);
+    result.optimizer_ms = Median(optimizer_ms);
+    result.first_loss = first_loss.item<double>();
+    result.final_loss = last_loss.item<double>();
+    return result;
+  } catch (const c10::Error& error) {
+    const std::string message = error.what_without_backtrace();
+    if (message.find("out of memory") != std::string::npos) {
+      return absl::ResourceExhaustedError(absl::StrCat("batch ", batch, ": ", message));
+    }
+    return absl::InternalError(message);
+  } catch (const std::exception& error) {
+    return absl::InternalError(error.what());
+  }
+}
+
+// The card's dense matrix rate in TFLOP/s: n x n x n products of random values in `dtype`, the
+// mean over 10 after 3 warm-ups (random data: zeros run faster on some GPUs).
+double MeasureMatmulTflops(const torch::Device& device, torch::ScalarType dtype, int64_t n) {
+  torch::NoGradGuard no_grad;
+  const torch::TensorOptions options = torch::TensorOptions().device(device).dtype(dtype);
+  const torch::Tensor a = torch::randn({n, n}, options);
+  const torch::Tensor b = torch::randn({n, n}, options);
+  torch::Tensor c;
+  for (int i = 0; i < 3; ++i) c = torch::matmul(a, b);
+  Synchronize(device);
+  constexpr int kReps = 10;
+  const double start = WallSeconds();
+  for (int i = 0; i < kReps; ++i) c = torch::matmul(a, b);
+  Synchronize(device);
+  const double seconds = (WallSeconds() - start) / kReps;
+  return 2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n) / seconds /
+         1e12;
+}
+
+// The batch that fills options.memory_fraction of the card: two probes (2 and 4 sequences, two
+// steps each) give the memory per sequence, the larger probe's use the base. A caching allocator
+// keeps what it reserved, so the readings are of reserved memory, an over-estimate of the need.
+struct BatchChoice {
+  int64_t batch = 0;
+  int64_t used_at_2 = 0, used_at_4 = 0, total = 0;
+  double bytes_per_sequence = 0;
+};
+
+absl::StatusOr<BatchChoice> ChooseBatch(const scalelab::v1::ModelSpec& spec,
+                                        const ThroughputOptions& options, int64_t max_batch,
+                                        double fraction) {
+  ThroughputOptions probe = options;
+  probe.warmup = 1;
+  probe.steps = 1;
+  probe.budget_s = 0;
+  BatchChoice choice;
+  for (int64_t batch : {2, 4}) {
+    absl::StatusOr<ThroughputResult> run = TrainThroughput(spec, batch, probe);
+    if (!run.ok()) return run.status();
+    (batch == 2 ? choice.used_at_2 : choice.used_at_4) = run->peak_used_bytes.value_or(0);
+  }
+  absl::StatusOr<CudaMemoryInfo> info = QueryCudaMemory();
+  if (!info.ok()) return info.status();
+  choice.total = info->total_bytes;
+  choice.bytes_per_sequence = static_cast<double>(choice.used_at_4 - choice.used_at_2) / 2.0;
+  const double room =
+      fraction * static_cast<double>(choice.total) - static_cast<double>(choice.used_at_4);
+  choice.batch = choice.bytes_per_sequence <= 0
+                     ? max_batch
+                     : 4 + static_cast<int64_t>(room / choice.bytes_per_sequence);
+  choice.batch = std::clamp<int64_t>(choice.batch, 1, max_batch);
+  return choice;
+}
+
+absl::Status CheckThroughputFlags(ThroughputOptions* options) {
+  const std::string device = absl::GetFlag(FLAGS_device);
+  const std::string precision = absl::GetFlag(FLAGS_precision);
+  if (device != "cpu" && device != "cuda") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--device: expected cpu or cuda, got \"", device, "\""));
+  }
+  if (precision != "fp32" && precision != "bf16") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--precision: expected fp32 or bf16, got \"", precision, "\""));
+  }
+  if (device == "cuda" && !torch::cuda::is_available()) {
+    return absl::FailedPreconditionError(
+        "--device=cuda: this LibTorch sees no CUDA device (torch::cuda::is_available() is "
+        "false: a CPU-only LibTorch, or no GPU)");
+  }
+  if (precision == "bf16" && device != "cuda") {
+    return absl::InvalidArgumentError(
+        "--precision=bf16 needs --device=cuda (it is CUDA autocast; the CPU runs fp32)");
+  }
+  if (absl::GetFlag(FLAGS_batch) < 0 || absl::GetFlag(FLAGS_max_batch) < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--batch must be >= 0 and --max_batch >= 1, got ", absl::GetFlag(FLAGS_batch),
+                     " and ", absl::GetFlag(FLAGS_max_batch)));
+  }
+  const double fraction = absl::GetFlag(FLAGS_memory_fraction);
+  if (!(fraction > 0 && fraction <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--memory_fraction: expected a value in (0, 1], got ", fraction));
+  }
+  options->device = device == "cuda" ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  options->bf16 = precision == "bf16";
+  options->warmup = absl::GetFlag(FLAGS_warmup);
+  options->steps = absl::GetFlag(FLAGS_steps);
+  options->budget_s = absl::GetFlag(FLAGS_time_budget_s);
+  const std::string optimizer = absl::GetFlag(FLAGS_optimizer);
+  if (optimizer != "foreach" && optimizer != "torch") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--optimizer: expected foreach or torch, got \"", optimizer, "\""));
+  }
+  options->foreach_adamw = optimizer == "foreach";
+  if (options->warmup < 0 || options->steps < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("--warmup must be >= 0 and --steps >= 1, got ",
+                                                   options->warmup, " and ", options->steps));
+  }
+  return absl::OkStatus();
+}
+
+// The throughput lines for every config of --configs. MFU = flops_per_token * tokens_per_s /
+// the matrix rate (bf16 on CUDA: the rate the model's products run at; fp32 on the CPU).
+// flops_per_token is CausalLM::FlopsPerToken (dense attention); mfu_causal counts the attention
+// products halved, as a causal kernel computes them.
+int RunThroughput(const std::vector<Config>& configs) {
+  ThroughputOptions options;
+  if (absl::Status status = CheckThroughputFlags(&options); !status.ok()) {
+    absl::FPrintF(stderr, "scalelab-train-bench: %s\n", status.message());
+    return 2;
+  }
+  const bool cuda = options.device.is_cuda();
+  double matmul_tflops = absl::GetFlag(FLAGS_matmul_tflops);
+  std::string matmul_source = "flag";
+  if (matmul_tflops <= 0) {
+    const int64_t n = cuda ? 8192 : 1024;
+    const torch::ScalarType dtype = options.bf16 ? torch::kBFloat16 : torch::kFloat;
+    matmul_tflops = MeasureMatmulTflops(options.device, dtype, n);
+    matmul_source = "measured";
+    absl::PrintF(
+        "{\"bench\":\"matmul\",\"device\":\"%s\",\"dtype\":\"%s\",\"n\":%d,\"reps\":10,"
+        "\"tflops\":%.4g}\n",
+        cuda ? "cuda" : "cpu", options.bf16 ? "bf16" : "fp32", n, matmul_tflops);
+    std::fflush(stdout);
+  }
+  int failures = 0;
+  for (const Config& config : configs) {
+    const scalelab::v1::ModelSpec spec = MakeSpec("transformer", config.d_model, config.n_layers,
+                                                  config.n_heads, config.seq_len, config.vocab);
+    int64_t batch = absl::GetFlag(FLAGS_batch) > 0 ? absl::GetFlag(FLAGS_batch) : config.batch;
+    std::string batch_note = absl::GetFlag(FLAGS_batch) > 0 ? "flag" : "config";
+    if (batch == 0 && !cuda) {
+      batch = 4;
+      batch_note = "cpu default";
+    } else if (batch == 0) {
+      absl::StatusOr<BatchChoice> choice = ChooseBatch(
+          spec, options, absl::GetFlag(FLAGS_max_batch), absl::GetFlag(FLAGS_memory_fraction));
+      if (!choice.ok()) {
+        absl::PrintF("{\"bench\":\"throughput\",\"config\":\"%s\",\"error\":%s}\n", config.name,
+                     Quote(absl::StrCat("choosing the batch: ", choice.status().message())));
+        ++failures;
+        continue;
+      }
+      batch = choice->batch;
+      batch_note = "memory";
+      absl::PrintF(
+          "{\"bench\":\"batch_choice\",\"config\":\"%s\",\"used_bytes_at_2\":%d,"
+          "\"used_bytes_at_4\":%d,\"bytes_per_sequence\":%.6g,\"total_bytes\":%d,"
+          "\"batch\":%d}\n",
+          config.name, choice->used_at_2, choice->used_at_4, choice->bytes_per_sequence,
+          choice->total, choice->batch);
+      std::fflush(stdout);
+    }
+    absl::StatusOr<ThroughputResult> run = TrainThroughput(spec, batch, options);
+    // Out of memory: half the batch, up to three times.
+    for (int retry = 0;
+         retry < 3 && !run.ok() && absl::IsResourceExhausted(run.status()) && batch > 1; ++retry) {
+      absl::PrintF("{\"bench\":\"throughput\",\"config\":\"%s\",\"batch\":%d,\"retry\":%s}\n",
+                   config.name, batch, Quote(std::string(run.status().message()).substr(0, 300)));
+      batch /= 2;
+      batch_note = "halved after out of memory";
+      run = TrainThroughput(spec, batch, options);
+    }
+    if (!run.ok()) {
+      absl::PrintF("{\"bench\":\"throughput\",\"config\":\"%s\",\"batch\":%d,\"error\":%s}\n",
+                   config.name, batch, Quote(std::string(run.status().message()).substr(0, 2000)));
+      ++failures;
+      continue;
+    }
+    const double head_dim = static_cast<double>(config.d_model / config.n_heads);
+    const double causal_saving = 6.0 * static_cast<double>(config.n_layers * config.seq_len) *
+                                 static_cast<double>(config.n_heads) * head_dim;
+    const double flops_causal = run->flops_per_token - causal_saving;
+    const double model_tflops = run->flops_per_token * run->tokens_per_s / 1e12;
+    std::optional<double> memory_total;
+    if (cuda) {
+      absl::StatusOr<CudaMemoryInfo> info = QueryCudaMemory();
+      if (info.ok()) memory_total = static_cast<double>(info->total_bytes);
+    }
+    absl::PrintF(
+        "{\"bench\":\"throughput\",\"config\":\"%s\",\"device\":\"%s\",\"precision\":\"%s\","
+        "\"torch\":\"%d.%d.%d\",\"kernels_built\":%s,\"params\":%d,\"d_model\":%d,"
+        "\"n_layers\":%d,\"n_heads\":%d,\"seq_len\":%d,\"vocab\":%d,\"batch\":%d,"
+        "\"batch_from\":\"%s\",\"tokens_per_step\":%d,\"warmup\":%d,\"steps\":%d,"
+        "\"seconds\":%.4g,\"step_ms\":%.4g,\"tokens_per_s\":%.6g,\"flops_per_token\":%.6g,"
+        "\"flops_per_token_causal\":%.6g,\"model_tflops\":%.4g,\"matmul_tflops\":%.4g,"
+        "\"matmul_tflops_from\":\"%s\",\"mfu\":%.4f,\"mfu_causal\":%.4f,"
+        "\"peak_memory_used_bytes\":%s,\"memory_total_bytes\":%s,\"first_loss\":%.4f,"
+        "\"final_loss\":%.4f,\"forward_ms\":%.4g,\"backward_ms\":%.4g,"
+        "\"clip_and_optimizer_ms\":%.4g,\"optimizer\":\"%s\"}\n",
+        config.name, cuda ? "cuda" : "cpu", options.bf16 ? "bf16" : "fp32", TORCH_VERSION_MAJOR,
+        TORCH_VERSION_MINOR, TORCH_VERSION_PATCH, KernelsBuilt() ? "true" : "false", run->params,
+        config.d_model, config.n_layers, config.n_heads, config.seq_len, config.vocab, batch,
+        batch_note, batch * config.seq_len, options.warmup, run->steps_done, run->seconds,
+        run->seconds / std::max(run->steps_done, 1) * 1e3, run->tokens_per_s, run->flops_per_token,
+        flops_causal, model_tflops, matmul_tflops, matmul_source, model_tflops / matmul_tflops,
+        flops_causal * run->tokens_per_s / 1e12 / matmul_tflops,
+        run->peak_used_bytes.has_value() ? absl::StrCat(*run->peak_used_bytes) : "null",
+        Json(memory_total), run->first_loss, run->final_loss, run->forward_ms, run->backward_ms,
+        run->optimizer_ms, options.foreach_adamw ? "foreach" : "torch");
+    std::fflush(stdout);
+  }
+  return failures == 0 ? 0 : 1;
+}
+
 int Main() {
   const int threads = absl::GetFlag(FLAGS_threads);
   const int steps = absl::GetFlag(FLAGS_steps);
@@ -435,10 +856,22 @@ int Main() {
   torch::set_num_threads(threads);
   std::vector<Config> configs;
   for (const std::string& name : SplitList(absl::GetFlag(FLAGS_configs))) {
+    bool known = false;
     for (const Config& config : kConfigs) {
-      if (config.name == name) configs.push_back(config);
+      if (config.name == name) {
+        configs.push_back(config);
+        known = true;
+      }
+    }
+    if (!known) {
+      absl::FPrintF(stderr,
+                    "scalelab-train-bench: --configs: unknown config \"%s\" (expected c1, c2, c3, "
+                    "gpt124m or tiny)\n",
+                    name);
+      return 2;
     }
   }
+  if (absl::GetFlag(FLAGS_throughput)) return RunThroughput(configs);
   if (absl::GetFlag(FLAGS_ops)) {
     for (const Config& config : configs) BenchOps(config);
   }

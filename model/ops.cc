@@ -2,6 +2,8 @@
 // multiply-adds here, whichever implementation runs.
 #include "model/ops.h"
 
+#include <torch/version.h>
+
 #include <atomic>
 #include <cmath>
 #include <initializer_list>
@@ -50,8 +52,9 @@ torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& weight,
 }
 
 // CUDA: RMSNorm, rotary and cross-entropy go to the kernels in kernels/ (model/ops_cuda.h,
-// behind SCALELAB_WITH_KERNELS) when their *CudaApplies check holds; the rest run LibTorch's
-// ops through the reference.
+// behind SCALELAB_WITH_KERNELS) when their *CudaApplies check holds; attention goes to
+// at::scaled_dot_product_attention with LibTorch >= 2.0; the rest run LibTorch's ops through
+// the reference.
 
 torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
 #ifdef SCALELAB_WITH_KERNELS
@@ -93,7 +96,20 @@ void RotaryTables(int64_t first, int64_t count, int64_t head_dim, double theta,
 torch::Tensor CausalAttention(const torch::Tensor& q, const torch::Tensor& k,
                               const torch::Tensor& v, int64_t past) {
   AddMacs(2 * q.size(0) * q.size(1) * q.size(2) * k.size(2) * q.size(3));
-  // CUDA: no kernel of ours yet; LibTorch's ops (cuBLAS) through the reference.
+#if TORCH_VERSION_MAJOR >= 2
+  // CUDA: LibTorch's fused attention (flash or memory-efficient kernels; no [T, S] score matrix)
+  // where its masks mean ours: is_causal is a top-left causal mask, which is ours only without
+  // a cached past; one new token after a past sees every key, so it needs no mask at all. A past
+  // with several new tokens (a second prompt chunk) keeps the reference. Same default scale,
+  // 1/sqrt(hd). The kv heads are repeated as the reference does (enable_gqa is newer than 2.0).
+  if (q.is_cuda() && CurrentImpl() == Impl::kFast && (past == 0 || q.size(2) == 1)) {
+    const int64_t groups = q.size(1) / k.size(1);
+    const torch::Tensor keys = groups > 1 ? k.repeat_interleave(groups, /*dim=*/1) : k;
+    const torch::Tensor values = groups > 1 ? v.repeat_interleave(groups, /*dim=*/1) : v;
+    return at::scaled_dot_product_attention(q, keys, values, /*attn_mask=*/{},
+                                            /*dropout_p=*/0.0, /*is_causal=*/past == 0);
+  }
+#endif
   if (UseFusedCpu({&q, &k, &v})) return cpu::CausalAttention(q, k, v, past);
   return reference::CausalAttention(q, k, v, past);
 }

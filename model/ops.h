@@ -1,7 +1,8 @@
 // The numeric building blocks every model family is written in: RMSNorm, rotary embeddings,
 // causal (grouped-query) attention, SwiGLU, linear layers and cross-entropy. One entry point per
 // op; each picks its implementation by device:
-//   CUDA    the kernels in kernels/ where one exists (when built with them), LibTorch otherwise;
+//   CUDA    the kernels in kernels/ where one exists (when built with them), LibTorch's fused
+//           attention (LibTorch >= 2.0), LibTorch's ops otherwise;
 //   CPU     fused ops (one pass over memory, at::parallel_for) as custom autograd functions, or
 //           the eager composition of LibTorch ops where no fused op is faster.
 // ops::reference:: holds the eager compositions: the definition each fast path is tested against.

@@ -1,11 +1,13 @@
 #include "model/ops_cuda.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 
 #include "kernels/cross_entropy.cuh"
 #include "kernels/rmsnorm.cuh"
 #include "kernels/rotary.cuh"
+#include "kernels/ssd_scan.cuh"
 
 namespace scalelab::model::ops {
 namespace {
@@ -184,6 +186,64 @@ bool CrossEntropyCudaApplies(const torch::Tensor& logits, const torch::Tensor& t
 torch::Tensor CrossEntropyCuda(const torch::Tensor& logits, const torch::Tensor& targets) {
   const bool wants_grad = torch::GradMode::is_enabled() && logits.requires_grad();
   return CrossEntropyCudaFunction::apply(logits, targets, wants_grad);
+}
+
+bool SsdScanCudaApplies(const torch::Tensor& x, const torch::Tensor& dt, const torch::Tensor& a,
+                        const torch::Tensor& b, const torch::Tensor& c, int64_t chunk,
+                        const torch::Tensor& initial_state) {
+  if (!IsKernelFloat(x) || !IsKernelFloat(dt) || !IsKernelFloat(a) || !IsKernelFloat(b) ||
+      !IsKernelFloat(c) || x.dim() != 4 || dt.dim() != 3 || a.dim() != 1 || b.dim() != 3 ||
+      c.dim() != 3) {
+    return false;
+  }
+  const int64_t batch = x.size(0), tokens = x.size(1), heads = x.size(2), head_dim = x.size(3);
+  const int64_t d_state = b.size(2);
+  const bool shapes_agree = dt.sizes() == torch::IntArrayRef({batch, tokens, heads}) &&
+                            a.size(0) == heads && b.size(0) == batch && b.size(1) == tokens &&
+                            c.sizes() == b.sizes();
+  if (!shapes_agree || tokens < 1 || chunk < 1 || head_dim < 1 || d_state < 1) return false;
+  if (initial_state.defined() &&
+      (!IsKernelFloat(initial_state) ||
+       initial_state.sizes() != torch::IntArrayRef({batch, heads, head_dim, d_state}))) {
+    return false;
+  }
+  constexpr int64_t kMaxStateFloats = 48 * 1024;
+  return x.numel() <= kMaxInt && batch * heads * head_dim * d_state <= kMaxInt &&
+         head_dim * d_state <= kMaxStateFloats;
+}
+
+torch::Tensor SsdScanCuda(const torch::Tensor& x, const torch::Tensor& dt, const torch::Tensor& a,
+                          const torch::Tensor& b, const torch::Tensor& c, int64_t chunk,
+                          const torch::Tensor& initial_state, torch::Tensor* final_state) {
+  const auto fp32 = [](const torch::Tensor& tensor) {
+    return tensor.to(torch::kFloat).contiguous();
+  };
+  const torch::Tensor x32 = fp32(x), dt32 = fp32(dt), a32 = fp32(a), b32 = fp32(b), c32 = fp32(c);
+  kernels::SsdShape shape;
+  shape.batch = static_cast<int>(x.size(0));
+  shape.seq = static_cast<int>(x.size(1));
+  shape.heads = static_cast<int>(x.size(2));
+  shape.head_dim = static_cast<int>(x.size(3));
+  shape.d_state = static_cast<int>(b.size(2));
+  shape.chunk = static_cast<int>(std::min<int64_t>(chunk, x.size(1)));
+  torch::Tensor y = torch::empty_like(x32);
+  torch::Tensor chunk_states = torch::empty(
+      {shape.batch, shape.NumChunks(), shape.heads, shape.head_dim, shape.d_state}, x32.options());
+  torch::Tensor state_in = initial_state.defined() ? fp32(initial_state) : torch::Tensor();
+  torch::Tensor state_out =
+      final_state != nullptr
+          ? torch::empty({shape.batch, shape.heads, shape.head_dim, shape.d_state}, x32.options())
+          : torch::Tensor();
+  kernels::SsdChunkScan(y.data_ptr<float>(), chunk_states.data_ptr<float>(), x32.data_ptr<float>(),
+                        dt32.data_ptr<float>(), a32.data_ptr<float>(), b32.data_ptr<float>(),
+                        c32.data_ptr<float>(), shape, /*stream=*/nullptr);
+  kernels::SsdChunkCombine(
+      y.data_ptr<float>(), state_out.defined() ? state_out.data_ptr<float>() : nullptr,
+      chunk_states.data_ptr<float>(), state_in.defined() ? state_in.data_ptr<float>() : nullptr,
+      dt32.data_ptr<float>(), a32.data_ptr<float>(), c32.data_ptr<float>(), shape,
+      /*stream=*/nullptr);
+  if (final_state != nullptr) *final_state = state_out;
+  return y.to(x.scalar_type());
 }
 
 }  // namespace scalelab::model::ops

@@ -38,6 +38,20 @@ bool CrossEntropyCudaApplies(const torch::Tensor& logits, const torch::Tensor& t
 // in [0, V): the kernel cannot raise, an out-of-range target makes the loss NaN.
 torch::Tensor CrossEntropyCuda(const torch::Tensor& logits, const torch::Tensor& targets);
 
+// ssd::ScanChunked's inputs (model/ssd.h) that the SSD kernels take: x [B,T,H,P], dt [B,T,H],
+// a [H], b and c [B,T,N] and initial_state [B,H,P,N] (or undefined), all CUDA fp32 or bf16;
+// T >= 1, chunk in [1, 1024], every size below 2^31, and P * N small enough for the combine
+// step's shared memory (at most 48K floats).
+bool SsdScanCudaApplies(const torch::Tensor& x, const torch::Tensor& dt, const torch::Tensor& a,
+                        const torch::Tensor& b, const torch::Tensor& c, int64_t chunk,
+                        const torch::Tensor& initial_state);
+// ssd::ScanChunked on kernels/ssd_scan.cuh, for inference only: no autograd (the kernels have no
+// backward), fp32 math on fp32 copies. Returns y [B,T,H,P] in x's dtype; *final_state (when
+// non-null) gets the fp32 state after the last token. chunk = min(chunk, T), as ScanChunked.
+torch::Tensor SsdScanCuda(const torch::Tensor& x, const torch::Tensor& dt, const torch::Tensor& a,
+                          const torch::Tensor& b, const torch::Tensor& c, int64_t chunk,
+                          const torch::Tensor& initial_state, torch::Tensor* final_state);
+
 }  // namespace scalelab::model::ops
 
 #endif  // SCALELAB_WITH_KERNELS

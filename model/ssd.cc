@@ -6,6 +6,10 @@
 
 #include "model/ops.h"
 
+#ifdef SCALELAB_WITH_KERNELS
+#include "model/ops_cuda.h"
+#endif
+
 namespace scalelab::model::ssd {
 namespace {
 
@@ -114,6 +118,18 @@ torch::Tensor ScanChunked(const torch::Tensor& x, const torch::Tensor& dt, const
     return torch::zeros_like(x);
   }
   ops::AddMacs(ChunkedScanMacs(batch, tokens, heads, head_dim, d_state, chunk));
+#ifdef SCALELAB_WITH_KERNELS
+  // CUDA without autograd (a prompt in generation, evaluation): the SSD kernels, which have no
+  // backward. Training keeps the composition below, which autograd differentiates.
+  const bool wants_grad =
+      torch::GradMode::is_enabled() &&
+      (x.requires_grad() || dt.requires_grad() || a.requires_grad() || b.requires_grad() ||
+       c.requires_grad() || (initial_state.defined() && initial_state.requires_grad()));
+  if (x.is_cuda() && !wants_grad && ops::CurrentImpl() == ops::Impl::kFast &&
+      ops::SsdScanCudaApplies(x, dt, a, b, c, chunk, initial_state)) {
+    return ops::SsdScanCuda(x, dt, a, b, c, chunk, initial_state, final_state);
+  }
+#endif
   // A prompt shorter than the chunk is one chunk of its own length, not a padded full chunk.
   const int64_t q = std::min(chunk, tokens);
   const int64_t n_chunks = (tokens + q - 1) / q;

@@ -6,6 +6,9 @@
 //   ScanChunked  the chunked SSD algorithm (training and prompts): quadratic attention-like work
 //                within each chunk, a linear recurrence over chunk states between chunks;
 //   Step         one token of the recurrence (incremental decoding).
+// ScanChunked on CUDA tensors without autograd (prompts in generation) runs the SSD kernels of
+// kernels/ssd_scan.cuh when built with them (model/ops_cuda.h); with autograd it stays the
+// composition of LibTorch ops below, which is what training differentiates.
 // The decay cumsums are computed in fp32 (fp64 for fp64 inputs) whatever the dtype of x; the
 // outputs follow the dtype of x (fp64, fp32, bf16).
 

@@ -7,6 +7,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstddef>
@@ -78,19 +79,29 @@ inline std::vector<float> ToFloat(const std::vector<__nv_bfloat16>& values) {
   return out;
 }
 
-// Every |gpu - ref| <= abs_tol + rel_tol * |ref|; reports the first five violations.
+// Every |gpu - ref| <= abs_tol + rel_tol * |ref|; reports the first five violations, and always
+// the measured worst case as a warning line "measured <what> max_abs_error=... worst_ratio=..."
+// (worst_ratio: the largest error / allowed error; at most 1 passes), which bench/gpu/run.sh
+// collects from the log of a GPU run.
 inline void CheckClose(const std::vector<float>& gpu, const std::vector<float>& ref, double rel_tol,
                        double abs_tol, const char* what) {
   REQUIRE(gpu.size() == ref.size());
   size_t mismatches = 0;
+  double max_abs_error = 0;
+  double worst_ratio = 0;
   for (size_t idx = 0; idx < ref.size(); ++idx) {
     const double error = std::fabs(static_cast<double>(gpu[idx]) - ref[idx]);
-    if (!(error <= abs_tol + rel_tol * std::fabs(ref[idx]))) {
+    const double allowed = abs_tol + rel_tol * std::fabs(ref[idx]);
+    max_abs_error = std::max(max_abs_error, error);
+    worst_ratio = std::max(worst_ratio, allowed > 0 ? error / allowed : error);
+    if (!(error <= allowed)) {
       if (mismatches++ < 5) {
         UNSCOPED_INFO(what << "[" << idx << "]: gpu " << gpu[idx] << " vs reference " << ref[idx]);
       }
     }
   }
+  WARN("measured " << what << " max_abs_error=" << max_abs_error << " worst_ratio=" << worst_ratio
+                   << " rel_tol=" << rel_tol << " abs_tol=" << abs_tol);
   CHECK(mismatches == 0);
 }
 

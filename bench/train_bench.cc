@@ -853,7 +853,7 @@ int Main() {
   const int threads = absl::GetFlag(FLAGS_threads);
   const int steps = absl::GetFlag(FLAGS_steps);
   const int warmup = absl::GetFlag(FLAGS_warmup);
-  torch::set_num_threads(threads);
+  ops::ConfigureCpuThreads(threads);
   std::vector<Config> configs;
   for (const std::string& name : SplitList(absl::GetFlag(FLAGS_configs))) {
     bool known = false;

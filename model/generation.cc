@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "model/causal_lm.h"
 #include "model/checkpoint.h"
+#include "model/ops.h"
 #include "model/registry.h"
 
 namespace scalelab::model {
@@ -262,8 +263,9 @@ absl::StatusOr<std::vector<Generation>> GenerateFromWeights(
     return absl::InvalidArgumentError(
         absl::StrCat("samples: expected an integer >= 1, got ", samples));
   }
-  // execution.threads (and --threads) governs generation as it governs training.
-  if (spec.execution().threads() > 0) torch::set_num_threads(spec.execution().threads());
+  // execution.threads (and --threads) governs generation as it governs training, with the same
+  // single pool (model/ops.h).
+  if (spec.execution().threads() > 0) ops::ConfigureCpuThreads(spec.execution().threads());
   absl::StatusOr<std::shared_ptr<CausalLM>> model = BuildModel(spec.config().model());
   if (!model.ok()) return model.status();
   try {

@@ -2,6 +2,7 @@
 // multiply-adds here, whichever implementation runs.
 #include "model/ops.h"
 
+#include <dlfcn.h>
 #include <torch/version.h>
 
 #include <atomic>
@@ -41,6 +42,16 @@ MacCounter::~MacCounter() { active_counter = outer_; }
 void SetImpl(Impl impl) { current_impl.store(impl); }
 Impl CurrentImpl() { return current_impl.load(); }
 
+void ConfigureCpuThreads(int threads) {
+  torch::set_num_threads(threads);
+  // Looked up at run time because which BLAS LibTorch loaded is a packaging detail; absent,
+  // there is no second pool to cut.
+  using SetThreadsFn = void (*)(int);
+  if (auto fn = reinterpret_cast<SetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
+    fn(1);
+  }
+}
+
 void AddMacs(int64_t macs) {
   if (active_counter != nullptr) active_counter->macs_ += macs;
 }
@@ -48,6 +59,10 @@ void AddMacs(int64_t macs) {
 torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& weight,
                      const torch::Tensor& bias) {
   AddMacs(x.numel() / x.size(-1) * weight.size(0) * weight.size(1));
+  if (!bias.defined() && UseFusedCpu({&x, &weight}) && weight.dim() == 2 && x.dim() >= 1 &&
+      x.size(-1) == weight.size(1)) {
+    return cpu::Linear(x, weight);
+  }
   return torch::linear(x, weight, bias);
 }
 

@@ -43,6 +43,14 @@ enum class Impl { kFast, kReference };
 void SetImpl(Impl impl);
 Impl CurrentImpl();
 
+// Sizes the CPU threading for the ops: LibTorch's intra-op pool (OpenMP) gets `threads`, and
+// OpenBLAS's own pool is cut to one thread. The fused ops run their products as one
+// single-threaded BLAS call per share of an at::parallel_for, so that one pool of `threads`
+// threads does all the work; left at its default, OpenBLAS's pthread pool (sized to every core)
+// yield-spins against OpenMP's workers. Products that do not go through these ops (LibTorch's own
+// matmul, bmm) then run on one thread. Process-wide; call before training.
+void ConfigureCpuThreads(int threads);
+
 // Adds to the active counter, if any (for ops written outside this file, e.g. a scan).
 void AddMacs(int64_t macs);
 

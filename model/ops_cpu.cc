@@ -62,6 +62,89 @@ int64_t RowGrain(int64_t row_length) {
   return std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, row_length));
 }
 
+// out = a @ b through LibTorch's BLAS call, on a worker thread of at::parallel_for. Grad mode is
+// thread-local and on in OpenMP's workers, and out= products refuse inputs that require grad
+// under it; these products are inside an autograd Function, so no graph is wanted.
+void MatMulInto(torch::Tensor out, const torch::Tensor& a, const torch::Tensor& b) {
+  torch::NoGradGuard no_grad;
+  at::mm_out(out, a, b);
+}
+
+// out += a @ b, as MatMulInto.
+void AddMatMulInto(torch::Tensor out, const torch::Tensor& a, const torch::Tensor& b) {
+  torch::NoGradGuard no_grad;
+  out.addmm_(a, b);
+}
+
+// ---- Linear ----------------------------------------------------------------------------------
+
+// Calls fn(first, count) on at most at::get_num_threads() contiguous shares of [0, n), each share
+// a multiple of `align` long (but the last), in parallel.
+template <typename ShareFn>
+void ForEachShare(int64_t n, int64_t align, ShareFn fn) {
+  if (n <= 0) return;
+  const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
+  int64_t per_share = (n + threads - 1) / threads;
+  per_share = (per_share + align - 1) / align * align;
+  const int64_t shares = (n + per_share - 1) / per_share;
+  at::parallel_for(0, shares, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t share = begin; share < end; ++share) {
+      const int64_t first = share * per_share;
+      fn(first, std::min(n, first + per_share) - first);
+    }
+  });
+}
+
+// Each product is cut into one share per thread along a dimension that needs no reduction across
+// shares: rows of x for y and dx, output features for dweight. The shares run single-threaded
+// BLAS calls side by side (see ConfigureCpuThreads).
+class LinearFunction : public torch::autograd::Function<LinearFunction> {
+ public:
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x_in,
+                               const torch::Tensor& weight_in) {
+    torch::Tensor x = x_in.detach().contiguous();
+    torch::Tensor weight = weight_in.detach().contiguous();
+    const int64_t in_features = weight.size(1);
+    const int64_t out_features = weight.size(0);
+    torch::Tensor rows_in = x.view({-1, in_features});
+    torch::Tensor y = torch::empty({rows_in.size(0), out_features}, x.options());
+    const torch::Tensor weight_t = weight.t();
+    ForEachShare(rows_in.size(0), 16, [&](int64_t first, int64_t count) {
+      MatMulInto(y.narrow(0, first, count), rows_in.narrow(0, first, count), weight_t);
+    });
+    ctx->save_for_backward({x, weight});
+    std::vector<int64_t> sizes = x.sizes().vec();
+    sizes.back() = out_features;
+    return y.view(sizes);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list saved = ctx->get_saved_variables();
+    const torch::Tensor x = saved[0].detach();
+    const torch::Tensor weight = saved[1].detach();
+    const int64_t in_features = weight.size(1);
+    const int64_t out_features = weight.size(0);
+    torch::Tensor rows_in = x.view({-1, in_features});
+    torch::Tensor g = grads[0].detach().contiguous().view({-1, out_features});
+    torch::Tensor dx;
+    torch::Tensor dweight;
+    if (ctx->needs_input_grad(0)) {
+      dx = torch::empty_like(rows_in);
+      ForEachShare(g.size(0), 16, [&](int64_t first, int64_t count) {
+        MatMulInto(dx.narrow(0, first, count), g.narrow(0, first, count), weight);
+      });
+      dx = dx.view(x.sizes());
+    }
+    if (ctx->needs_input_grad(1)) {
+      dweight = torch::empty_like(weight);
+      ForEachShare(out_features, 8, [&](int64_t first, int64_t count) {
+        MatMulInto(dweight.narrow(0, first, count), g.narrow(1, first, count).t(), rows_in);
+      });
+    }
+    return {dx, dweight};
+  }
+};
+
 // ---- RMSNorm ----------------------------------------------------------------------------------
 
 // y = x * rstd * w; returns rstd.
@@ -221,23 +304,31 @@ SCALELAB_KERNEL void SoftmaxBackwardRow(const float* __restrict p, float* __rest
   for (int64_t j = visible; j < length; ++j) dp[j] = 0.0f;
 }
 
-// Rows of scores [B * H * T, S] in the order of q [B, H, T, hd]: row r is query t = r % T.
-template <typename RowFn>
-void ForEachCausalRow(int64_t rows, int64_t time, int64_t total, int64_t past, RowFn row_fn) {
-  at::parallel_for(0, rows, RowGrain(total), [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      row_fn(row, std::min(total, past + row % time + 1));
+// Queries per block of the causal attention: block i reads keys 0 .. past + (i + 1) * 64 - 1
+// only, so the products skip most of the masked upper triangle (3/4 of the dense work at T 128,
+// 5/8 at T 256) while each product stays large enough for the BLAS kernel.
+constexpr int64_t kQueryBlock = 64;
+
+// Calls fn(row0, rows, keys) for every query block of one kv head's [G * T, S] scores: rows
+// row0 .. row0 + rows - 1 (one query head's queries t0 .. t0 + rows - 1) against keys
+// 0 .. keys - 1.
+template <typename BlockFn>
+void ForEachQueryBlock(int64_t group, int64_t time, int64_t total, int64_t past, BlockFn fn) {
+  for (int64_t g = 0; g < group; ++g) {
+    for (int64_t t0 = 0; t0 < time; t0 += kQueryBlock) {
+      const int64_t rows = std::min(kQueryBlock, time - t0);
+      fn(g * time + t0, rows, std::min(total, past + t0 + rows));
     }
-  });
+  }
 }
 
 class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& q_in,
                                const torch::Tensor& k_in, const torch::Tensor& v_in, int64_t past) {
-    torch::Tensor q = q_in.contiguous();
-    torch::Tensor k = k_in.contiguous();
-    torch::Tensor v = v_in.contiguous();
+    torch::Tensor q = q_in.detach().contiguous();
+    torch::Tensor k = k_in.detach().contiguous();
+    torch::Tensor v = v_in.detach().contiguous();
     const int64_t batch = q.size(0);
     const int64_t heads = q.size(1);
     const int64_t time = q.size(2);
@@ -246,28 +337,41 @@ class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
     const int64_t total = k.size(2);
     const int64_t group = heads / kv_heads;
     // Query heads h = kv * G + g of one kv head are adjacent in q, so [B, Hkv, G * T, hd] is a
-    // view: one batched product per kv head serves its whole group.
+    // view: each kv head and its whole group are one task of the parallel loop below.
     torch::Tensor qg = q.view({batch * kv_heads, group * time, head_dim});
     torch::Tensor kg = k.view({batch * kv_heads, total, head_dim});
     torch::Tensor vg = v.view({batch * kv_heads, total, head_dim});
-    torch::Tensor probs = torch::bmm(qg, kg.transpose(1, 2));  // [B*Hkv, G*T, S]
+    // Entries right of each block's key range are never written nor read.
+    torch::Tensor probs = torch::empty({batch * kv_heads, group * time, total}, q.options());
+    torch::Tensor out = torch::empty({batch * kv_heads, group * time, head_dim}, q.options());
     const auto scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
-    float* pp = probs.data_ptr<float>();
-    ForEachCausalRow(batch * heads * time, time, total, past, [&](int64_t row, int64_t visible) {
-      CausalSoftmaxRow(pp + row * total, visible, total, scale);
+    // One task per kv head, each product single-threaded inside it: LibTorch's bmm would loop
+    // over the heads one after the other and thread each small product.
+    at::parallel_for(0, batch * kv_heads, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t head = begin; head < end; ++head) {
+        torch::Tensor p_head = probs[head];
+        float* pp = p_head.data_ptr<float>();
+        ForEachQueryBlock(group, time, total, past, [&](int64_t row0, int64_t rows, int64_t keys) {
+          torch::Tensor p_block = p_head.narrow(0, row0, rows).narrow(1, 0, keys);
+          MatMulInto(p_block, qg[head].narrow(0, row0, rows), kg[head].narrow(0, 0, keys).t());
+          for (int64_t row = row0; row < row0 + rows; ++row) {
+            CausalSoftmaxRow(pp + row * total, std::min(total, past + row % time + 1), keys, scale);
+          }
+          MatMulInto(out[head].narrow(0, row0, rows), p_block, vg[head].narrow(0, 0, keys));
+        });
+      }
     });
-    torch::Tensor out = torch::bmm(probs, vg).view({batch, heads, time, head_dim});
     ctx->save_for_backward({q, k, v, probs});
     ctx->saved_data["past"] = past;
-    return out;
+    return out.view({batch, heads, time, head_dim});
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const variable_list saved = ctx->get_saved_variables();
-    const torch::Tensor& q = saved[0];
-    const torch::Tensor& k = saved[1];
-    const torch::Tensor& v = saved[2];
-    const torch::Tensor& probs = saved[3];
+    const torch::Tensor q = saved[0].detach();
+    const torch::Tensor k = saved[1].detach();
+    const torch::Tensor v = saved[2].detach();
+    const torch::Tensor probs = saved[3].detach();
     const int64_t past = ctx->saved_data["past"].toInt();
     const int64_t batch = q.size(0);
     const int64_t heads = q.size(1);
@@ -279,19 +383,35 @@ class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
     torch::Tensor qg = q.view({batch * kv_heads, group * time, head_dim});
     torch::Tensor kg = k.view({batch * kv_heads, total, head_dim});
     torch::Tensor vg = v.view({batch * kv_heads, total, head_dim});
-    torch::Tensor dout = grads[0].contiguous().view({batch * kv_heads, group * time, head_dim});
-    torch::Tensor dscores = torch::bmm(dout, vg.transpose(1, 2));
+    torch::Tensor dout =
+        grads[0].detach().contiguous().view({batch * kv_heads, group * time, head_dim});
+    torch::Tensor dscores = torch::empty_like(probs);
+    torch::Tensor dq = torch::empty_like(qg);
+    // dk and dv sum over the query blocks (and the group's query heads) that read each key.
+    torch::Tensor dk = torch::zeros_like(kg);
+    torch::Tensor dv = torch::zeros_like(vg);
     const auto scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
-    const float* pp = probs.data_ptr<float>();
-    float* dp = dscores.data_ptr<float>();
-    ForEachCausalRow(batch * heads * time, time, total, past, [&](int64_t row, int64_t visible) {
-      SoftmaxBackwardRow(pp + row * total, dp + row * total, visible, total, scale);
+    at::parallel_for(0, batch * kv_heads, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t head = begin; head < end; ++head) {
+        torch::Tensor ds_head = dscores[head];
+        const float* pp = probs[head].data_ptr<float>();
+        float* dp = ds_head.data_ptr<float>();
+        ForEachQueryBlock(group, time, total, past, [&](int64_t row0, int64_t rows, int64_t keys) {
+          torch::Tensor dout_rows = dout[head].narrow(0, row0, rows);
+          torch::Tensor p_block = probs[head].narrow(0, row0, rows).narrow(1, 0, keys);
+          torch::Tensor ds_block = ds_head.narrow(0, row0, rows).narrow(1, 0, keys);
+          MatMulInto(ds_block, dout_rows, vg[head].narrow(0, 0, keys).t());
+          for (int64_t row = row0; row < row0 + rows; ++row) {
+            SoftmaxBackwardRow(pp + row * total, dp + row * total,
+                               std::min(total, past + row % time + 1), keys, scale);
+          }
+          MatMulInto(dq[head].narrow(0, row0, rows), ds_block, kg[head].narrow(0, 0, keys));
+          AddMatMulInto(dk[head].narrow(0, 0, keys), ds_block.t(), qg[head].narrow(0, row0, rows));
+          AddMatMulInto(dv[head].narrow(0, 0, keys), p_block.t(), dout_rows);
+        });
+      }
     });
-    // The products over G * T rows sum the group's query heads into their shared kv head.
-    torch::Tensor dq = torch::bmm(dscores, kg).view(q.sizes());
-    torch::Tensor dk = torch::bmm(dscores.transpose(1, 2), qg).view(k.sizes());
-    torch::Tensor dv = torch::bmm(probs.transpose(1, 2), dout).view(v.sizes());
-    return {dq, dk, dv, torch::Tensor()};
+    return {dq.view(q.sizes()), dk.view(k.sizes()), dv.view(v.sizes()), torch::Tensor()};
   }
 };
 
@@ -417,6 +537,10 @@ class CrossEntropyFunction : public torch::autograd::Function<CrossEntropyFuncti
 };
 
 }  // namespace
+
+torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& weight) {
+  return LinearFunction::apply(x, weight);
+}
 
 torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
   return RmsNormFunction::apply(x, weight, eps);

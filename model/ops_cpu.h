@@ -17,6 +17,10 @@
 
 namespace scalelab::model::ops::cpu {
 
+// x [..., in] @ weight [out, in]^T, fp32, no bias. Backward: dx and dweight, each computed only
+// when needed.
+torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& weight);
+
 // x [..., d], weight [d]; both fp32 on the CPU. Backward: dx and dweight.
 torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
 

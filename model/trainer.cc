@@ -1,6 +1,5 @@
 #include "model/trainer.h"
 
-#include <dlfcn.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
@@ -12,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "model/causal_lm.h"
 #include "model/checkpoint.h"
+#include "model/ops.h"
 #include "model/registry.h"
 #include "model/train_plan.h"
 #include "runspec/run_config.h"
@@ -21,20 +21,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// LibTorch sizes its intra-op pool with set_num_threads, but the matmuls go to OpenBLAS, whose
-// pthread build keeps its own pool sized to every core. Two runs sharing a 2-core machine would
-// then oversubscribe it, so the BLAS pool is capped too. Looked up at run time because which BLAS
-// LibTorch loaded is a packaging detail; absent, there is nothing to cap.
-void SetBlasThreads(int threads) {
-  using SetThreadsFn = void (*)(int);
-  if (auto fn = reinterpret_cast<SetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
-    fn(threads);
-  }
-}
-
 void ConfigureThreads(int threads) {
-  torch::set_num_threads(threads);
-  SetBlasThreads(threads);
+  ops::ConfigureCpuThreads(threads);
   // The inter-op pool can be sized only once per process, before first use; later runs in the
   // same process (tests) keep the first size, which is harmless since nothing here uses it.
   static std::once_flag interop_once;

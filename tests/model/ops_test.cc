@@ -108,6 +108,49 @@ TEST_CASE("fused causal attention matches the reference for GQA, cached decoding
   }
 }
 
+TEST_CASE("fused causal attention matches the reference across several query blocks",
+          "[model][unit][ops]") {
+  torch::manual_seed(8);
+  // T beyond one 64-query block (and not a multiple of it), with and without a cache and GQA:
+  // every block reads only the keys up to its last query.
+  struct Shape {
+    int64_t heads, kv_heads, time, past;
+  };
+  for (const Shape& shape : std::vector<Shape>{{2, 2, 150, 0}, {4, 2, 70, 9}, {2, 1, 128, 0}}) {
+    INFO("H " << shape.heads << " Hkv " << shape.kv_heads << " T " << shape.time << " past "
+              << shape.past);
+    const int64_t total = shape.past + shape.time;
+    const int64_t past = shape.past;
+    const Op fused = [past](const auto& in) {
+      return ops::cpu::CausalAttention(in[0], in[1], in[2], past);
+    };
+    const Op reference = [past](const auto& in) {
+      return ops::reference::CausalAttention(in[0], in[1], in[2], past);
+    };
+    CompareWithReference(fused, reference,
+                         {torch::randn({2, shape.heads, shape.time, 16}),
+                          torch::randn({2, shape.kv_heads, total, 16}),
+                          torch::randn({2, shape.kv_heads, total, 16})},
+                         3);
+  }
+}
+
+TEST_CASE("fused linear matches torch::linear in output, dx and dweight", "[model][unit][ops]") {
+  torch::manual_seed(9);
+  const Op fused = [](const auto& in) { return ops::cpu::Linear(in[0], in[1]); };
+  const Op reference = [](const auto& in) { return torch::linear(in[0], in[1]); };
+  // Row and feature counts that do not divide into the shares evenly; a 3-d input as the model
+  // passes it; a single row.
+  CompareWithReference(fused, reference, {torch::randn({37, 24}), torch::randn({29, 24})}, 2);
+  CompareWithReference(fused, reference, {torch::randn({3, 11, 16}), torch::randn({40, 16})}, 2);
+  CompareWithReference(fused, reference, {torch::randn({1, 8}), torch::randn({5, 8})}, 2);
+  // Only the weight trains (the input is data): dx is neither wanted nor computed.
+  torch::Tensor x = torch::randn({9, 8});
+  torch::Tensor w = torch::randn({6, 8}, torch::requires_grad());
+  ops::cpu::Linear(x, w).sum().backward();
+  CheckClose(w.grad(), torch::ones({9, 6}).t().mm(x), "dweight with a constant input");
+}
+
 TEST_CASE("fused attention reads non-contiguous q, k, v views correctly", "[model][unit][ops]") {
   torch::manual_seed(4);
   // q, k, v as the model makes them: heads split out of one [B, T, 3, H, hd] projection.

@@ -168,9 +168,15 @@ void CheckData(const scalelab::v1::DataSpec& data, RuleChecker* checker) {
 }
 
 void CheckTrain(const scalelab::v1::TrainSpec& train, const scalelab::v1::ModelSpec& model,
-                RuleChecker* checker) {
-  checker->RequirePositive(train.tokens(), "train.tokens", "a positive number of tokens");
-  checker->RequirePositive(train.batch_tokens(), "train.batch_tokens");
+                bool pretrain, RuleChecker* checker) {
+  if (pretrain) {
+    checker->RequirePositive(train.tokens(), "train.tokens", "a positive number of tokens");
+    checker->RequirePositive(train.batch_tokens(), "train.batch_tokens");
+  } else {
+    checker->Require(std::isfinite(train.tokens()) && train.tokens() >= 0, "train.tokens",
+                     "a number >= 0 (only pretraining reads it)", absl::StrCat(train.tokens()));
+    checker->RequireNonNegative(train.batch_tokens(), "train.batch_tokens");
+  }
   if (train.batch_tokens() > 0 && model.seq_len() > 0) {
     checker->Require(train.batch_tokens() % model.seq_len() == 0, "train.batch_tokens",
                      absl::StrCat("a multiple of model.seq_len (", model.seq_len(), ")"),
@@ -215,11 +221,13 @@ void CheckTrain(const scalelab::v1::TrainSpec& train, const scalelab::v1::ModelS
                    absl::StrCat(train.divergence_factor()));
 }
 
-void CheckEvalAndResources(const RunConfig& config, RuleChecker* checker) {
-  checker->RequirePositive(config.eval().every_tokens(), "eval.every_tokens",
-                           "a positive number of tokens");
-  checker->RequirePositive(config.eval().val_tokens(), "eval.val_tokens",
-                           "a positive number of tokens");
+void CheckEvalAndResources(const RunConfig& config, bool pretrain, RuleChecker* checker) {
+  if (pretrain) {
+    checker->RequirePositive(config.eval().every_tokens(), "eval.every_tokens",
+                             "a positive number of tokens");
+    checker->RequirePositive(config.eval().val_tokens(), "eval.val_tokens",
+                             "a positive number of tokens");
+  }
   checker->Require(config.eval().position_buckets() >= 0 &&
                        config.eval().position_buckets() <= config.model().seq_len(),
                    "eval.position_buckets",
@@ -255,6 +263,170 @@ void CheckEvalAndResources(const RunConfig& config, RuleChecker* checker) {
                    absl::StrCat(config.init().from_artifact()), {"init.from_run"});
 }
 
+void CheckTaskSet(const scalelab::v1::TaskSetSpec& tasks, const std::string& path, bool required,
+                  RuleChecker* checker) {
+  const bool named = !tasks.generator().empty() || !tasks.path().empty();
+  if (!named) {
+    checker->Require(!required, path + ".generator",
+                     "a task generator (addition, multiplication, modular, sorting, word) or a "
+                     "JSONL file in " +
+                         path + ".path",
+                     "neither");
+    return;
+  }
+  checker->Require(tasks.generator().empty() || tasks.path().empty(), path + ".path",
+                   "at most one of " + path + ".generator and " + path + ".path",
+                   Quoted(tasks.path()), {path + ".generator"});
+  if (!tasks.generator().empty()) {
+    checker->Require(
+        IsOneOf(tasks.generator(), {"addition", "multiplication", "modular", "sorting", "word"}),
+        path + ".generator", "one of addition, multiplication, modular, sorting, word",
+        Quoted(tasks.generator()));
+  }
+  checker->Require(tasks.name().size() <= 128, path + ".name", "at most 128 bytes",
+                   Quoted(tasks.name()));
+  checker->RequireNonNegative(tasks.digits(), path + ".digits");
+  checker->RequireNonNegative(tasks.modulus(), path + ".modulus");
+  checker->RequireNonNegative(tasks.operand_digits(), path + ".operand_digits");
+  checker->RequireNonNegative(tasks.length(), path + ".length");
+  checker->RequireNonNegative(tasks.max_value(), path + ".max_value");
+  checker->RequireNonNegative(tasks.steps(), path + ".steps");
+  checker->RequireNonNegative(tasks.seed(), path + ".seed");
+  checker->Require(
+      tasks.extract().empty() ||
+          IsOneOf(tasks.extract(), {"whole", "hashes", "answer_is", "last_number", "pattern"}),
+      path + ".extract", "one of whole, hashes, answer_is, last_number, pattern (or empty)",
+      Quoted(tasks.extract()));
+  checker->Require(tasks.compare().empty() || IsOneOf(tasks.compare(), {"exact", "numeric"}),
+                   path + ".compare", "\"exact\" or \"numeric\" (or empty)",
+                   Quoted(tasks.compare()));
+  checker->Require((tasks.extract() == "pattern") == !tasks.pattern().empty(), path + ".pattern",
+                   "a regex exactly when " + path + ".extract is \"pattern\"",
+                   Quoted(tasks.pattern()), {path + ".extract"});
+}
+
+// eval.tasks: `required` for kind EVAL; in SFT and GRPO runs it is optional (periodic pass@k)
+// and an unset task set means the run's own.
+void CheckTaskEval(const scalelab::v1::TaskEvalSpec& eval, bool required, bool has_run_tasks,
+                   RuleChecker* checker) {
+  const bool has_tasks = !eval.tasks().generator().empty() || !eval.tasks().path().empty();
+  if (required && eval.suite().empty()) {
+    CheckTaskSet(eval.tasks(), "eval.tasks.tasks", true, checker);
+  } else if (has_tasks) {
+    CheckTaskSet(eval.tasks(), "eval.tasks.tasks", false, checker);
+  }
+  (void)has_run_tasks;
+  checker->Require(IsOneOf(eval.split(), {"train", "held_out", "test"}), "eval.tasks.split",
+                   "\"test\", \"held_out\" or \"train\"", Quoted(eval.split()));
+  checker->RequirePositive(eval.problems(), "eval.tasks.problems");
+  checker->Require(eval.samples() >= 1 && eval.samples() <= 1024, "eval.tasks.samples",
+                   "an integer in [1, 1024]", absl::StrCat(eval.samples()));
+  for (int32_t k : eval.k()) {
+    checker->Require(k >= 1 && k <= eval.samples(), "eval.tasks.k",
+                     absl::StrCat("values in [1, eval.tasks.samples (", eval.samples(), ")]"),
+                     absl::StrCat(k), {"eval.tasks.samples"});
+  }
+  checker->Require(std::isfinite(eval.temperature()) && eval.temperature() > 0,
+                   "eval.tasks.temperature", "a positive finite temperature",
+                   absl::StrCat(eval.temperature()));
+  checker->Require(!eval.greedy() || eval.samples() == 1, "eval.tasks.samples",
+                   "1 with eval.tasks.greedy (greedy decoding draws one completion)",
+                   absl::StrCat(eval.samples()), {"eval.tasks.greedy"});
+  checker->Require(eval.max_new_tokens() >= 1 && eval.max_new_tokens() <= 4096,
+                   "eval.tasks.max_new_tokens", "an integer in [1, 4096]",
+                   absl::StrCat(eval.max_new_tokens()));
+  checker->Require(eval.bootstrap() >= 0 && eval.bootstrap() <= 100000, "eval.tasks.bootstrap",
+                   "an integer in [0, 100000]", absl::StrCat(eval.bootstrap()));
+  checker->RequireNonNegative(eval.every_steps(), "eval.tasks.every_steps");
+  checker->RequireNonNegative(eval.seed(), "eval.tasks.seed");
+}
+
+void CheckSft(const scalelab::v1::SftSpec& sft, const scalelab::v1::ModelSpec& model,
+              RuleChecker* checker) {
+  CheckTaskSet(sft.tasks(), "sft.tasks", true, checker);
+  checker->RequirePositive(sft.unique_examples(), "sft.unique_examples");
+  checker->Require(std::isfinite(sft.epochs()) && sft.epochs() > 0 && sft.epochs() <= 1000,
+                   "sft.epochs", "a number in (0, 1000]", absl::StrCat(sft.epochs()));
+  checker->RequirePositive(sft.batch_examples(), "sft.batch_examples");
+  checker->RequireNonNegative(sft.min_example_tokens(), "sft.min_example_tokens");
+  checker->Require(sft.max_example_tokens() >= 2 && sft.max_example_tokens() <= model.seq_len(),
+                   "sft.max_example_tokens",
+                   absl::StrCat("an integer in [2, model.seq_len (", model.seq_len(), ")]"),
+                   absl::StrCat(sft.max_example_tokens()), {"model.seq_len"});
+  checker->Require(sft.min_example_tokens() <= sft.max_example_tokens(), "sft.min_example_tokens",
+                   absl::StrCat("at most sft.max_example_tokens (", sft.max_example_tokens(), ")"),
+                   absl::StrCat(sft.min_example_tokens()), {"sft.max_example_tokens"});
+  checker->RequirePositive(sft.held_out_examples(), "sft.held_out_examples");
+  checker->RequireNonNegative(sft.eval_every_steps(), "sft.eval_every_steps");
+}
+
+void CheckGrpo(const scalelab::v1::GrpoSpec& grpo, RuleChecker* checker) {
+  CheckTaskSet(grpo.tasks(), "grpo.tasks", true, checker);
+  checker->RequirePositive(grpo.steps(), "grpo.steps");
+  checker->RequirePositive(grpo.prompts_per_step(), "grpo.prompts_per_step");
+  checker->Require(grpo.group_size() >= 2 && grpo.group_size() <= 1024, "grpo.group_size",
+                   "an integer in [2, 1024] (advantages compare completions of one prompt)",
+                   absl::StrCat(grpo.group_size()));
+  checker->RequirePositive(grpo.passes(), "grpo.passes");
+  checker->Require(std::isfinite(grpo.clip_low()) && grpo.clip_low() > 0 && grpo.clip_low() < 1,
+                   "grpo.clip_low", "a number in (0, 1)", absl::StrCat(grpo.clip_low()));
+  checker->Require(std::isfinite(grpo.clip_high()) && grpo.clip_high() > 0, "grpo.clip_high",
+                   "a positive finite number", absl::StrCat(grpo.clip_high()));
+  checker->Require(IsOneOf(grpo.advantage(), {"std", "mean"}), "grpo.advantage",
+                   "\"std\" or \"mean\"", Quoted(grpo.advantage()));
+  checker->Require(IsOneOf(grpo.loss_norm(), {"sequence", "token", "fixed"}), "grpo.loss_norm",
+                   "\"sequence\", \"token\" or \"fixed\"", Quoted(grpo.loss_norm()));
+  checker->Require(std::isfinite(grpo.beta()) && grpo.beta() >= 0, "grpo.beta",
+                   "a finite number >= 0", absl::StrCat(grpo.beta()));
+  checker->Require(std::isfinite(grpo.temperature()) && grpo.temperature() > 0, "grpo.temperature",
+                   "a positive finite temperature", absl::StrCat(grpo.temperature()));
+  checker->Require(grpo.max_new_tokens() >= 1 && grpo.max_new_tokens() <= 4096,
+                   "grpo.max_new_tokens", "an integer in [1, 4096]",
+                   absl::StrCat(grpo.max_new_tokens()));
+  checker->Require(std::isfinite(grpo.eps()) && grpo.eps() > 0, "grpo.eps",
+                   "a positive finite number", absl::StrCat(grpo.eps()));
+  checker->RequirePositive(grpo.probe_problems(), "grpo.probe_problems");
+}
+
+void CheckLayerSkip(const scalelab::v1::LayerSkipSpec& layerskip,
+                    const scalelab::v1::ModelSpec& model, RuleChecker* checker) {
+  const bool on = layerskip.max_dropout() != 0 || layerskip.exit_scale() != 0;
+  if (!on) return;
+  checker->Require(model.family() == "transformer", "train.layerskip",
+                   "model.family \"transformer\" (LayerSkip skips whole transformer blocks)",
+                   Quoted(model.family()), {"model.family"});
+  checker->Require(std::isfinite(layerskip.max_dropout()) && layerskip.max_dropout() >= 0 &&
+                       layerskip.max_dropout() < 1,
+                   "train.layerskip.max_dropout", "a rate in [0, 1)",
+                   absl::StrCat(layerskip.max_dropout()));
+  checker->Require(std::isfinite(layerskip.exit_scale()) && layerskip.exit_scale() >= 0,
+                   "train.layerskip.exit_scale", "a finite number >= 0",
+                   absl::StrCat(layerskip.exit_scale()));
+  checker->Require(IsOneOf(layerskip.curriculum(), {"all", "rotational", "gradual"}),
+                   "train.layerskip.curriculum", "\"all\", \"rotational\" or \"gradual\"",
+                   Quoted(layerskip.curriculum()));
+  checker->RequirePositive(layerskip.rotation(), "train.layerskip.rotation");
+}
+
+}  // namespace
+
+namespace {
+
+void ApplyTaskSetDefaults(scalelab::v1::TaskSetSpec* tasks) {
+  if (tasks->generator().empty() && tasks->path().empty()) return;
+  if (tasks->seed() == 0) tasks->set_seed(1);
+}
+
+void ApplyTaskEvalDefaults(scalelab::v1::TaskEvalSpec* eval) {
+  ApplyTaskSetDefaults(eval->mutable_tasks());
+  if (eval->split().empty()) eval->set_split("test");
+  if (eval->problems() == 0) eval->set_problems(128);
+  if (eval->samples() == 0) eval->set_samples(eval->greedy() ? 1 : 8);
+  if (eval->temperature() == 0) eval->set_temperature(1.0);
+  if (eval->max_new_tokens() == 0) eval->set_max_new_tokens(16);
+  if (eval->bootstrap() == 0) eval->set_bootstrap(1000);
+}
+
 }  // namespace
 
 // Defaults that derive from another field (n_kv_heads from n_heads, micro_batch_tokens from
@@ -262,7 +434,7 @@ void CheckEvalAndResources(const RunConfig& config, RuleChecker* checker) {
 // its defaults before the grid applies its points, so a derived value written then would go stale
 // when the grid changes its source field. They stay 0 and the trainer resolves them
 // (model/train_plan.cc and the model families).
-void ApplyRunDefaults(RunConfig* config) {
+void ApplyRunDefaults(RunConfig* config, scalelab::v1::RunKind kind) {
   scalelab::v1::ModelSpec& model = *config->mutable_model();
   if (model.family().empty()) model.set_family("transformer");
   if (model.vocab_size() == 0) model.set_vocab_size(256);
@@ -305,7 +477,39 @@ void ApplyRunDefaults(RunConfig* config) {
 
   scalelab::v1::EvalSpec& eval = *config->mutable_eval();
   if (eval.val_tokens() == 0) eval.set_val_tokens(65536);
-  if (eval.every_tokens() == 0) eval.set_every_tokens(train.tokens() / 10);
+  if (eval.every_tokens() == 0 && kind == scalelab::v1::RUN_KIND_PRETRAIN) {
+    eval.set_every_tokens(train.tokens() / 10);
+  }
+  if (kind != scalelab::v1::RUN_KIND_PRETRAIN) ApplyTaskEvalDefaults(eval.mutable_tasks());
+  if (kind == scalelab::v1::RUN_KIND_SFT) {
+    scalelab::v1::SftSpec& sft = *config->mutable_sft();
+    ApplyTaskSetDefaults(sft.mutable_tasks());
+    if (sft.unique_examples() == 0) sft.set_unique_examples(1024);
+    if (sft.epochs() == 0) sft.set_epochs(1);
+    if (sft.batch_examples() == 0) sft.set_batch_examples(32);
+    if (sft.max_example_tokens() == 0) sft.set_max_example_tokens(model.seq_len());
+    if (sft.held_out_examples() == 0) sft.set_held_out_examples(256);
+  }
+  if (kind == scalelab::v1::RUN_KIND_GRPO) {
+    scalelab::v1::GrpoSpec& grpo = *config->mutable_grpo();
+    ApplyTaskSetDefaults(grpo.mutable_tasks());
+    if (grpo.prompts_per_step() == 0) grpo.set_prompts_per_step(8);
+    if (grpo.group_size() == 0) grpo.set_group_size(8);
+    if (grpo.passes() == 0) grpo.set_passes(1);
+    if (grpo.clip_low() == 0) grpo.set_clip_low(0.2);
+    if (grpo.clip_high() == 0) grpo.set_clip_high(grpo.clip_low());
+    if (grpo.advantage().empty()) grpo.set_advantage("std");
+    if (grpo.loss_norm().empty()) grpo.set_loss_norm("sequence");
+    if (grpo.temperature() == 0) grpo.set_temperature(1.0);
+    if (grpo.max_new_tokens() == 0) grpo.set_max_new_tokens(16);
+    if (grpo.eps() == 0) grpo.set_eps(1e-6);
+    if (grpo.probe_problems() == 0) grpo.set_probe_problems(64);
+  }
+  if (train.has_layerskip()) {
+    scalelab::v1::LayerSkipSpec& layerskip = *train.mutable_layerskip();
+    if (layerskip.curriculum().empty()) layerskip.set_curriculum("all");
+    if (layerskip.rotation() == 0) layerskip.set_rotation(2);
+  }
   if (eval.recall_pairs() == 0) eval.set_recall_pairs(8);
   if (eval.recall_examples() == 0) eval.set_recall_examples(64);
 
@@ -314,30 +518,47 @@ void ApplyRunDefaults(RunConfig* config) {
   if (checkpoint.keep() == 0) checkpoint.set_keep(2);
 }
 
-std::vector<FieldError> CheckRunConfig(const RunConfig& config) {
+std::vector<FieldError> CheckRunConfig(const RunConfig& config, scalelab::v1::RunKind kind) {
   RuleChecker checker;
+  const bool pretrain = kind == scalelab::v1::RUN_KIND_PRETRAIN;
+  checker.Require(kind == scalelab::v1::RUN_KIND_PRETRAIN || kind == scalelab::v1::RUN_KIND_SFT ||
+                      kind == scalelab::v1::RUN_KIND_GRPO || kind == scalelab::v1::RUN_KIND_EVAL,
+                  "kind", "one of pretrain, sft, grpo, eval", scalelab::v1::RunKind_Name(kind));
   CheckModel(config.model(), &checker);
-  CheckData(config.data(), &checker);
-  CheckTrain(config.train(), config.model(), &checker);
-  CheckEvalAndResources(config, &checker);
+  // Pretraining reads token shards; the other kinds read task sets, and data only when given.
+  if (pretrain || !config.data().sources().empty()) CheckData(config.data(), &checker);
+  CheckTrain(config.train(), config.model(), pretrain, &checker);
+  CheckLayerSkip(config.train().layerskip(), config.model(), &checker);
+  CheckEvalAndResources(config, pretrain, &checker);
+  if (kind == scalelab::v1::RUN_KIND_SFT) CheckSft(config.sft(), config.model(), &checker);
+  if (kind == scalelab::v1::RUN_KIND_GRPO) CheckGrpo(config.grpo(), &checker);
+  if (!pretrain) {
+    CheckTaskEval(config.eval().tasks(), kind == scalelab::v1::RUN_KIND_EVAL,
+                  kind != scalelab::v1::RUN_KIND_EVAL, &checker);
+  }
+  if (kind == scalelab::v1::RUN_KIND_GRPO || kind == scalelab::v1::RUN_KIND_EVAL) {
+    checker.Require(config.init().from_run() > 0 || config.init().from_artifact() > 0,
+                    "init.from_run",
+                    "starting weights (init.from_run or init.from_artifact; a pipeline stage "
+                    "sets it to the parent run)",
+                    "none");
+  }
   return checker.Take();
 }
 
-absl::Status ValidateRunConfig(const RunConfig& config) {
-  std::vector<FieldError> errors = CheckRunConfig(config);
+absl::Status ValidateRunConfig(const RunConfig& config, scalelab::v1::RunKind kind) {
+  std::vector<FieldError> errors = CheckRunConfig(config, kind);
   if (errors.empty()) return absl::OkStatus();
   return absl::InvalidArgumentError(errors.front().Message());
 }
 
 absl::Status ValidateRunSpec(const scalelab::v1::RunSpec& spec) {
-  if (absl::Status status = ValidateRunConfig(spec.config()); !status.ok()) return status;
+  if (absl::Status status = ValidateRunConfig(spec.config(), spec.kind()); !status.ok()) {
+    return status;
+  }
   auto invalid = [](absl::string_view field, absl::string_view expected, absl::string_view got) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": expected ", expected, ", got ", got));
   };
-  if (spec.kind() != scalelab::v1::RUN_KIND_PRETRAIN) {
-    return invalid("kind", "RUN_KIND_PRETRAIN (the only run kind with a loop so far)",
-                   scalelab::v1::RunKind_Name(spec.kind()));
-  }
   if (spec.attempt() < 1)
     return invalid("attempt", "an integer >= 1", absl::StrCat(spec.attempt()));
   const scalelab::v1::ExecutionSpec& execution = spec.execution();

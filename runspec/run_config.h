@@ -24,7 +24,10 @@ inline constexpr int kDefaultMaxAttempts = 3;
 //   eval.every_tokens train.tokens / 10.
 // model.d_ff stays 0, which the trainer reads as 4 * d_model. Idempotent.
 // (proto3 cannot tell "0" from "unset", so weight_decay cannot be configured to exactly 0.)
-void ApplyRunDefaults(scalelab::v1::RunConfig* config);
+// Kinds other than PRETRAIN fill their own sections too (sft, grpo, eval.tasks; see
+// common.proto for each default) and leave the pretraining-only ones (eval.every_tokens) alone.
+void ApplyRunDefaults(scalelab::v1::RunConfig* config,
+                      scalelab::v1::RunKind kind = scalelab::v1::RUN_KIND_PRETRAIN);
 
 // Checks every rule of one run (after defaults) and returns the violations in a fixed order:
 // model.family is "transformer"; d_model, n_layers, n_heads, seq_len positive; d_model divisible
@@ -34,14 +37,22 @@ void ApplyRunDefaults(scalelab::v1::RunConfig* config);
 // "constant"; warmup in [0, 1); weight_decay >= 0; eval.every_tokens > 0; eval.val_tokens > 0;
 // resources.gpus >= 0 and cpus >= 0; init ids >= 0, at most one of them set. Floating-point
 // values must be finite.
-std::vector<FieldError> CheckRunConfig(const scalelab::v1::RunConfig& config);
+//
+// By kind: PRETRAIN needs data sources, train.tokens and the validation cadence; SFT needs
+// sft.tasks (a generator or a path) and no data or train.tokens; GRPO needs grpo.tasks,
+// grpo.steps and starting weights (init); EVAL needs eval.tasks naming a task set (or a suite)
+// and starting weights. train.layerskip is for the transformer family only.
+std::vector<FieldError> CheckRunConfig(
+    const scalelab::v1::RunConfig& config,
+    scalelab::v1::RunKind kind = scalelab::v1::RUN_KIND_PRETRAIN);
 
 // The first violation of CheckRunConfig as InvalidArgument ("model.d_model: expected a positive
 // integer, got 0"), or OK.
-absl::Status ValidateRunConfig(const scalelab::v1::RunConfig& config);
+absl::Status ValidateRunConfig(const scalelab::v1::RunConfig& config,
+                               scalelab::v1::RunKind kind = scalelab::v1::RUN_KIND_PRETRAIN);
 
 // Validates a whole run contract as the trainer receives it: ValidateRunConfig on config, then
-// kind is PRETRAIN (the only loop so far), attempt >= 1, execution.device "cpu" or "cuda" with
+// kind set (not UNSPECIFIED), attempt >= 1, execution.device "cpu" or "cuda" with
 // "cuda" only when resources.gpus > 0, execution.threads >= 1, and every data source folder
 // absolute (the worker resolves them). InvalidArgument naming the field, as above.
 absl::Status ValidateRunSpec(const scalelab::v1::RunSpec& spec);

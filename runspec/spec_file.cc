@@ -174,10 +174,10 @@ absl::Status WriteRunSpecFile(const std::string& path, const scalelab::v1::RunSp
 }
 
 void ApplySpecDefaults(scalelab::v1::RunSpec* spec) {
-  ApplyRunDefaults(spec->mutable_config());
   if (spec->kind() == scalelab::v1::RUN_KIND_UNSPECIFIED) {
     spec->set_kind(scalelab::v1::RUN_KIND_PRETRAIN);
   }
+  ApplyRunDefaults(spec->mutable_config(), spec->kind());
   if (spec->attempt() == 0) spec->set_attempt(1);
   scalelab::v1::ExecutionSpec& execution = *spec->mutable_execution();
   if (execution.device().empty()) {

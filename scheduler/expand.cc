@@ -73,8 +73,8 @@ absl::StatusOr<std::vector<ExpandedRun>> ExpandSweep(const SweepSpec& spec) {
       applied.emplace_back(key, value);
       run.overrides[key] = value;
     }
-    ApplyRunDefaults(&run.config);
-    if (absl::Status status = ValidateRunConfig(run.config); !status.ok()) {
+    ApplyRunDefaults(&run.config, spec.kind());
+    if (absl::Status status = ValidateRunConfig(run.config, spec.kind()); !status.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("run ", run_idx, " (", DescribeOverrides(applied), "): ", status.message()));
     }

@@ -132,7 +132,7 @@ bool OverlapsAny(const std::string& key, const std::vector<std::string>& keys) {
 // with every axis at its first value.
 absl::Status ValidateAxisValues(const scalelab::v1::Axis& axis,
                                 const std::vector<std::string>& others, const RunConfig& point,
-                                const Reporter& report) {
+                                scalelab::v1::RunKind kind, const Reporter& report) {
   const std::string where = GridPath(axis.key());
   // Two spellings of one value ("64" and "64.0", "1e6" and "1000000") are the same run, so
   // values are compared by their encoding in an otherwise empty RunConfig.
@@ -151,8 +151,8 @@ absl::Status ValidateAxisValues(const scalelab::v1::Axis& axis,
     }
     RunConfig config = point;
     (void)SetRunConfigValue(axis.key(), value, &config);  // parsed above
-    ApplyRunDefaults(&config);
-    for (const FieldError& error : CheckRunConfig(config)) {
+    ApplyRunDefaults(&config, kind);
+    for (const FieldError& error : CheckRunConfig(config, kind)) {
       const bool only_this_axis = std::all_of(
           error.involves.begin(), error.involves.end(), [&](const std::string& involved) {
             return KeysOverlap(involved, axis.key()) && !OverlapsAny(involved, others);
@@ -230,8 +230,8 @@ absl::Status ValidateSpec(const SweepSpec& spec, const Reporter& report) {
     (void)SetRunConfigValue(axis.key(), axis.values(0), &first_point);  // a bad one: see below
   }
   RunConfig first_run = first_point;
-  ApplyRunDefaults(&first_run);
-  for (const FieldError& error : CheckRunConfig(first_run)) {
+  ApplyRunDefaults(&first_run, spec.kind());
+  for (const FieldError& error : CheckRunConfig(first_run, spec.kind())) {
     if (std::any_of(error.involves.begin(), error.involves.end(),
                     [&](const std::string& key) { return OverlapsAny(key, swept); })) {
       continue;
@@ -243,7 +243,8 @@ absl::Status ValidateSpec(const SweepSpec& spec, const Reporter& report) {
   for (int axis_idx = 0; axis_idx < axes.size(); ++axis_idx) {
     std::vector<std::string> others = swept;
     others.erase(others.begin() + axis_idx);
-    if (absl::Status status = ValidateAxisValues(axes[axis_idx], others, first_point, report);
+    if (absl::Status status =
+            ValidateAxisValues(axes[axis_idx], others, first_point, spec.kind(), report);
         !status.ok()) {
       return status;
     }
@@ -677,7 +678,7 @@ void ApplySweepDefaults(SweepSpec* spec) {
     tokens_swept = tokens_swept || KeysOverlap(axis.key(), "train.tokens");
   }
   const bool every_tokens_unset = spec->base().eval().every_tokens() == 0;
-  ApplyRunDefaults(spec->mutable_base());
+  ApplyRunDefaults(spec->mutable_base(), spec->kind());
   // A swept token budget gives each run its own evaluation interval (ExpandSweep fills it).
   if (tokens_swept && every_tokens_unset) spec->mutable_base()->mutable_eval()->set_every_tokens(0);
 }

@@ -58,11 +58,6 @@ grpc::Status SweepServiceImpl::SubmitSweep(grpc::ServerContext*,
   RpcTimer timer(ctx_.metrics, "SubmitSweep");
   auto spec = SpecOf(*request);
   if (!spec.ok()) return ToGrpcStatus(spec.status());
-  if (spec->kind() != v1::RUN_KIND_PRETRAIN) {
-    return ToGrpcStatus(
-        absl::UnimplementedError(absl::StrCat("kind: only pretrain sweeps can be run so far, got ",
-                                              services::RunKindName(spec->kind()))));
-  }
   auto expanded = ExpandSweep(*spec);
   if (!expanded.ok()) return ToGrpcStatus(expanded.status());
   std::vector<services::NewRun> runs;

@@ -421,7 +421,16 @@ absl::StatusOr<PredictorReport> RankPredictors(const ProxyTable& table,
   for (int sample = 0; sample < options.bootstrap; ++sample) {
     const std::vector<size_t> indices = ResampleIndices(n, options.seed, sample);
     for (size_t i = 0; i < n; ++i) resample_target[i] = target[indices[i]];
+    const size_t distinct = std::set<size_t>(indices.begin(), indices.end()).size();
     for (size_t pred = 0; pred < count; ++pred) {
+      // Copies of one run are not more points: a resample needs as many distinct runs as the
+      // predictor needs points, or it fits (and LOO-predicts) a few runs exactly.
+      if (distinct < members[pred].size() + 3) {
+        for (auto* samples : {&r2[pred], &adjusted[pred], &loo[pred], &rho[pred]}) {
+          samples->push_back(kNaN);
+        }
+        continue;
+      }
       std::vector<std::vector<double>> resample_columns;
       for (size_t proxy : members[pred]) {
         std::vector<double> column(n);

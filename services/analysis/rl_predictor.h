@@ -15,9 +15,10 @@
 // Intervals are percentile bootstrap intervals over SFT runs (bootstrap.h's ResampleIndices and
 // PercentileEstimate): each resample draws as many runs as there are, with replacement, and every
 // predictor is refitted on the same resample. A resample on which a predictor cannot be fitted
-// (a proxy constant within it, too few distinct runs for LOO) counts as skipped for that
-// predictor (Estimate::samples_skipped). With a duplicated run in a resample, leaving one copy
-// out keeps its twin, so bootstrap LOO R² leans optimistic; the point estimate does not.
+// (a proxy constant within it, fewer distinct runs than the p + 3 points a predictor from p
+// proxies needs) counts as skipped for that predictor (Estimate::samples_skipped). With a
+// duplicated run in a resample, leaving one copy out keeps its twin, so bootstrap LOO R² leans
+// optimistic; the point estimate does not.
 //
 // Plain arithmetic over absl: small normal equations solved in closed form (no Ceres).
 #ifndef SCALELAB_SERVICES_ANALYSIS_RL_PREDICTOR_H_

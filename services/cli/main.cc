@@ -296,6 +296,12 @@ int main(int argc, char** argv) {
     options.predictor.rank_by = *rank_by;
     options.predictor.max_proxies = absl::GetFlag(FLAGS_max_proxies);
     const int bootstrap = absl::GetFlag(FLAGS_bootstrap);
+    if (bootstrap < 0) {
+      std::cerr << "scalelab: predict: --bootstrap: expected a number of resamples (0 = 1000), "
+                   "got "
+                << bootstrap << "\n";
+      return 2;
+    }
     options.predictor.bootstrap = bootstrap == 0 ? 1000 : bootstrap;
     options.format = absl::GetFlag(FLAGS_format);
     options.task_set = absl::GetFlag(FLAGS_task_set);

@@ -61,6 +61,11 @@ scalelab_layering_rule(
   REASON "daemons serve /metrics with civetweb, which crashes once Ceres' glog and LAPACK are loaded; fits run in scalelab-fit-group")
 
 scalelab_layering_rule(
+  TARGETS scalelab_cli_predict
+  FORBID ${_scalelab_pg} "^scalelab_analysis_fit$" "^Ceres::" "(^|/)libceres"
+  REASON "scalelab predict fits closed-form OLS with scalelab_analysis over the gRPC API: no store, no Ceres")
+
+scalelab_layering_rule(
   TARGETS scalelab_tasks
   DIRECTORIES tasks
   FORBID ${_scalelab_daemon} ${_scalelab_torch} "^scalelab_proto_messages$" "^protobuf::"

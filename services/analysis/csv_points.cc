@@ -7,52 +7,19 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "services/analysis/internal/csv_fields.h"
 
 namespace scalelab::analysis {
 namespace {
 
-constexpr size_t kEchoLimit = 80;
-
-// Quoted and escaped, cut to kEchoLimit characters: a 2 MB field must not make a 2 MB error.
-std::string Quoted(absl::string_view text) {
-  if (text.size() <= kEchoLimit) return absl::StrCat("\"", absl::CHexEscape(text), "\"");
-  return absl::StrCat("\"", absl::CHexEscape(text.substr(0, kEchoLimit)), "\"... (",
-                      text.size() - kEchoLimit, " more bytes)");
-}
-
-// Splits one line into fields; nullopt for an unterminated quote.
-std::optional<std::vector<std::string>> SplitFields(absl::string_view line, char delimiter) {
-  std::vector<std::string> fields(1);
-  bool quoted = false;
-  for (size_t pos = 0; pos < line.size(); ++pos) {
-    const char c = line[pos];
-    if (quoted) {
-      if (c != '"') {
-        fields.back().push_back(c);
-      } else if (pos + 1 < line.size() && line[pos + 1] == '"') {
-        fields.back().push_back('"');
-        ++pos;
-      } else {
-        quoted = false;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == delimiter) {
-      fields.emplace_back();
-    } else {
-      fields.back().push_back(c);
-    }
-  }
-  if (quoted) return std::nullopt;
-  return fields;
-}
+using internal::QuotedForError;
+using internal::SplitCsvFields;
 
 // Index of the first alias present in the header, or -1.
 int FindColumn(const std::vector<std::string>& header, const std::vector<std::string>& aliases) {
@@ -76,7 +43,7 @@ absl::Status CsvOptions::Validate() const {
   if (delimiter == '"' || delimiter == '\n' || delimiter == '\r') {
     return absl::InvalidArgumentError(
         absl::StrCat("csv.delimiter: expected a character other than a quote or a newline, got ",
-                     Quoted(absl::string_view(&delimiter, 1))));
+                     QuotedForError(absl::string_view(&delimiter, 1))));
   }
   return absl::OkStatus();
 }
@@ -95,7 +62,7 @@ absl::StatusOr<std::vector<ScalingPoint>> ParseScalingPointsCsv(absl::string_vie
     absl::ConsumeSuffix(&lines[line_idx], "\r");
     if (absl::StripAsciiWhitespace(lines[line_idx]).empty()) continue;
     std::optional<std::vector<std::string>> fields =
-        SplitFields(lines[line_idx], options.delimiter);
+        SplitCsvFields(lines[line_idx], options.delimiter);
     if (!fields)
       return absl::InvalidArgumentError(absl::StrCat(where(line_idx), "unterminated quote"));
     header = *std::move(fields);
@@ -129,7 +96,7 @@ absl::StatusOr<std::vector<ScalingPoint>> ParseScalingPointsCsv(absl::string_vie
     absl::string_view line = lines[line_idx];
     absl::ConsumeSuffix(&line, "\r");
     if (absl::StripAsciiWhitespace(line).empty()) continue;
-    std::optional<std::vector<std::string>> fields = SplitFields(line, options.delimiter);
+    std::optional<std::vector<std::string>> fields = SplitCsvFields(line, options.delimiter);
     if (!fields) {
       return absl::InvalidArgumentError(absl::StrCat(where(line_idx), "unterminated quote"));
     }
@@ -146,7 +113,7 @@ absl::StatusOr<std::vector<ScalingPoint>> ParseScalingPointsCsv(absl::string_vie
       }
       return absl::InvalidArgumentError(absl::StrCat(where(line_idx), "column \"", header[column],
                                                      "\": expected a positive number, got ",
-                                                     Quoted(field)));
+                                                     QuotedForError(field)));
     };
     if (options.skip_incomplete_rows) {
       bool incomplete = false;
@@ -174,7 +141,7 @@ absl::StatusOr<std::vector<ScalingPoint>> ParseScalingPointsCsv(absl::string_vie
       if (!absl::SimpleAtoi(field, &point.run_id)) {
         return absl::InvalidArgumentError(
             absl::StrCat(where(line_idx), "column \"", header[run_col],
-                         "\": expected an integer, got ", Quoted(field)));
+                         "\": expected an integer, got ", QuotedForError(field)));
       }
     }
     // C = 6 N D fills whichever one is missing.

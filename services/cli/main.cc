@@ -13,6 +13,7 @@
 #include "services/cli/data_prep.h"
 #include "services/cli/evals.h"
 #include "services/cli/local_fit.h"
+#include "services/cli/predict.h"
 #include "services/cli/results_commands.h"
 #include "services/cli/tasks_command.h"
 
@@ -22,7 +23,8 @@ ABSL_FLAG(std::string, output, "table", "table or json");
 ABSL_FLAG(std::string, idempotency_key, "",
           "submit: repeat-safe key; the same key returns the same sweep");
 ABSL_FLAG(std::string, format, "",
-          "metrics, export: csv or json (default csv); evals: table, csv or json (default table)");
+          "metrics, export: csv or json (default csv); evals, predict: table, csv or json "
+          "(default table)");
 ABSL_FLAG(std::string, names, "",
           "metrics: comma-separated metric names (default all); export --rows=points: the "
           "metrics exported (default val_loss,train_loss)");
@@ -46,11 +48,19 @@ ABSL_FLAG(double, compare_n, 0, "fit: model size N of the data-efficiency compar
 ABSL_FLAG(double, compare_loss, 0, "fit: target loss of the data-efficiency comparisons");
 ABSL_FLAG(std::string, csv, "", "fit: fit this CSV here, without a scheduler");
 ABSL_FLAG(std::string, law, "chinchilla", "fit --csv: chinchilla or compute");
-ABSL_FLAG(int32_t, bootstrap, 0, "fit --csv: bootstrap refits for intervals (0 = 1000)");
+ABSL_FLAG(int32_t, bootstrap, 0,
+          "fit --csv, predict: bootstrap resamples for intervals (0 = 1000)");
+ABSL_FLAG(std::string, points, "",
+          "predict: rank the proxies of this CSV (sft_run, target, one column per proxy) here");
+ABSL_FLAG(std::string, points_out, "",
+          "predict SWEEP: also write the SFT runs' points to this CSV (the --points format)");
+ABSL_FLAG(std::string, rank_by, "loo_r2", "predict: loo_r2, adj_r2 or spearman");
+ABSL_FLAG(int32_t, max_proxies, 2, "predict: proxies per predictor, 1 to 3");
 ABSL_FLAG(std::string, out, "", "plot: FILE.svg or FILE.png; export: output file (default stdout)");
 ABSL_FLAG(std::string, metric, "",
           "plot: the metric drawn (default val_loss); evals: only this metric (pass@k, ...)");
-ABSL_FLAG(std::string, task_set, "", "evals: only this task set");
+ABSL_FLAG(std::string, task_set, "",
+          "evals: only this task set; predict: the task set of the pass@k results");
 ABSL_FLAG(std::string, split, "",
           "evals: only this split (test, held_out, ...); tasks sample: the split (default test)");
 ABSL_FLAG(std::string, x, "compute", "plot: x axis, compute (FLOPs) or tokens");
@@ -92,6 +102,10 @@ usage: scalelab [flags] COMMAND [ARGS]
   plot SWEEP          curves, fitted law, frontier, isoFLOP minima with gnuplot
                       (--out FILE.svg|FILE.png --metric=val_loss --x=compute|tokens --keep_script)
   export SWEEP        tidy tables (--format csv|json --rows runs|points --names --out FILE)
+  predict SWEEP       which post-SFT proxy (pass@1, gen_loss, pass@k) predicts post-RL
+                      pass@1: R², LOO R², Spearman with bootstrap intervals (--bootstrap=N
+                      --format table|csv|json --task_set --rank_by --max_proxies --points_out)
+  predict --points FILE.csv   the same over a CSV: sft_run, target, one column per proxy
   report carbon SWEEP         energy and CO2e per run (--pue --grid)
   report reliability SWEEP    failures, MTTF, ETTR (--cluster for every sweep)
   data                text corpus -> byte-level llm.c token shards (--input, --data_output,
@@ -264,6 +278,35 @@ int main(int argc, char** argv) {
     options.compare_n_params = absl::GetFlag(FLAGS_compare_n);
     options.compare_target_loss = absl::GetFlag(FLAGS_compare_loss);
     return scalelab::cli::Fit(cli, options);
+  }
+  if (command == "predict") {
+    scalelab::cli::PredictOptions options;
+    options.points_path = absl::GetFlag(FLAGS_points);
+    if (options.points_path.empty() && !ParseId(args, 2, "predict", &options.sweep_id)) {
+      return options.sweep_id < 0 ? 2 : Usage("predict: expected a sweep id or --points FILE");
+    }
+    if (args.size() > (options.points_path.empty() ? 3u : 2u)) {
+      return Usage("predict: give a sweep id or --points FILE, not both");
+    }
+    auto rank_by = scalelab::analysis::ParseRankBy(absl::GetFlag(FLAGS_rank_by));
+    if (!rank_by.ok()) {
+      std::cerr << "scalelab: predict: --" << rank_by.status().message() << "\n";
+      return 2;
+    }
+    options.predictor.rank_by = *rank_by;
+    options.predictor.max_proxies = absl::GetFlag(FLAGS_max_proxies);
+    const int bootstrap = absl::GetFlag(FLAGS_bootstrap);
+    if (bootstrap < 0) {
+      std::cerr << "scalelab: predict: --bootstrap: expected a number of resamples (0 = 1000), "
+                   "got "
+                << bootstrap << "\n";
+      return 2;
+    }
+    options.predictor.bootstrap = bootstrap == 0 ? 1000 : bootstrap;
+    options.format = absl::GetFlag(FLAGS_format);
+    options.task_set = absl::GetFlag(FLAGS_task_set);
+    options.points_out = absl::GetFlag(FLAGS_points_out);
+    return scalelab::cli::Predict(cli, options);
   }
   if (command == "plot") {
     scalelab::cli::PlotOptions options;

@@ -3,7 +3,9 @@
 # byte-token shards, starts a private PostgreSQL + the scheduler + two CPU workers, submits a
 # sweep, shows live progress, and prints each run's final validation loss from the store.
 #
-#   scripts/demo.sh [MANIFEST]            default examples/tiny-scaling.yaml
+#   scripts/demo.sh [MANIFEST]            default examples/tiny-scaling.yaml; a pipeline manifest
+#                                         (examples/sft-rl-study.yaml) ends with its evaluations
+#                                         and `scalelab predict` instead of a scaling-law fit
 # Environment:
 #   SCALELAB_STATE_DIR  where the database, data and logs go (default .scalelab)
 #   SCALELAB_BUILD_DIR  build folder (default build)
@@ -81,6 +83,19 @@ echo "sweep $SWEEP submitted"
 START=$(date +%s)
 "$BIN/scalelab" watch "$SWEEP"
 ELAPSED=$(( $(date +%s) - START ))
+
+if grep -qE '^stages:' "$MANIFEST"; then
+  # A post-training study (a pipeline: pretrain -> SFT -> GRPO -> eval): no scaling-law fit; the
+  # evaluations of every stage and the ranking of the RL-outcome proxies instead.
+  say "the study's runs by stage, from the store (sweep took ${ELAPSED}s)"
+  "$BIN/scalelab" status "$SWEEP"
+  say "pass@k on the test split of every run"
+  "$BIN/scalelab" evals sweep "$SWEEP" --split=test
+  say "which post-SFT measure predicts the post-RL pass@1 best"
+  "$BIN/scalelab" predict "$SWEEP" --points_out="$STATE_DIR/study-$SWEEP.csv"
+  echo "the study's points: $STATE_DIR/study-$SWEEP.csv; logs: $STATE_DIR/*.log"
+  exit 0
+fi
 
 say "final validation loss of each run, from the store (sweep took ${ELAPSED}s)"
 "$BIN/scalelab" status "$SWEEP"

@@ -1,6 +1,8 @@
 // Pipeline manifests: `stage` and `stages` parsed, validated with line numbers, and expanded into
 // child runs that inherit their parent's model (ExpandPipeline).
 #include <catch2/catch.hpp>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -112,6 +114,22 @@ TEST_CASE("ExpandPipeline gives each parent run its own children, inheriting its
     CHECK((*runs)[run_idx].stage == "eval");
     CHECK((*runs)[run_idx].parent_index == run_idx - 8);
   }
+}
+
+TEST_CASE("The sft-rl-study example parses and expands to 13 runs over four stages",
+          "[scheduler][manifest][pipeline]") {
+  std::ifstream in(std::string(SCALELAB_SOURCE_DIR) + "/examples/sft-rl-study.yaml");
+  REQUIRE(in.good());
+  std::stringstream text;
+  text << in.rdbuf();
+  absl::StatusOr<SweepSpec> spec = ParseManifest(text.str(), "sft-rl-study.yaml");
+  INFO(spec.status().message());
+  REQUIRE(spec.ok());
+  absl::StatusOr<std::vector<ExpandedRun>> runs = ExpandPipeline(*spec);
+  REQUIRE(runs.ok());
+  REQUIRE(runs->size() == 13);
+  CHECK((*runs)[12].stage == "eval");
+  CHECK((*runs)[12].parent_index == 8);
 }
 
 TEST_CASE("A sweep without stages is one main stage named main", "[scheduler][expand][pipeline]") {

@@ -289,10 +289,10 @@ class Store {
       const v1::ReportArtifactsRequest& request);
   // Every artifact of a run, ordered by attempt, step, id. NotFound when the run does not exist.
   absl::StatusOr<std::vector<v1::Artifact>> ListArtifacts(int64_t run_id);
-  // Ends every pending run whose init.from_run names a run that ended FAILED or CANCELLED
-  // without final weights from a successful attempt: it could never start. A pipeline child (its
-  // parent_run_id is that run) becomes CANCELLED (class CANCELLED) with a message naming the
-  // parent, and so, in the same transaction, do its own pending descendants; any other such run
+  // Ends every pending run whose init.from_run names a run that ended (SUCCEEDED, FAILED or
+  // CANCELLED) without final weights from a successful attempt: it could never start. A pipeline
+  // child (its parent_run_id is that run) becomes CANCELLED (class CANCELLED) with a message naming
+  // the parent, and so, in the same transaction, do its own pending descendants; any other such run
   // becomes FAILED (class USER). Returns what it ended, with the reason stored as the run's
   // message; each change has its run_transitions row and the sweeps' states are refreshed.
   absl::StatusOr<std::vector<UnstartableRun>> FailUnstartableRuns();

@@ -157,10 +157,13 @@ absl::StatusOr<std::vector<UnstartableRun>> Store::FailUnstartableRuns() {
     ended.clear();  // a retried transaction starts over
     constexpr char kUnstartable[] =
         "FROM runs q JOIN runs src ON src.id = (q.config->'init'->>'from_run')::bigint "
-        "WHERE q.state = 'PENDING' AND src.state IN ('FAILED', 'CANCELLED') AND NOT EXISTS ("
+        "WHERE q.state = 'PENDING' AND src.state IN ('SUCCEEDED', 'FAILED', 'CANCELLED') "
+        "AND NOT EXISTS ("
         "  SELECT 1 FROM artifacts a JOIN run_attempts ra ON ra.run_id = a.run_id AND "
         "  ra.attempt = a.attempt WHERE a.run_id = src.id AND a.kind = 'final' AND "
         "  ra.state = 'SUCCEEDED')";
+    // A source that ended SUCCEEDED without final weights never gets them: the worker reports an
+    // attempt's artifacts before completing it, and a completed attempt takes no more reports.
     // Each round ends the runs whose source has ended; a pipeline child cancelled in one round
     // is the ended source of its own children in the next, so a whole subtree goes in one
     // transaction. Rounds are bounded by the depth of the pipeline.

@@ -307,6 +307,33 @@ TEST_CASE("A parent that failed for good cancels its whole subtree, naming the p
   CHECK(sweep->state() == v1::SWEEP_STATE_FAILED);
 }
 
+TEST_CASE(
+    "A parent that succeeded without final weights cancels its children instead of "
+    "holding them forever",
+    "[pg][scheduler][pipeline]") {
+  Cluster cluster;
+  std::vector<v1::Run> runs = cluster.SubmitPipeline();
+  const int64_t worker = cluster.Register();
+  std::vector<v1::Lease> leases = cluster.Lease(worker, 16);
+  REQUIRE(leases.size() == 2);
+  // Success without a final artifact (a trainer that wrote none).
+  v1::CompleteRunRequest done;
+  done.set_worker_id(worker);
+  done.set_run_id(runs[1].id());
+  done.set_attempt(1);
+  done.set_succeeded(true);
+  REQUIRE(cluster.store->CompleteRun(done, DecideAfterFailure).ok());
+  auto ended = cluster.store->FailUnstartableRuns();
+  REQUIRE(ended.ok());
+  CHECK(ended->size() == 6);  // sft 4, 5; grpo 8, 9; eval 12, 13
+  auto sft = cluster.store->GetRun(runs[4].id());
+  REQUIRE(sft.ok());
+  CHECK(sft->state() == v1::RUN_STATE_CANCELLED);
+  CHECK(sft->message() == absl::StrCat("pipeline parent run ", runs[1].id(),
+                                       " (stage pretrain) ended SUCCEEDED without final weights"));
+  CHECK(cluster.store->GetRun(runs[2].id())->state() == v1::RUN_STATE_PENDING);
+}
+
 TEST_CASE("A run starting from a finished run outside any pipeline still fails, not cancels",
           "[pg][scheduler][pipeline]") {
   Cluster cluster;

@@ -89,7 +89,7 @@ TEST_CASE("Runs are grouped by the values of fit.group_by, a group complete when
   CHECK(groups[0].runs.size() == 33);
 }
 
-TEST_CASE("Only main-stage pretraining runs are grouped for a fit; pipeline children are not",
+TEST_CASE("Only main-stage pretraining runs are grouped for a fit, not pipeline children",
           "[scheduler][fit][pipeline]") {
   std::vector<v1::Run> runs = TwoGroups();
   for (v1::Run& run : runs) run.set_kind(v1::RUN_KIND_PRETRAIN);

@@ -1,6 +1,8 @@
 #include "scheduler/expand.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <map>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -12,7 +14,11 @@ namespace {
 
 using ::scalelab::runspec::Capped;
 using ::scalelab::runspec::Quoted;
+using ::scalelab::v1::RunConfig;
 using ::scalelab::v1::SweepSpec;
+
+// init.from_run while a child is validated: any positive id stands for its parent.
+constexpr int64_t kParentStandIn = 1;
 
 std::string DescribeOverrides(const std::vector<std::pair<std::string, std::string>>& overrides) {
   if (overrides.empty()) return "base, no overrides";
@@ -21,15 +27,18 @@ std::string DescribeOverrides(const std::vector<std::pair<std::string, std::stri
   });
 }
 
-}  // namespace
-
-absl::StatusOr<std::vector<ExpandedRun>> ExpandSweep(const SweepSpec& spec) {
+// The runs of one grid over `base` for `kind`. With `parent`, each run takes the parent's model
+// and is validated as if init.from_run named it (the store fills in the real id).
+absl::StatusOr<std::vector<ExpandedRun>> ExpandGrid(const RunConfig& base,
+                                                    const scalelab::v1::SweepDef& sweep,
+                                                    scalelab::v1::RunKind kind,
+                                                    const RunConfig* parent) {
   std::vector<const scalelab::v1::Axis*> axes;
   std::set<std::string> axis_keys;
   uint64_t total_runs = 1;
   bool overflow = false;
   std::vector<std::string> axis_sizes;
-  for (const scalelab::v1::Axis& axis : spec.sweep().grid().axes()) {
+  for (const scalelab::v1::Axis& axis : sweep.grid().axes()) {
     const std::string where = absl::StrCat("sweep.grid.", Quoted(axis.key()));
     if (axis.key().empty()) {
       return absl::InvalidArgumentError("sweep.grid: expected a key for every axis, got \"\"");
@@ -61,7 +70,8 @@ absl::StatusOr<std::vector<ExpandedRun>> ExpandSweep(const SweepSpec& spec) {
   for (int run_idx = 0; run_idx < static_cast<int>(total_runs); ++run_idx) {
     ExpandedRun run;
     run.index = run_idx;
-    run.config = spec.base();
+    run.config = base;
+    run.kind = kind;
     std::vector<std::pair<std::string, std::string>> applied;
     for (size_t axis_idx = 0; axis_idx < axes.size(); ++axis_idx) {
       const std::string& key = axes[axis_idx]->key();
@@ -73,8 +83,11 @@ absl::StatusOr<std::vector<ExpandedRun>> ExpandSweep(const SweepSpec& spec) {
       applied.emplace_back(key, value);
       run.overrides[key] = value;
     }
-    ApplyRunDefaults(&run.config, spec.kind());
-    if (absl::Status status = ValidateRunConfig(run.config, spec.kind()); !status.ok()) {
+    if (parent != nullptr) *run.config.mutable_model() = parent->model();
+    ApplyRunDefaults(&run.config, kind);
+    RunConfig checked = run.config;
+    if (parent != nullptr) checked.mutable_init()->set_from_run(kParentStandIn);
+    if (absl::Status status = ValidateRunConfig(checked, kind); !status.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("run ", run_idx, " (", DescribeOverrides(applied), "): ", status.message()));
     }
@@ -82,6 +95,72 @@ absl::StatusOr<std::vector<ExpandedRun>> ExpandSweep(const SweepSpec& spec) {
     for (int axis_idx = static_cast<int>(axes.size()) - 1; axis_idx >= 0; --axis_idx) {
       if (++value_idx[axis_idx] < axes[axis_idx]->values_size()) break;
       value_idx[axis_idx] = 0;
+    }
+  }
+  return runs;
+}
+
+}  // namespace
+
+std::string MainStageName(const SweepSpec& spec) {
+  return spec.stage().empty() ? std::string(kDefaultMainStage) : spec.stage();
+}
+
+absl::StatusOr<std::vector<ExpandedRun>> ExpandSweep(const SweepSpec& spec) {
+  absl::StatusOr<std::vector<ExpandedRun>> runs =
+      ExpandGrid(spec.base(), spec.sweep(), spec.kind(), nullptr);
+  if (!runs.ok()) return runs;
+  const std::string stage = MainStageName(spec);
+  for (ExpandedRun& run : *runs) run.stage = stage;
+  return runs;
+}
+
+absl::StatusOr<std::vector<ExpandedRun>> ExpandPipeline(const SweepSpec& spec) {
+  absl::StatusOr<std::vector<ExpandedRun>> runs = ExpandSweep(spec);
+  if (!runs.ok()) return runs;
+  const std::string main_stage = MainStageName(spec);
+  // Per stage name, the indexes of its runs in `runs`.
+  std::map<std::string, std::vector<int>> stage_runs;
+  for (const ExpandedRun& run : *runs) stage_runs[main_stage].push_back(run.index);
+  int64_t total = static_cast<int64_t>(runs->size());
+  for (int stage_idx = 0; stage_idx < spec.stages_size(); ++stage_idx) {
+    const scalelab::v1::StageSpec& stage = spec.stages(stage_idx);
+    const std::string where = absl::StrCat("stages[", stage_idx, "] (", Capped(stage.name()), ")");
+    const std::string after = stage.after().empty() ? main_stage : stage.after();
+    auto parents = stage_runs.find(after);
+    if (parents == stage_runs.end() || stage_runs.count(stage.name()) > 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": after: expected the main stage or an earlier stage, got ", Quoted(after)));
+    }
+    // Count before building: a few stages of modest grids multiply quickly.
+    int64_t points = 1;
+    for (const scalelab::v1::Axis& axis : stage.sweep().grid().axes()) {
+      points = std::min<int64_t>(points * std::max(axis.values_size(), 1), kMaxRunsPerSweep + 1);
+    }
+    total += static_cast<int64_t>(parents->second.size()) * points;
+    if (total > kMaxRunsPerSweep) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": expected at most ", kMaxRunsPerSweep,
+                       " runs in the whole pipeline, got more with this stage (",
+                       parents->second.size(), " parents x ", points, " grid points)"));
+    }
+    std::vector<int>& children = stage_runs[stage.name()];
+    const std::vector<int> parent_indexes = parents->second;  // stage_runs may rehash
+    for (int parent_index : parent_indexes) {
+      const RunConfig parent_config = (*runs)[parent_index].config;
+      absl::StatusOr<std::vector<ExpandedRun>> grid =
+          ExpandGrid(stage.base(), stage.sweep(), stage.kind(), &parent_config);
+      if (!grid.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ": parent run ", parent_index, ": ", grid.status().message()));
+      }
+      for (ExpandedRun& child : *grid) {
+        child.index = static_cast<int>(runs->size());
+        child.stage = stage.name();
+        child.parent_index = parent_index;
+        children.push_back(child.index);
+        runs->push_back(std::move(child));
+      }
     }
   }
   return runs;

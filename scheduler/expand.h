@@ -33,12 +33,21 @@ using runspec::ValidateRunConfig;
 // The most runs one sweep may expand to.
 inline constexpr int kMaxRunsPerSweep = 10000;
 
+// The name of a sweep's main stage: SweepSpec.stage, or "main" when it is empty.
+inline constexpr char kDefaultMainStage[] = "main";
+std::string MainStageName(const scalelab::v1::SweepSpec& spec);
+
 // One point of a sweep.
 struct ExpandedRun {
   int index = 0;                   // position in the expansion, from 0
   scalelab::v1::RunConfig config;  // base + overrides + defaults; passes ValidateRunConfig
   // Swept key -> its value for this run, written as in the spec ("train.tokens" -> "5e6").
   std::map<std::string, std::string> overrides;
+  scalelab::v1::RunKind kind = scalelab::v1::RUN_KIND_UNSPECIFIED;  // its stage's kind
+  std::string stage;  // its stage's name (MainStageName for the main stage)
+  // Index (in the same expansion) of the run this one starts from; -1 for main-stage runs.
+  // config.init.from_run is left 0 for the store to fill with that run's id.
+  int parent_index = -1;
 };
 
 // Expands `spec.sweep` into runs: the cross product of the grid axes in order, the first axis
@@ -54,6 +63,18 @@ struct ExpandedRun {
 //   run 3 (model.d_model=100, train.tokens=1e6): model.d_model: expected a multiple of
 //   model.n_heads (8), got 100
 absl::StatusOr<std::vector<ExpandedRun>> ExpandSweep(const scalelab::v1::SweepSpec& spec);
+
+// Expands a whole pipeline: the main stage as ExpandSweep does, then each of spec.stages in
+// order. For every run of the stage's parent stage (`after`, "" = the main stage) and every point
+// of the stage's grid, one child: the stage's base with the point applied, the parent's `model`,
+// ApplyRunDefaults for the stage's kind, then ValidateRunConfig for that kind with init.from_run
+// standing for the parent (the store fills in the parent's real id). Children follow their parent
+// stage's runs in parent order, then grid order; indexes continue from the main stage's.
+//
+// Checks only what ExpandSweep checks, per stage, plus: the total over all stages at most
+// kMaxRunsPerSweep, and every `after` naming an earlier stage (ValidateSweepSpec checks the rest
+// of a stage). InvalidArgument naming the stage ("stages[1] (grpo): run 4 (...): ...").
+absl::StatusOr<std::vector<ExpandedRun>> ExpandPipeline(const scalelab::v1::SweepSpec& spec);
 
 }  // namespace scalelab::scheduler
 

@@ -108,9 +108,15 @@ void AddDerived(const services::StoredFit& fit, const analysis::BootstrapSamples
 
 }  // namespace
 
+bool IsFittedRun(const v1::Run& run) {
+  return run.parent_run_id() == 0 &&
+         (run.kind() == v1::RUN_KIND_PRETRAIN || run.kind() == v1::RUN_KIND_UNSPECIFIED);
+}
+
 std::vector<FitGroup> GroupRuns(const v1::FitSpec& spec, const std::vector<v1::Run>& runs) {
   std::map<std::map<std::string, std::string>, FitGroup> groups;
   for (const v1::Run& run : runs) {
+    if (!IsFittedRun(run)) continue;
     std::map<std::string, std::string> key;
     for (const std::string& name : spec.group_by()) {
       auto value = run.overrides().find(name);

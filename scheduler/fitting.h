@@ -31,8 +31,14 @@ struct FitGroup {
   absl::Time newest_update = absl::InfinitePast();  // latest Run.updated_at
 };
 
-// Groups runs by spec.group_by, groups ordered by key. Runs must outlive the result.
+// Groups runs by spec.group_by, groups ordered by key. Runs must outlive the result. Only the
+// runs a scaling law describes take part (IsFittedRun); the others are left out.
 std::vector<FitGroup> GroupRuns(const v1::FitSpec& spec, const std::vector<v1::Run>& runs);
+
+// True for a main-stage pretraining run (no parent_run_id, kind PRETRAIN, or UNSPECIFIED as in
+// runs stored before kinds were per run): a pipeline's SFT, GRPO and eval runs neither count
+// towards a group being complete nor add points.
+bool IsFittedRun(const v1::Run& run);
 
 struct FitSettings {
   int threads = 0;    // threads for the grid and the bootstrap; 0 = all cores

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "runspec/run_config.h"
 #include "runspec/text.h"
 #include "scheduler/expand.h"
@@ -35,6 +36,9 @@ constexpr absl::string_view kFitLawExpectation = "one of chinchilla, compute, no
 constexpr int kMaxBootstrap = 10000;
 
 using ::scalelab::runspec::Quoted;  // caps what it echoes at 80 characters
+
+// init.from_run while a stage's run is checked: any positive id stands for its parent.
+constexpr int64_t kParentStandIn = 1;
 
 bool IsValidName(absl::string_view name) {
   if (name.empty() || name.size() > 100) return false;
@@ -102,11 +106,20 @@ class Reporter {
   Reporter() = default;
   Reporter(absl::string_view source, const LineIndex* lines) : source_(source), lines_(lines) {}
 
+  // The same reporter for the paths of a part of the manifest ("stages[1]."): its lines are
+  // looked up, and its messages start, with `prefix` before the path.
+  Reporter Within(absl::string_view prefix) const {
+    Reporter nested = *this;
+    nested.prefix_ = absl::StrCat(prefix_, prefix);
+    return nested;
+  }
+
   // `line_path` picks the line; `message` starts with the field path the user sees.
   absl::Status Fail(absl::string_view line_path, absl::string_view message) const {
-    if (lines_ == nullptr) return absl::InvalidArgumentError(message);
-    return absl::InvalidArgumentError(
-        absl::StrCat(source_, ":", lines_->LineOf(line_path), ": ", message));
+    const std::string full_message = absl::StrCat(prefix_, message);
+    if (lines_ == nullptr) return absl::InvalidArgumentError(full_message);
+    return absl::InvalidArgumentError(absl::StrCat(
+        source_, ":", lines_->LineOf(absl::StrCat(prefix_, line_path)), ": ", full_message));
   }
   absl::Status Fail(absl::string_view path, absl::string_view expected,
                     absl::string_view found) const {
@@ -120,6 +133,7 @@ class Reporter {
  private:
   std::string source_;
   const LineIndex* lines_ = nullptr;
+  std::string prefix_;
 };
 
 bool OverlapsAny(const std::string& key, const std::vector<std::string>& keys) {
@@ -132,7 +146,8 @@ bool OverlapsAny(const std::string& key, const std::vector<std::string>& keys) {
 // with every axis at its first value.
 absl::Status ValidateAxisValues(const scalelab::v1::Axis& axis,
                                 const std::vector<std::string>& others, const RunConfig& point,
-                                scalelab::v1::RunKind kind, const Reporter& report) {
+                                scalelab::v1::RunKind kind, bool has_parent,
+                                const Reporter& report) {
   const std::string where = GridPath(axis.key());
   // Two spellings of one value ("64" and "64.0", "1e6" and "1000000") are the same run, so
   // values are compared by their encoding in an otherwise empty RunConfig.
@@ -152,6 +167,7 @@ absl::Status ValidateAxisValues(const scalelab::v1::Axis& axis,
     RunConfig config = point;
     (void)SetRunConfigValue(axis.key(), value, &config);  // parsed above
     ApplyRunDefaults(&config, kind);
+    if (has_parent) config.mutable_init()->set_from_run(kParentStandIn);
     for (const FieldError& error : CheckRunConfig(config, kind)) {
       const bool only_this_axis = std::all_of(
           error.involves.begin(), error.involves.end(), [&](const std::string& involved) {
@@ -177,20 +193,18 @@ absl::Status ExpansionError(const absl::Status& status, const Reporter& report) 
   return report.Fail("sweep.grid", absl::StrCat("sweep.grid: ", message));
 }
 
-// The validation behind ValidateSweepSpec and ParseManifest; see the order in manifest.h.
-absl::Status ValidateSpec(const SweepSpec& spec, const Reporter& report) {
-  if (!IsValidName(spec.name())) return report.Fail("name", kNameExpectation, Quoted(spec.name()));
-  if (!IsValidName(spec.project())) {
-    return report.Fail("project", kNameExpectation, Quoted(spec.project()));
-  }
-  if (spec.kind() == scalelab::v1::RUN_KIND_UNSPECIFIED ||
-      !scalelab::v1::RunKind_IsValid(spec.kind())) {
-    return report.Fail("kind", kKindExpectation,
-                       spec.kind() == 0 ? "none" : absl::StrCat(spec.kind()));
-  }
+bool IsValidKind(scalelab::v1::RunKind kind) {
+  return kind != scalelab::v1::RUN_KIND_UNSPECIFIED && scalelab::v1::RunKind_IsValid(kind);
+}
 
-  const bool has_grid = spec.sweep().has_grid();
-  const auto& axes = spec.sweep().grid().axes();
+// The base and grid of one stage (the main one, or one of `stages` with `parent` the first run
+// of its parent stage): axes, run count, the base as the first run sees it, each grid value.
+// Sets `first_run` to the stage's first run (defaults applied; init.from_run unset).
+absl::Status ValidateStageGrid(const RunConfig& base, const scalelab::v1::SweepDef& sweep,
+                               scalelab::v1::RunKind kind, const RunConfig* parent,
+                               const Reporter& report, RunConfig* first_run) {
+  const bool has_grid = sweep.has_grid();
+  const auto& axes = sweep.grid().axes();
   std::vector<std::string> swept;
   for (const scalelab::v1::Axis& axis : axes) swept.push_back(axis.key());
 
@@ -221,17 +235,26 @@ absl::Status ValidateSpec(const SweepSpec& spec, const Reporter& report) {
   for (const scalelab::v1::Axis& axis : axes) {
     run_count = std::min<int64_t>(run_count * axis.values_size(), int64_t{kMaxRunsPerSweep} + 1);
   }
-  if (run_count > kMaxRunsPerSweep) return ExpansionError(ExpandSweep(spec).status(), report);
+  if (run_count > kMaxRunsPerSweep) {
+    SweepSpec alone;
+    *alone.mutable_base() = base;
+    *alone.mutable_sweep() = sweep;
+    alone.set_kind(kind);
+    return ExpansionError(ExpandSweep(alone).status(), report);
+  }
 
   // The base as its first run sees it. Rules that read a swept key are left to the per-value and
   // per-run checks below: the base value of a swept key never reaches a run.
-  RunConfig first_point = spec.base();
+  RunConfig first_point = base;
   for (const scalelab::v1::Axis& axis : axes) {
     (void)SetRunConfigValue(axis.key(), axis.values(0), &first_point);  // a bad one: see below
   }
-  RunConfig first_run = first_point;
-  ApplyRunDefaults(&first_run, spec.kind());
-  for (const FieldError& error : CheckRunConfig(first_run, spec.kind())) {
+  if (parent != nullptr) *first_point.mutable_model() = parent->model();
+  *first_run = first_point;
+  ApplyRunDefaults(first_run, kind);
+  RunConfig checked = *first_run;
+  if (parent != nullptr) checked.mutable_init()->set_from_run(kParentStandIn);
+  for (const FieldError& error : CheckRunConfig(checked, kind)) {
     if (std::any_of(error.involves.begin(), error.involves.end(),
                     [&](const std::string& key) { return OverlapsAny(key, swept); })) {
       continue;
@@ -243,12 +266,126 @@ absl::Status ValidateSpec(const SweepSpec& spec, const Reporter& report) {
   for (int axis_idx = 0; axis_idx < axes.size(); ++axis_idx) {
     std::vector<std::string> others = swept;
     others.erase(others.begin() + axis_idx);
-    if (absl::Status status =
-            ValidateAxisValues(axes[axis_idx], others, first_point, spec.kind(), report);
+    if (absl::Status status = ValidateAxisValues(axes[axis_idx], others, first_point, kind,
+                                                 parent != nullptr, report);
         !status.ok()) {
       return status;
     }
   }
+  return absl::OkStatus();
+}
+
+std::string StagePath(int stage_idx) { return absl::StrCat("stages[", stage_idx, "]"); }
+
+// The stage index an ExpandPipeline error names ("stages[2] (...): ..."), or -1.
+int StageOfExpansionError(absl::string_view message) {
+  int stage_idx = -1;
+  if (!absl::ConsumePrefix(&message, "stages[")) return -1;
+  const size_t close = message.find(']');
+  if (close == absl::string_view::npos || !absl::SimpleAtoi(message.substr(0, close), &stage_idx)) {
+    return -1;
+  }
+  return stage_idx;
+}
+
+// The pipeline stages of `spec`, after the main stage passed: names, kinds, parents, keys a stage
+// may not set, attempts, then each stage's base and grid against its parent stage's first run.
+absl::Status ValidateStages(const SweepSpec& spec, const RunConfig& main_first_run,
+                            const Reporter& report) {
+  const std::string main_stage = MainStageName(spec);
+  if (!IsValidName(main_stage)) return report.Fail("stage", kNameExpectation, Quoted(main_stage));
+  // Stage name -> the first run of that stage, the parent a child stage is checked against.
+  std::map<std::string, RunConfig> first_runs;
+  first_runs.emplace(main_stage, main_first_run);
+  std::map<std::string, scalelab::v1::RunKind> stage_kinds;  // pipeline stages only
+  for (int stage_idx = 0; stage_idx < spec.stages_size(); ++stage_idx) {
+    const scalelab::v1::StageSpec& stage = spec.stages(stage_idx);
+    const std::string path = StagePath(stage_idx);
+    const Reporter in_stage = report.Within(absl::StrCat(path, "."));
+    if (!IsValidName(stage.name())) {
+      return in_stage.Fail("name", kNameExpectation, Quoted(stage.name()));
+    }
+    if (first_runs.count(stage.name()) > 0) {
+      return in_stage.Fail("name",
+                           "a stage name used once (the main stage is " + Quoted(main_stage) + ")",
+                           Quoted(stage.name()));
+    }
+    if (!IsValidKind(stage.kind())) {
+      return in_stage.Fail("kind", kKindExpectation,
+                           stage.kind() == 0 ? "none" : absl::StrCat(stage.kind()));
+    }
+    const std::string after = stage.after().empty() ? main_stage : stage.after();
+    auto parent = first_runs.find(after);
+    if (parent == first_runs.end()) {
+      std::vector<std::string> earlier = {main_stage};
+      for (int earlier_idx = 0; earlier_idx < stage_idx; ++earlier_idx) {
+        earlier.push_back(spec.stages(earlier_idx).name());
+      }
+      return in_stage.Fail("after",
+                           absl::StrCat("the main stage or an earlier stage (one of ",
+                                        absl::StrJoin(earlier, ", "), ")"),
+                           Quoted(after));
+    }
+    const scalelab::v1::RunKind parent_kind =
+        after == main_stage ? spec.kind() : stage_kinds.at(after);
+    if (parent_kind == scalelab::v1::RUN_KIND_EVAL) {
+      return in_stage.Fail("after", "a stage whose runs end with weights (not an eval stage)",
+                           Quoted(after));
+    }
+    stage_kinds[stage.name()] = stage.kind();
+    // The weights fix the model, and the pipeline fixes where they come from.
+    for (absl::string_view section : {"model", "init"}) {
+      const bool in_base = section == "model" ? stage.base().has_model() : stage.base().has_init();
+      if (in_base) {
+        return in_stage.Fail(
+            absl::StrCat("base.", section),
+            absl::StrCat("base.", section, ": expected no ", section, " keys in a stage (",
+                         section == "model" ? "the parent's model is inherited"
+                                            : "each run starts from its parent",
+                         "), got some"));
+      }
+      for (const scalelab::v1::Axis& axis : stage.sweep().grid().axes()) {
+        if (!KeysOverlap(axis.key(), std::string(section))) continue;
+        const std::string where = GridPath(axis.key());
+        return in_stage.Fail(
+            where, absl::StrCat(where, ": expected no ", section, " keys in a stage's grid, got ",
+                                Quoted(axis.key())));
+      }
+    }
+    if (stage.max_attempts() < 0 || stage.max_attempts() > kMaxAttemptsLimit) {
+      return in_stage.Fail("max_attempts",
+                           absl::StrCat("an integer in [1, ", kMaxAttemptsLimit, "]"),
+                           absl::StrCat(stage.max_attempts()));
+    }
+    RunConfig first_run;
+    if (absl::Status status = ValidateStageGrid(stage.base(), stage.sweep(), stage.kind(),
+                                                &parent->second, in_stage, &first_run);
+        !status.ok()) {
+      return status;
+    }
+    first_runs.emplace(stage.name(), std::move(first_run));
+  }
+  return absl::OkStatus();
+}
+
+// The validation behind ValidateSweepSpec and ParseManifest; see the order in manifest.h.
+absl::Status ValidateSpec(const SweepSpec& spec, const Reporter& report) {
+  if (!IsValidName(spec.name())) return report.Fail("name", kNameExpectation, Quoted(spec.name()));
+  if (!IsValidName(spec.project())) {
+    return report.Fail("project", kNameExpectation, Quoted(spec.project()));
+  }
+  if (!IsValidKind(spec.kind())) {
+    return report.Fail("kind", kKindExpectation,
+                       spec.kind() == 0 ? "none" : absl::StrCat(spec.kind()));
+  }
+  RunConfig main_first_run;
+  if (absl::Status status = ValidateStageGrid(spec.base(), spec.sweep(), spec.kind(), nullptr,
+                                              report, &main_first_run);
+      !status.ok()) {
+    return status;
+  }
+  std::vector<std::string> swept;
+  for (const scalelab::v1::Axis& axis : spec.sweep().grid().axes()) swept.push_back(axis.key());
 
   const scalelab::v1::FitSpec& fit = spec.fit();
   // Empty and 0 mean "the default" (ApplySweepDefaults).
@@ -279,10 +416,18 @@ absl::Status ValidateSpec(const SweepSpec& spec, const Reporter& report) {
                        absl::StrCat(spec.max_attempts()));
   }
 
-  // Every run, as ExpandSweep builds it: the only place rules relating two swept fields can be
-  // checked.
-  absl::StatusOr<std::vector<ExpandedRun>> runs = ExpandSweep(spec);
-  if (!runs.ok()) return ExpansionError(runs.status(), report);
+  if (absl::Status status = ValidateStages(spec, main_first_run, report); !status.ok()) {
+    return status;
+  }
+
+  // Every run, as ExpandPipeline builds it: the only place rules relating two swept fields (or a
+  // child's field and its parent's model) can be checked.
+  absl::StatusOr<std::vector<ExpandedRun>> runs = ExpandPipeline(spec);
+  if (!runs.ok()) {
+    const int stage_idx = StageOfExpansionError(runs.status().message());
+    if (stage_idx < 0) return ExpansionError(runs.status(), report);
+    return report.Fail(absl::StrCat(StagePath(stage_idx), ".sweep.grid"), runs.status().message());
+  }
   return absl::OkStatus();
 }
 
@@ -306,7 +451,13 @@ class ManifestParser {
                             RunConfig* config);
   absl::Status ParseBaseValue(const std::string& config_path, const YAML::Node& key_node,
                               const YAML::Node& value, RunConfig* config);
-  absl::Status ParseSweep(const YAML::Node& key_node, const YAML::Node& value, SweepSpec* spec);
+  absl::Status ParseSweep(const YAML::Node& key_node, const YAML::Node& value,
+                          scalelab::v1::SweepDef* sweep);
+  absl::Status ParseStages(const YAML::Node& key_node, const YAML::Node& value, SweepSpec* spec);
+  absl::Status ParseStage(const YAML::Node& node, scalelab::v1::StageSpec* stage);
+  // Parses an attempts count ("max_attempts: 3") at `path`.
+  absl::StatusOr<int> ParseMaxAttempts(const YAML::Node& key_node, const YAML::Node& value,
+                                       absl::string_view path);
   absl::Status ParseGrid(const YAML::Node& key_node, const YAML::Node& value,
                          scalelab::v1::GridSweep* grid);
   absl::Status ParseFit(const YAML::Node& key_node, const YAML::Node& value,
@@ -331,6 +482,7 @@ class ManifestParser {
   LineIndex lines_;
   int root_line_ = 1;
   std::set<std::string> base_values_set_;  // RunConfig keys set so far, across both spellings
+  std::string prefix_;  // "stages[i]." while a stage is parsed: it starts every path shown
 };
 
 absl::StatusOr<SweepSpec> ManifestParser::Parse(absl::string_view yaml_text) {
@@ -384,35 +536,121 @@ absl::Status ManifestParser::ParseTopLevelEntry(const std::string& key, const YA
     }
     return ParseBaseMap(value, "", spec->mutable_base());
   }
-  if (key == "sweep") return ParseSweep(key_node, value, spec);
+  if (key == "sweep") return ParseSweep(key_node, value, spec->mutable_sweep());
+  if (key == "stage") {
+    absl::StatusOr<std::string> text = ScalarText(key_node, value, key, kNameExpectation);
+    if (!text.ok()) return text.status();
+    spec->set_stage(*text);
+    return absl::OkStatus();
+  }
+  if (key == "stages") return ParseStages(key_node, value, spec);
   if (key == "fit") return ParseFit(key_node, value, spec->mutable_fit());
   if (key == "max_attempts") {
-    const std::string expected = absl::StrCat("an integer in [1, ", kMaxAttemptsLimit, "]");
-    absl::StatusOr<std::string> text = ScalarText(key_node, value, key, expected);
-    if (!text.ok()) return text.status();
-    int attempts = 0;
-    // 0 would read as "unset" in the proto and silently become the default.
-    if (!absl::SimpleAtoi(*text, &attempts) || attempts < 1 || attempts > kMaxAttemptsLimit) {
-      return Error(value, key, expected, Quoted(*text));
-    }
-    spec->set_max_attempts(attempts);
+    absl::StatusOr<int> attempts = ParseMaxAttempts(key_node, value, key);
+    if (!attempts.ok()) return attempts.status();
+    spec->set_max_attempts(*attempts);
     return absl::OkStatus();
   }
   return Error(key_node, "manifest",
-               "one of the keys name, project, kind, base, sweep, fit, max_attempts", Quoted(key));
+               "one of the keys name, project, kind, base, sweep, fit, max_attempts, stage, stages",
+               Quoted(key));
+}
+
+absl::StatusOr<int> ManifestParser::ParseMaxAttempts(const YAML::Node& key_node,
+                                                     const YAML::Node& value,
+                                                     absl::string_view path) {
+  const std::string expected = absl::StrCat("an integer in [1, ", kMaxAttemptsLimit, "]");
+  absl::StatusOr<std::string> text = ScalarText(key_node, value, path, expected);
+  if (!text.ok()) return text.status();
+  int attempts = 0;
+  // 0 would read as "unset" in the proto and silently become the default.
+  if (!absl::SimpleAtoi(*text, &attempts) || attempts < 1 || attempts > kMaxAttemptsLimit) {
+    return Error(value, path, expected, Quoted(*text));
+  }
+  return attempts;
+}
+
+absl::Status ManifestParser::ParseStages(const YAML::Node& key_node, const YAML::Node& value,
+                                         SweepSpec* spec) {
+  if (!value.IsSequence()) {
+    return Error(value.IsNull() ? key_node : value, "stages",
+                 "a list of stages, each a map with the keys name, kind, ...", Describe(value));
+  }
+  for (size_t stage_idx = 0; stage_idx < value.size(); ++stage_idx) {
+    const YAML::Node element = value[stage_idx];
+    const std::string path = ElementPath("stages", static_cast<int>(stage_idx));
+    lines_.Record(path, element.Mark());
+    if (!element.IsMap()) {
+      return Error(element.Mark().is_null() ? key_node : element, path,
+                   "a map with the keys name, kind, after, base, sweep, max_attempts",
+                   Describe(element));
+    }
+    // A stage's paths and base keys are its own.
+    prefix_ = absl::StrCat(path, ".");
+    std::set<std::string> main_values_set;
+    main_values_set.swap(base_values_set_);
+    absl::Status status = ParseStage(element, spec->add_stages());
+    base_values_set_.swap(main_values_set);
+    prefix_.clear();
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ManifestParser::ParseStage(const YAML::Node& node, scalelab::v1::StageSpec* stage) {
+  const std::string stage_path = prefix_.substr(0, prefix_.size() - 1);
+  return ForEachEntry(
+      node, stage_path,
+      [&](const std::string& key, const YAML::Node& key_node,
+          const YAML::Node& value) -> absl::Status {
+        const std::string path = absl::StrCat(prefix_, key);
+        lines_.Record(path, key_node.Mark());
+        if (key == "name" || key == "after") {
+          absl::StatusOr<std::string> text = ScalarText(key_node, value, path, kNameExpectation);
+          if (!text.ok()) return text.status();
+          key == "name" ? stage->set_name(*text) : stage->set_after(*text);
+          return absl::OkStatus();
+        }
+        if (key == "kind") {
+          absl::StatusOr<std::string> text = ScalarText(key_node, value, path, kKindExpectation);
+          if (!text.ok()) return text.status();
+          std::optional<scalelab::v1::RunKind> kind = ParseRunKind(*text);
+          if (!kind) return Error(value, path, kKindExpectation, Quoted(*text));
+          stage->set_kind(*kind);
+          return absl::OkStatus();
+        }
+        if (key == "base") {
+          if (absl::Status status = RequireMap(key_node, value, path,
+                                               "a map with keys such as sft, grpo, eval, train");
+              !status.ok()) {
+            return status;
+          }
+          return ParseBaseMap(value, "", stage->mutable_base());
+        }
+        if (key == "sweep") return ParseSweep(key_node, value, stage->mutable_sweep());
+        if (key == "max_attempts") {
+          absl::StatusOr<int> attempts = ParseMaxAttempts(key_node, value, path);
+          if (!attempts.ok()) return attempts.status();
+          stage->set_max_attempts(*attempts);
+          return absl::OkStatus();
+        }
+        return Error(key_node, stage_path,
+                     "one of the keys name, kind, after, base, sweep, max_attempts", Quoted(key));
+      });
 }
 
 absl::Status ManifestParser::ParseBaseMap(const YAML::Node& map, const std::string& config_path,
                                           RunConfig* config) {
+  const std::string base = absl::StrCat(prefix_, "base");
   return ForEachEntry(
-      map, config_path.empty() ? "base" : absl::StrCat("base.", config_path),
+      map, config_path.empty() ? base : absl::StrCat(base, ".", config_path),
       [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& value) {
         const std::string path = config_path.empty() ? key : absl::StrCat(config_path, ".", key);
-        const std::string shown = absl::StrCat("base.", path);
+        const std::string shown = absl::StrCat(base, ".", path);
         lines_.Record(shown, key_node.Mark());
         KeyShape shape = KeyShape::kValue;
         if (std::optional<FieldError> error = ResolveRunConfigKey(path, &shape)) {
-          return Error(key_node, error->Message("base"));
+          return Error(key_node, error->Message(base));
         }
         switch (shape) {
           case KeyShape::kMessage:
@@ -435,7 +673,7 @@ absl::Status ManifestParser::ParseBaseMap(const YAML::Node& map, const std::stri
                     return Error(entry_key_node, shown, "a name as each key", "\"\"");
                   }
                   const std::string entry_path = absl::StrCat(path, ".", entry_key);
-                  lines_.Record(absl::StrCat("base.", entry_path), entry_key_node.Mark());
+                  lines_.Record(absl::StrCat(base, ".", entry_path), entry_key_node.Mark());
                   return ParseBaseValue(entry_path, entry_key_node, entry_value, config);
                 });
           case KeyShape::kValue:
@@ -448,7 +686,8 @@ absl::Status ManifestParser::ParseBaseMap(const YAML::Node& map, const std::stri
 absl::Status ManifestParser::ParseBaseValue(const std::string& config_path,
                                             const YAML::Node& key_node, const YAML::Node& value,
                                             RunConfig* config) {
-  const std::string shown = absl::StrCat("base.", config_path);
+  const std::string base = absl::StrCat(prefix_, "base");
+  const std::string shown = absl::StrCat(base, ".", config_path);
   // A list field (eval.recall_lengths: [128, 256]) travels as the comma-separated text that
   // SetRunConfigValue takes; a list given for a single-valued field fails there, by name.
   absl::StatusOr<std::string> text;
@@ -465,45 +704,54 @@ absl::Status ManifestParser::ParseBaseValue(const std::string& config_path,
   if (!text.ok()) return text.status();
   // `model: {d_model: 64}` and `model.d_model: 64` name the same field; catch a manifest that
   // uses both.
+  // In a stage, `model.d_model: 64` is refused as a model key: its line is that of "base.model".
+  if (!prefix_.empty()) {
+    for (size_t dot = config_path.find('.'); dot != std::string::npos;
+         dot = config_path.find('.', dot + 1)) {
+      lines_.Record(absl::StrCat(base, ".", config_path.substr(0, dot)), key_node.Mark());
+    }
+  }
   if (!base_values_set_.insert(config_path).second) {
-    return Error(key_node, "base", "each key once", Quoted(config_path) + " twice");
+    return Error(key_node, base, "each key once", Quoted(config_path) + " twice");
   }
   if (std::optional<FieldError> error = SetRunConfigValue(config_path, *text, config)) {
-    return Error(value, error->Message("base"));
+    return Error(value, error->Message(base));
   }
   return absl::OkStatus();
 }
 
 absl::Status ManifestParser::ParseSweep(const YAML::Node& key_node, const YAML::Node& value,
-                                        SweepSpec* spec) {
-  if (absl::Status status = RequireMap(key_node, value, "sweep", "a map with the key grid");
+                                        scalelab::v1::SweepDef* sweep) {
+  const std::string path = absl::StrCat(prefix_, "sweep");
+  if (absl::Status status = RequireMap(key_node, value, path, "a map with the key grid");
       !status.ok()) {
     return status;
   }
-  if (value.size() == 0) return Error(value, "sweep", "the key grid", "an empty map");
+  if (value.size() == 0) return Error(value, path, "the key grid", "an empty map");
   return ForEachEntry(
-      value, "sweep",
+      value, path,
       [&](const std::string& key, const YAML::Node& strategy_key_node, const YAML::Node& strategy) {
-        lines_.Record(absl::StrCat("sweep.", key), strategy_key_node.Mark());
+        lines_.Record(absl::StrCat(path, ".", key), strategy_key_node.Mark());
         if (key != "grid") {
-          return Error(strategy_key_node, "sweep", "the key grid", Quoted(key));
+          return Error(strategy_key_node, path, "the key grid", Quoted(key));
         }
-        return ParseGrid(strategy_key_node, strategy, spec->mutable_sweep()->mutable_grid());
+        return ParseGrid(strategy_key_node, strategy, sweep->mutable_grid());
       });
 }
 
 absl::Status ManifestParser::ParseGrid(const YAML::Node& key_node, const YAML::Node& value,
                                        scalelab::v1::GridSweep* grid) {
+  const std::string grid_path = absl::StrCat(prefix_, "sweep.grid");
   if (absl::Status status =
-          RequireMap(key_node, value, "sweep.grid", "a map of dotted keys to lists of values");
+          RequireMap(key_node, value, grid_path, "a map of dotted keys to lists of values");
       !status.ok()) {
     return status;
   }
-  if (value.size() == 0) return Error(value, "sweep.grid", "at least one axis", "an empty map");
+  if (value.size() == 0) return Error(value, grid_path, "at least one axis", "an empty map");
   return ForEachEntry(
-      value, "sweep.grid",
+      value, grid_path,
       [&](const std::string& key, const YAML::Node& axis_key_node, const YAML::Node& values) {
-        const std::string where = GridPath(key);
+        const std::string where = absl::StrCat(prefix_, GridPath(key));
         lines_.Record(where, axis_key_node.Mark());
         if (!values.IsSequence()) {
           return Error(values.IsNull() ? axis_key_node : values, where, "a list of values",

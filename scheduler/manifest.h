@@ -20,6 +20,16 @@
 //     confidence: 0.95                # interval level, (0, 1)
 //     metric: val_loss                # the run's final value of this metric is fitted
 //   max_attempts: 3                   # optional, [1, 100]
+//   stage: pretrain                   # optional: the main stage's name (default "main")
+//   stages:                           # optional: later stages of a pipeline, in order
+//     - name: sft                     # unique, same charset as name
+//       kind: sft                     # pretrain | sft | grpo | eval
+//       after: pretrain               # the parent stage: the main stage (default) or an
+//                                     # earlier one; one child per parent run and grid point
+//       base: {sft: {tasks: {generator: addition}}}   # no model or init keys: each child
+//                                     # inherits its parent's model and starts from its weights
+//       sweep: {grid: {sft.epochs: [1, 2]}}
+//       max_attempts: 2               # optional, [1, 100]; default the sweep's
 //
 // Inside `base`, a nested map and a dotted key are the same thing (`model: {d_model: 64}` or
 // `model.d_model: 64`); grid keys use the dotted form (see expand.h for the key language).
@@ -70,8 +80,14 @@ void ApplySweepDefaults(scalelab::v1::SweepSpec* spec);
 //     value), and passes the rules that read only that axis;
 //   fit.law is "" or "chinchilla"; every fit.group_by key is a grid key; max_attempts in
 //     [1, 100], or 0 for the default;
-//   every run of ExpandSweep passes ValidateRunConfig (rules relating two fields, such as d_model
-//     divisible by n_heads, are checked here, since either field may be swept).
+//   the main stage's name (SweepSpec.stage) matches the name charset; each stage: a valid name
+//     used once (not the main stage's), a kind, `after` naming the main stage or an earlier
+//     stage, no model or init keys in its base or grid, max_attempts in [0, 100], and its base and
+//     grid checked as the main stage's are, against the first run of its parent stage (whose
+//     model it inherits) for the stage's kind;
+//   every run of ExpandPipeline passes ValidateRunConfig for its kind (rules relating two fields,
+//     such as d_model divisible by n_heads, are checked here, since either field may be swept).
+// Errors about a stage start with its path: "stages[1].sweep.grid.\"sft.epochs\": ...".
 // Defaults left at 0 or empty are read as ExpandSweep will fill them.
 // Returns the first problem as InvalidArgument "<field path>: expected <what>, got <found>".
 absl::Status ValidateSweepSpec(const scalelab::v1::SweepSpec& spec);

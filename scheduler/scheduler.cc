@@ -161,8 +161,9 @@ absl::Status Scheduler::ReapOnce() {
   auto unstartable = store_->FailUnstartableRuns();
   if (!unstartable.ok()) return unstartable.status();
   for (const services::UnstartableRun& run : *unstartable) {
-    impl_->metrics->runs_finished.Add({{"state", "FAILED"}}).Increment();
-    spdlog::warn("run failed run={}: {}", run.run_id, run.reason);
+    const std::string state = services::RunStateName(run.state);
+    impl_->metrics->runs_finished.Add({{"state", state}}).Increment();
+    spdlog::warn("run ended {} run={}: {}", state, run.run_id, run.reason);
   }
   auto counts = store_->Counts();
   if (!counts.ok()) return counts.status();

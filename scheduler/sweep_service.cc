@@ -3,7 +3,10 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
+#include <map>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "scheduler/expand.h"
@@ -58,17 +61,34 @@ grpc::Status SweepServiceImpl::SubmitSweep(grpc::ServerContext*,
   RpcTimer timer(ctx_.metrics, "SubmitSweep");
   auto spec = SpecOf(*request);
   if (!spec.ok()) return ToGrpcStatus(spec.status());
-  auto expanded = ExpandSweep(*spec);
+  auto expanded = ExpandPipeline(*spec);
   if (!expanded.ok()) return ToGrpcStatus(expanded.status());
+  std::map<std::string, int> stage_attempts;  // pipeline stage -> its max_attempts (0 = sweep's)
+  for (const v1::StageSpec& stage : spec->stages()) {
+    stage_attempts[stage.name()] = stage.max_attempts();
+  }
   std::vector<services::NewRun> runs;
   runs.reserve(expanded->size());
   for (ExpandedRun& run : *expanded) {
     // A run that starts from another's weights must name something that exists; its final
-    // weights may still be on the way (the run waits for them at lease time).
-    if (absl::Status status = ctx_.store->CheckInitExists(run.config.init()); !status.ok()) {
-      return ToGrpcStatus(status);
+    // weights may still be on the way (the run waits for them at lease time). A pipeline
+    // child's init is its parent, which the store fills in.
+    if (run.parent_index < 0) {
+      if (absl::Status status = ctx_.store->CheckInitExists(run.config.init()); !status.ok()) {
+        return ToGrpcStatus(status);
+      }
     }
-    runs.push_back({run.index, std::move(run.config), std::move(run.overrides)});
+    services::NewRun stored;
+    stored.index = run.index;
+    stored.config = std::move(run.config);
+    stored.overrides = std::move(run.overrides);
+    stored.kind = run.kind;
+    stored.stage = run.stage;
+    stored.parent_index = run.parent_index;
+    if (auto attempts = stage_attempts.find(run.stage); attempts != stage_attempts.end()) {
+      stored.max_attempts = attempts->second;
+    }
+    runs.push_back(std::move(stored));
   }
   std::string manifest = request->source_case() == v1::SubmitSweepRequest::kManifestYaml
                              ? request->manifest_yaml()

@@ -1,6 +1,7 @@
 #include "services/cli/evals.h"
 
 #include <limits>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,6 +22,11 @@ std::string Short(double value) {
   return text;
 }
 
+std::string StageName(const std::map<int64_t, std::string>& stages, int64_t run_id) {
+  auto stage = stages.find(run_id);
+  return stage == stages.end() ? "?" : stage->second;
+}
+
 }  // namespace
 
 absl::Status EvalsOptions::Validate() const {
@@ -35,10 +41,12 @@ absl::Status EvalsOptions::Validate() const {
   return absl::OkStatus();
 }
 
-TidyTable EvalTable(const v1::GetEvalsResponse& response) {
+TidyTable EvalTable(const v1::GetEvalsResponse& response,
+                    const std::map<int64_t, std::string>* stages) {
   TidyTable table;
   table.columns = {"run_id", "attempt", "step",  "task_set", "split", "category", "metric",
                    "n",      "k",       "value", "low",      "high",  "problems"};
+  if (stages != nullptr) table.columns.insert(table.columns.begin() + 1, "stage");
   const double missing = std::numeric_limits<double>::quiet_NaN();
   for (const v1::EvalResult& eval : response.evals()) {
     table.rows.push_back({eval.run_id(), static_cast<int64_t>(eval.attempt()), eval.step(),
@@ -46,14 +54,19 @@ TidyTable EvalTable(const v1::GetEvalsResponse& response) {
                           static_cast<int64_t>(eval.n()), static_cast<int64_t>(eval.k()),
                           eval.value(), eval.has_low() ? eval.low() : missing,
                           eval.has_high() ? eval.high() : missing, eval.problems()});
+    if (stages != nullptr) {
+      table.rows.back().insert(table.rows.back().begin() + 1, StageName(*stages, eval.run_id()));
+    }
   }
   return table;
 }
 
-void PrintEvalsTable(std::ostream& out, const v1::GetEvalsResponse& response, bool show_attempt) {
+void PrintEvalsTable(std::ostream& out, const v1::GetEvalsResponse& response, bool show_attempt,
+                     const std::map<int64_t, std::string>* stages) {
   std::vector<std::string> header = {"RUN",    "STEP", "TASK_SET",          "SPLIT", "CATEGORY",
                                      "METRIC", "K",    "VALUE [LOW, HIGH]", "N",     "PROBLEMS"};
   if (show_attempt) header.insert(header.begin() + 1, "ATTEMPT");
+  if (stages != nullptr) header.insert(header.begin() + 1, "STAGE");
   std::vector<std::vector<std::string>> rows;
   for (const v1::EvalResult& eval : response.evals()) {
     std::string value = Short(eval.value());
@@ -71,6 +84,7 @@ void PrintEvalsTable(std::ostream& out, const v1::GetEvalsResponse& response, bo
                                     absl::StrCat(eval.n()),
                                     absl::StrCat(eval.problems())};
     if (show_attempt) row.insert(row.begin() + 1, absl::StrCat(eval.attempt()));
+    if (stages != nullptr) row.insert(row.begin() + 1, StageName(*stages, eval.run_id()));
     rows.push_back(std::move(row));
   }
   PrintTable(out, header, rows);
@@ -92,10 +106,22 @@ int Evals(CliContext& cli, const EvalsOptions& options) {
   grpc::ClientContext context;
   grpc::Status status = cli.results->GetEvals(&context, request, &response);
   if (!status.ok()) return Fail(cli, "evals", status);
+  // A sweep's results come from runs of several pipeline stages; say which stage each run is.
+  std::map<int64_t, std::string> stages;
+  const std::map<int64_t, std::string>* stage_column = nullptr;
+  if (options.sweep_id > 0 && !response.evals().empty()) {
+    v1::ListRunsRequest list;
+    list.set_sweep_id(options.sweep_id);
+    RunListing listing;
+    status = FetchRuns(cli, list, /*all_runs=*/true, &listing);
+    if (!status.ok()) return Fail(cli, "evals", status);
+    for (const v1::Run& run : listing.runs) stages[run.id()] = StageOf(run);
+    stage_column = &stages;
+  }
   if (options.format == "csv") {
-    WriteCsv(*cli.out, EvalTable(response));
+    WriteCsv(*cli.out, EvalTable(response, stage_column));
   } else if (options.format == "json") {
-    WriteJson(*cli.out, EvalTable(response));
+    WriteJson(*cli.out, EvalTable(response, stage_column));
   } else if (options.format.empty() && cli.output == OutputFormat::kJson) {
     *cli.out << Json(response) << "\n";
   } else if (response.evals().empty()) {
@@ -107,7 +133,7 @@ int Evals(CliContext& cli, const EvalsOptions& options) {
                      : " matching the filters")
              << "\n";
   } else {
-    PrintEvalsTable(*cli.out, response, options.all_attempts);
+    PrintEvalsTable(*cli.out, response, options.all_attempts, stage_column);
   }
   return 0;
 }

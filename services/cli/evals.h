@@ -5,6 +5,7 @@
 #define SCALELAB_SERVICES_CLI_EVALS_H_
 
 #include <cstdint>
+#include <map>
 #include <ostream>
 #include <string>
 
@@ -30,15 +31,21 @@ struct EvalsOptions {
 // One row per result in the answer's order (run, step, task set, split, category, metric, k):
 // run_id, attempt, step, task_set, split, category, metric, n, k, value, low, high (missing
 // when there is no interval), problems.
-TidyTable EvalTable(const v1::GetEvalsResponse& response);
+// With `stages` (run id -> stage name, as `evals sweep` fetches it), a "stage" column follows
+// run_id.
+TidyTable EvalTable(const v1::GetEvalsResponse& response,
+                    const std::map<int64_t, std::string>* stages = nullptr);
 
 // RUN STEP TASK_SET SPLIT CATEGORY METRIC K VALUE [LOW, HIGH] N PROBLEMS, values to 4
-// significant digits without trailing zeros, "(all)" for the whole-set category, ATTEMPT first when
-// `show_attempt`.
-void PrintEvalsTable(std::ostream& out, const v1::GetEvalsResponse& response, bool show_attempt);
+// significant digits without trailing zeros, "(all)" for the whole-set category, ATTEMPT after RUN
+// when `show_attempt`, and STAGE right after RUN when `stages` is given ("?" for a run missing
+// from it).
+void PrintEvalsTable(std::ostream& out, const v1::GetEvalsResponse& response, bool show_attempt,
+                     const std::map<int64_t, std::string>* stages = nullptr);
 
-// GetEvals, printed in options.format. 0 ok (a line saying so when there are no results), 1 the
-// call failed (NOT_FOUND: no such run or sweep), 2 bad options.
+// GetEvals, printed in options.format; for a sweep, also ListRuns for each run's stage. 0 ok (a
+// line saying so when there are no results), 1 the call failed (NOT_FOUND: no such run or sweep), 2
+// bad options.
 int Evals(CliContext& cli, const EvalsOptions& options);
 
 }  // namespace scalelab::cli

@@ -125,17 +125,24 @@ void PrintSweeps(std::ostream& out, const std::vector<v1::Sweep>& sweeps) {
   PrintTable(out, {"SWEEP", "NAME", "PROJECT", "STATE", "RUNS", "BY_STATE"}, rows);
 }
 
+std::string StageOf(const v1::Run& run) {
+  // Runs from a scheduler that predates pipelines carry no stage: they are all the main stage.
+  return run.stage().empty() ? "main" : run.stage();
+}
+
 void PrintRuns(std::ostream& out, const std::vector<v1::Run>& runs) {
   std::vector<std::vector<std::string>> rows;
   for (const v1::Run& run : runs) {
-    rows.push_back({absl::StrCat(run.id()), absl::StrCat(run.index()), RunStateName(run.state()),
-                    absl::StrCat(run.attempt()), absl::StrCat(run.step()), Tokens(run.tokens()),
-                    Loss(run.train_loss()), Loss(run.val_loss()), Overrides(run)});
+    rows.push_back({absl::StrCat(run.id()), absl::StrCat(run.index()), StageOf(run),
+                    run.parent_run_id() == 0 ? "-" : absl::StrCat(run.parent_run_id()),
+                    RunStateName(run.state()), absl::StrCat(run.attempt()),
+                    absl::StrCat(run.step()), Tokens(run.tokens()), Loss(run.train_loss()),
+                    Loss(run.val_loss()), Overrides(run)});
   }
-  PrintTable(
-      out,
-      {"RUN", "IDX", "STATE", "ATTEMPT", "STEP", "TOKENS", "TRAIN_LOSS", "VAL_LOSS", "OVERRIDES"},
-      rows);
+  PrintTable(out,
+             {"RUN", "IDX", "STAGE", "PARENT", "STATE", "ATTEMPT", "STEP", "TOKENS", "TRAIN_LOSS",
+              "VAL_LOSS", "OVERRIDES"},
+             rows);
 }
 
 std::string ShowingNote(int64_t shown, int64_t total) {

@@ -32,7 +32,11 @@ std::string Counts(const v1::Sweep& sweep);
 // The one-line summary above a sweep's runs.
 std::string SweepHeadline(const v1::Sweep& sweep);
 void PrintSweeps(std::ostream& out, const std::vector<v1::Sweep>& sweeps);
+// RUN IDX STAGE PARENT STATE ATTEMPT STEP TOKENS TRAIN_LOSS VAL_LOSS OVERRIDES; PARENT is the run
+// a pipeline child starts from ("-" for none).
 void PrintRuns(std::ostream& out, const std::vector<v1::Run>& runs);
+// The run's stage name; "main" when the run carries none.
+std::string StageOf(const v1::Run& run);
 // "showing 1000 of 10000 runs; --all lists every run" when shown < total, else "".
 std::string ShowingNote(int64_t shown, int64_t total);
 

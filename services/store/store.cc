@@ -119,15 +119,35 @@ absl::StatusOr<CreateSweepResult> Store::CreateSweep(const v1::SweepSpec& spec,
             .as<int64_t>();
     const int max_attempts =
         spec.max_attempts() > 0 ? spec.max_attempts() : runspec::kDefaultMaxAttempts;
+    const std::string main_stage = spec.stage().empty() ? "main" : spec.stage();
+    std::vector<int64_t> run_ids;  // of runs[i], for the children that follow
+    run_ids.reserve(runs.size());
     for (const NewRun& run : runs) {
-      int64_t run_id = txn.exec_params1(
-                              "INSERT INTO runs (sweep_id, run_index, state, config, overrides, "
-                              "max_attempts, config_pb) VALUES ($1, $2, 'PENDING', $3::jsonb, "
-                              "$4::jsonb, $5, $6) RETURNING id",
-                              sweep_id, run.index, internal::ToJson(run.config),
-                              internal::OverridesToJson(run.overrides), max_attempts,
-                              pqxx::binarystring(run.config.SerializeAsString()))[0]
-                           .as<int64_t>();
+      v1::RunConfig config = run.config;
+      int64_t parent_id = 0;
+      if (run.parent_index >= 0) {
+        if (run.parent_index >= static_cast<int>(run_ids.size())) {
+          return absl::InvalidArgumentError(absl::StrCat("run ", run.index, ": parent_index ",
+                                                         run.parent_index,
+                                                         " names no earlier run of the sweep"));
+        }
+        // The pipeline's link: the child starts from its parent's final weights.
+        parent_id = run_ids[run.parent_index];
+        config.mutable_init()->set_from_run(parent_id);
+      }
+      const v1::RunKind kind = run.kind == v1::RUN_KIND_UNSPECIFIED ? spec.kind() : run.kind;
+      int64_t run_id =
+          txn.exec_params1(
+                 "INSERT INTO runs (sweep_id, run_index, state, config, overrides, "
+                 "max_attempts, config_pb, kind, stage, parent_run_id) VALUES ($1, $2, 'PENDING', "
+                 "$3::jsonb, $4::jsonb, $5, $6, $7, $8, NULLIF($9, 0)) RETURNING id",
+                 sweep_id, run.index, internal::ToJson(config),
+                 internal::OverridesToJson(run.overrides),
+                 run.max_attempts > 0 ? run.max_attempts : max_attempts,
+                 pqxx::binarystring(config.SerializeAsString()), RunKindName(kind),
+                 run.stage.empty() ? main_stage : run.stage, parent_id)[0]
+              .as<int64_t>();
+      run_ids.push_back(run_id);
       txn.exec_params(
           "INSERT INTO run_transitions (run_id, attempt, from_state, to_state, reason) "
           "VALUES ($1, 0, '', 'PENDING', 'submitted')",

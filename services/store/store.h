@@ -50,6 +50,14 @@ struct NewRun {
   int index = 0;
   v1::RunConfig config;
   std::map<std::string, std::string> overrides;
+  // Pipelines. UNSPECIFIED = the sweep's kind; "" = the main stage ("main" unless
+  // SweepSpec.stage names it).
+  v1::RunKind kind = v1::RUN_KIND_UNSPECIFIED;
+  std::string stage;
+  // The index of the run (of the same call, listed before this one) it starts from; -1 = none.
+  // CreateSweep stores that run's id as parent_run_id and as config.init.from_run.
+  int parent_index = -1;
+  int max_attempts = 0;  // 0 = the sweep's
 };
 
 struct CreateSweepResult {
@@ -74,10 +82,11 @@ struct ExpiredLease {
   v1::RunState next_state = v1::RUN_STATE_UNSPECIFIED;
 };
 
-// A pending run failed because it can never start (FailUnstartableRuns).
+// A pending run ended because it can never start (FailUnstartableRuns).
 struct UnstartableRun {
   int64_t run_id = 0;
   std::string reason;
+  v1::RunState state = v1::RUN_STATE_FAILED;  // FAILED, or CANCELLED for a pipeline child
 };
 
 struct ReportMetricsResult {
@@ -154,9 +163,10 @@ class Store {
   // reported (joules, device-seconds), the wall time of its ended attempts, the most devices
   // an attempt held, and the energy source and device kind, or "mixed" when attempts differ.
   // Unset when all of that is zero. Read in the same query as the runs (no query per run).
-  // Stores the sweep and all its runs (PENDING) in one transaction. With a non-empty
-  // idempotency key that already names a sweep, stores nothing and returns that sweep; if that
-  // sweep's spec differs from `spec`, FailedPrecondition.
+  // Stores the sweep and all its runs (PENDING) in one transaction, in the order given. With a
+  // non-empty idempotency key that already names a sweep, stores nothing and returns that sweep;
+  // if that sweep's spec differs from `spec`, FailedPrecondition. InvalidArgument when a run's
+  // parent_index does not name an earlier run of `runs`.
   absl::StatusOr<CreateSweepResult> CreateSweep(const v1::SweepSpec& spec,
                                                 const std::string& manifest,
                                                 const std::string& idempotency_key,
@@ -279,9 +289,12 @@ class Store {
       const v1::ReportArtifactsRequest& request);
   // Every artifact of a run, ordered by attempt, step, id. NotFound when the run does not exist.
   absl::StatusOr<std::vector<v1::Artifact>> ListArtifacts(int64_t run_id);
-  // Fails (PENDING -> FAILED, class USER) every pending run whose init.from_run names a run that
-  // ended FAILED or CANCELLED without final weights from a successful attempt: it could never
-  // start. Returns what it failed, with the reason stored as the run's message.
+  // Ends every pending run whose init.from_run names a run that ended (SUCCEEDED, FAILED or
+  // CANCELLED) without final weights from a successful attempt: it could never start. A pipeline
+  // child (its parent_run_id is that run) becomes CANCELLED (class CANCELLED) with a message naming
+  // the parent, and so, in the same transaction, do its own pending descendants; any other such run
+  // becomes FAILED (class USER). Returns what it ended, with the reason stored as the run's
+  // message; each change has its run_transitions row and the sweeps' states are refreshed.
   absl::StatusOr<std::vector<UnstartableRun>> FailUnstartableRuns();
   // OK when `init` names nothing or something that exists: a run (any state) or an artifact.
   // InvalidArgument naming init.from_run / init.from_artifact otherwise. For submission.

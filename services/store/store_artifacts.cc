@@ -1,5 +1,9 @@
 // Artifacts: checkpoints and final weights reported by workers, listed for users, and resolved
 // as the starting point of runs that name one (RunConfig.init).
+#include <set>
+#include <string>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "runspec/text.h"
 #include "services/store/internal/pg_pool.h"
@@ -148,37 +152,63 @@ absl::Status Store::CheckInitExists(const v1::InitSpec& init) {
 }
 
 absl::StatusOr<std::vector<UnstartableRun>> Store::FailUnstartableRuns() {
-  std::vector<UnstartableRun> failed;
+  std::vector<UnstartableRun> ended;
   absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
-    failed.clear();  // a retried transaction starts over
-    // The dependents' sweeps first, in id order: the lock order of CompleteRun and CancelSweep.
+    ended.clear();  // a retried transaction starts over
     constexpr char kUnstartable[] =
         "FROM runs q JOIN runs src ON src.id = (q.config->'init'->>'from_run')::bigint "
-        "WHERE q.state = 'PENDING' AND src.state IN ('FAILED', 'CANCELLED') AND NOT EXISTS ("
+        "WHERE q.state = 'PENDING' AND src.state IN ('SUCCEEDED', 'FAILED', 'CANCELLED') "
+        "AND NOT EXISTS ("
         "  SELECT 1 FROM artifacts a JOIN run_attempts ra ON ra.run_id = a.run_id AND "
         "  ra.attempt = a.attempt WHERE a.run_id = src.id AND a.kind = 'final' AND "
         "  ra.state = 'SUCCEEDED')";
-    txn.exec(absl::StrCat("SELECT id FROM sweeps WHERE id IN (SELECT q.sweep_id ", kUnstartable,
-                          ") ORDER BY id FOR UPDATE"));
-    pqxx::result rows =
-        txn.exec(absl::StrCat("SELECT q.id, q.sweep_id, q.attempt, src.id, src.state ",
-                              kUnstartable, " ORDER BY q.id FOR UPDATE OF q"));
-    for (const auto& row : rows) {
-      const int64_t run_id = row[0].as<int64_t>();
-      const std::string reason =
-          absl::StrCat("init.from_run: run ", row[3].as<int64_t>(), " ended ",
-                       row[4].as<std::string>(), " without final weights; this run cannot start");
-      internal::RecordTransition(txn, run_id, row[2].as<int32_t>(), v1::RUN_STATE_PENDING,
-                                 v1::RUN_STATE_FAILED, reason);
-      txn.exec_params("UPDATE runs SET failure_class = 'USER', message = $2 WHERE id = $1", run_id,
-                      reason);
-      internal::RefreshSweepState(txn, row[1].as<int64_t>());
-      failed.push_back({run_id, reason});
+    // A source that ended SUCCEEDED without final weights never gets them: the worker reports an
+    // attempt's artifacts before completing it, and a completed attempt takes no more reports.
+    // Each round ends the runs whose source has ended; a pipeline child cancelled in one round
+    // is the ended source of its own children in the next, so a whole subtree goes in one
+    // transaction. Rounds are bounded by the depth of the pipeline.
+    std::set<int64_t> sweeps;
+    while (true) {
+      // The dependents' sweeps first, in id order: the lock order of CompleteRun and CancelSweep.
+      txn.exec(absl::StrCat("SELECT id FROM sweeps WHERE id IN (SELECT q.sweep_id ", kUnstartable,
+                            ") ORDER BY id FOR UPDATE"));
+      pqxx::result rows =
+          txn.exec(absl::StrCat("SELECT q.id, q.sweep_id, q.attempt, src.id, src.state, src.stage, "
+                                "COALESCE(q.parent_run_id, 0) = src.id, left(src.message, 200) ",
+                                kUnstartable, " ORDER BY q.id FOR UPDATE OF q"));
+      if (rows.empty()) break;
+      for (const auto& row : rows) {
+        const int64_t run_id = row[0].as<int64_t>();
+        const int64_t source_id = row[3].as<int64_t>();
+        const std::string source_state = row[4].as<std::string>();
+        const bool pipeline_child = row[6].as<bool>();
+        const std::string source_message = row[7].as<std::string>();
+        UnstartableRun run;
+        run.run_id = run_id;
+        if (pipeline_child) {
+          run.state = v1::RUN_STATE_CANCELLED;
+          run.reason =
+              absl::StrCat("pipeline parent run ", source_id, " (stage ", row[5].as<std::string>(),
+                           ") ended ", source_state, " without final weights",
+                           source_message.empty() ? "" : ": ", source_message);
+        } else {
+          run.state = v1::RUN_STATE_FAILED;
+          run.reason = absl::StrCat("init.from_run: run ", source_id, " ended ", source_state,
+                                    " without final weights; this run cannot start");
+        }
+        internal::RecordTransition(txn, run_id, row[2].as<int32_t>(), v1::RUN_STATE_PENDING,
+                                   run.state, run.reason);
+        txn.exec_params("UPDATE runs SET failure_class = $3, message = $2 WHERE id = $1", run_id,
+                        run.reason, pipeline_child ? "CANCELLED" : "USER");
+        sweeps.insert(row[1].as<int64_t>());
+        ended.push_back(std::move(run));
+      }
     }
+    for (int64_t sweep_id : sweeps) internal::RefreshSweepState(txn, sweep_id);
     return absl::OkStatus();
   });
   if (!status.ok()) return status;
-  return failed;
+  return ended;
 }
 
 }  // namespace scalelab::services

@@ -141,10 +141,12 @@ absl::StatusOr<std::vector<int64_t>> Store::SweepsWithStaleFits(int limit) {
     sweep_ids.clear();  // a retried transaction starts over
     // Policy (which groups are finished, whether a group's fit is stale) is the fitter's; this
     // only narrows the sweeps to those where a run reached a terminal state after the newest fit.
+    // Only main-stage runs (no parent) are fitted, so a pipeline's later stages do not count.
     pqxx::result rows = txn.exec_params(
         "SELECT s.id FROM sweeps s "
         "WHERE COALESCE(s.spec->'fit'->>'law', '') <> 'none' "
         "  AND EXISTS (SELECT 1 FROM runs r WHERE r.sweep_id = s.id "
+        "              AND r.parent_run_id IS NULL "
         "              AND r.state IN ('SUCCEEDED', 'FAILED', 'CANCELLED') "
         "              AND r.updated_at > COALESCE((SELECT max(f.created_at) FROM fits f "
         "                                           WHERE f.sweep_id = s.id), '-infinity')) "

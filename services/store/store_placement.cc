@@ -190,8 +190,8 @@ absl::StatusOr<std::vector<v1::Lease>> Store::CommitLeases(int64_t worker_id,
           "UPDATE runs r SET state = 'LEASED', attempt = r.attempt + 1, worker_id = $2, "
           "  lease_expires_at = to_timestamp($3), updated_at = now(), step = 0, tokens = 0, "
           "  train_loss = NULL, val_loss = NULL "
-          "FROM sweeps s WHERE r.id = $1 AND s.id = r.sweep_id "
-          "RETURNING r.id, r.attempt, r.sweep_id, s.kind, r.config::text",
+          "WHERE r.id = $1 "
+          "RETURNING r.id, r.attempt, r.sweep_id, r.kind, r.config::text",
           grant.run_id, worker_id, EpochSeconds(now + lease_ttl));
       if (row.empty()) return absl::InternalError(absl::StrCat("run ", grant.run_id, " vanished"));
       v1::Lease lease;

@@ -385,6 +385,11 @@ absl::StatusOr<v1::Run> RunFromRow(const pqxx::row& row) {
   energy.set_devices(row[29].as<int32_t>());
   energy.set_wall_s(Float8(row[30]));
   if (energy.ByteSizeLong() > 0) *run.mutable_energy() = std::move(energy);
+  auto kind = ParseRunKind(row[31].as<std::string>());
+  if (!kind.ok()) return kind.status();
+  run.set_kind(*kind);
+  run.set_stage(row[32].as<std::string>());
+  run.set_parent_run_id(row[33].as<int64_t>());
   return run;
 }
 

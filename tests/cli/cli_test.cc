@@ -25,6 +25,7 @@ namespace {
 class FakeSweeps final : public v1::SweepService::Service {
  public:
   int total_runs = 3;
+  bool pipeline = false;  // runs after the first are an "sft" stage started from run 100
   grpc::Status submit_status = grpc::Status::OK;
   std::atomic<int> submits{0};
 
@@ -67,6 +68,11 @@ class FakeSweeps final : public v1::SweepService::Service {
       run->set_train_loss(std::nan(""));
       run->set_val_loss(index == 0 ? 2.5 : std::nan(""));
       (*run->mutable_overrides())["model.d_model"] = std::to_string(32 * (index + 1));
+      if (pipeline && index > 0) {
+        run->set_kind(v1::RUN_KIND_SFT);
+        run->set_stage("sft");
+        run->set_parent_run_id(100);
+      }
     }
     if (end < total_runs) response->set_next_page_token(std::to_string(end));
     response->set_total_count(total_runs);
@@ -162,9 +168,9 @@ TEST_CASE("status of a sweep prints its headline and one row per run", "[unit][c
   REQUIRE(Status(f.cli, 7) == 0);
   const std::string text = f.out.str();
   CHECK(text.rfind("sweep 7 fake (project tests): RUNNING, PENDING:3\n", 0) == 0);
-  CHECK(text.find("RUN  IDX  STATE    ATTEMPT  STEP  TOKENS  TRAIN_LOSS  VAL_LOSS  OVERRIDES") !=
-        std::string::npos);
-  CHECK(text.find("100  0    PENDING  0        0     0       -           2.5000    "
+  CHECK(text.find("RUN  IDX  STAGE  PARENT  STATE    ATTEMPT  STEP  TOKENS  TRAIN_LOSS  VAL_LOSS  "
+                  "OVERRIDES") != std::string::npos);
+  CHECK(text.find("100  0    main   -       PENDING  0        0     0       -           2.5000    "
                   "model.d_model=32") != std::string::npos);
   CHECK(Lines(text) == 2 + 3);
   CHECK(text.find("showing") == std::string::npos);
@@ -195,6 +201,16 @@ TEST_CASE("status --output=json stays JSON and notes a partial list on stderr", 
   CHECK(f.out.str().rfind("{", 0) == 0);
   CHECK(f.out.str().find("\"runs\"") != std::string::npos);
   CHECK(f.err.str() == "scalelab: status: showing 1000 of 1200 runs; --all lists every run\n");
+}
+
+TEST_CASE("runs of a pipeline show each run's stage and the run it starts from", "[unit][cli]") {
+  Fixture f;
+  f.sweeps.pipeline = true;
+  REQUIRE(Runs(f.cli, 7, "") == 0);
+  const std::string text = f.out.str();
+  CHECK(text.find("100  0    main   -       PENDING") != std::string::npos);
+  CHECK(text.find("101  1    sft    100     PENDING") != std::string::npos);
+  CHECK(text.find("102  2    sft    100     PENDING") != std::string::npos);
 }
 
 TEST_CASE("runs --output=json carries total_count and next_page_token", "[unit][cli]") {

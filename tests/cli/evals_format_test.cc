@@ -1,6 +1,7 @@
 // `scalelab evals` formatting without a scheduler: the table with and without attempts, the tidy
 // CSV and JSON records, and the options it refuses.
 #include <catch2/catch.hpp>
+#include <map>
 #include <sstream>
 #include <string>
 
@@ -52,6 +53,23 @@ TEST_CASE("evals prints a table with intervals, the whole-set category as (all)"
   PrintEvalsTable(with_attempt, Answer(), true);
   CHECK(with_attempt.str().rfind("RUN  ATTEMPT  STEP", 0) == 0);
   CHECK(with_attempt.str().find("\n12   2        1000") != std::string::npos);
+}
+
+TEST_CASE("evals of a sweep name each run's stage in the table and the records", "[cli]") {
+  const std::map<int64_t, std::string> stages = {{12, "grpo"}};
+  std::ostringstream out;
+  PrintEvalsTable(out, Answer(), false, &stages);
+  CHECK(out.str().rfind("RUN  STAGE  STEP  TASK_SET", 0) == 0);
+  CHECK(out.str().find("\n12   grpo   1000  gsm8k, small") != std::string::npos);
+  std::ostringstream csv;
+  WriteCsv(csv, EvalTable(Answer(), &stages));
+  CHECK(csv.str().rfind("run_id,stage,attempt,step,", 0) == 0);
+  CHECK(csv.str().find("\n12,grpo,2,1000,") != std::string::npos);
+  // A run the listing did not have (it cannot happen within one sweep, but says so if it does).
+  const std::map<int64_t, std::string> none;
+  std::ostringstream unknown;
+  PrintEvalsTable(unknown, Answer(), false, &none);
+  CHECK(unknown.str().find("\n12   ?      1000") != std::string::npos);
 }
 
 TEST_CASE("evals writes tidy CSV and JSON records, empty or null without an interval", "[cli]") {

@@ -188,10 +188,12 @@ TEST_CASE("Eval lines a trainer prints reach GetEvals and scalelab evals through
   options.split = "test";
   REQUIRE(stack.Evals(options, &out, &err) == 0);
   REQUIRE(run == "1");  // a fresh database: the column widths below are for a 1-digit id
+  // A sweep's results name each run's pipeline stage.
   CHECK(out ==
-        "RUN  STEP  TASK_SET     SPLIT  CATEGORY  METRIC  K  VALUE [LOW, HIGH]   N  PROBLEMS\n"
-        "1    10    addition-3d  test   (all)     pass@k  1  0.3125              8  40\n"
-        "1    10    addition-3d  test   (all)     pass@k  4  0.5 [0.375, 0.625]  8  40\n");
+        "RUN  STAGE  STEP  TASK_SET     SPLIT  CATEGORY  METRIC  K  VALUE [LOW, HIGH]   N  "
+        "PROBLEMS\n"
+        "1    main   10    addition-3d  test   (all)     pass@k  1  0.3125              8  40\n"
+        "1    main   10    addition-3d  test   (all)     pass@k  4  0.5 [0.375, 0.625]  8  40\n");
 
   options.metric = "accuracy";
   REQUIRE(stack.Evals(options, &out, &err) == 0);
@@ -268,7 +270,8 @@ TEST_CASE("ReportEvals over gRPC refuses a bad result naming it and a stale atte
   std::string out, err;
   REQUIRE(stack.Evals(options, &out, &err) == 0);
   CHECK(out == "[\n{\"run_id\": " + std::to_string(spec.run_id()) +
-                   ", \"attempt\": 1, \"step\": 5, \"task_set\": \"sorting\", \"split\": "
+                   ", \"stage\": \"main\", \"attempt\": 1, \"step\": 5, \"task_set\": \"sorting\", "
+                   "\"split\": "
                    "\"test\", \"category\": \"\", \"metric\": \"pass@k\", \"n\": 4, \"k\": 2, "
                    "\"value\": 0.5, \"low\": null, \"high\": null, \"problems\": 0}\n]\n");
 }

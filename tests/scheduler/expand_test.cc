@@ -100,8 +100,7 @@ TEST_CASE("ApplyOverride names the valid keys when a key is unknown", "[schedule
         "vocab_size, n_kv_heads, rope_theta, ssm, hybrid, got \"d_modle\"");
   CHECK(ApplyOverride("modle.d_model", "64", &config).message() ==
         "RunConfig: expected one of the keys model, data, train, eval, resources, init, "
-        "checkpoint, got "
-        "\"modle\"");
+        "checkpoint, sft, grpo, got \"modle\"");
   CHECK(ApplyOverride("model.d_model.x", "64", &config).message() ==
         "model.d_model: expected no further key (it is a single value), got \"x\"");
   CHECK(ApplyOverride("model..d_model", "64", &config).message() ==
@@ -174,6 +173,7 @@ TEST_CASE("CheckRunConfig rejects a mixture that names no source", "[scheduler][
 
 TEST_CASE("ExpandSweep without a grid gives the base as one run", "[scheduler][expand]") {
   SweepSpec spec;
+  spec.set_kind(v1::RUN_KIND_PRETRAIN);
   *spec.mutable_base() = ValidBase();
   absl::StatusOr<std::vector<ExpandedRun>> runs = ExpandSweep(spec);
   REQUIRE(runs.ok());
@@ -187,6 +187,7 @@ TEST_CASE("ExpandSweep without a grid gives the base as one run", "[scheduler][e
 TEST_CASE("ExpandSweep varies the first axis slowest and derives per-run defaults",
           "[scheduler][expand]") {
   SweepSpec spec;
+  spec.set_kind(v1::RUN_KIND_PRETRAIN);
   *spec.mutable_base() = ValidBase();
   AddAxis(&spec, "model.d_model", {"32", "64"});
   AddAxis(&spec, "train.tokens", {"5e5", "1e6", "2e6"});
@@ -210,6 +211,7 @@ TEST_CASE("ExpandSweep varies the first axis slowest and derives per-run default
 TEST_CASE("ExpandSweep rejects a run that the grid makes invalid, naming its overrides",
           "[scheduler][expand]") {
   SweepSpec spec;
+  spec.set_kind(v1::RUN_KIND_PRETRAIN);
   *spec.mutable_base() = ValidBase();
   AddAxis(&spec, "model.d_model", {"64", "96"});
   AddAxis(&spec, "model.n_heads", {"4", "8", "5"});
@@ -222,6 +224,7 @@ TEST_CASE("ExpandSweep rejects a run that the grid makes invalid, naming its ove
 
 TEST_CASE("ExpandSweep rejects more than 10000 runs before building any", "[scheduler][expand]") {
   SweepSpec spec;
+  spec.set_kind(v1::RUN_KIND_PRETRAIN);
   *spec.mutable_base() = ValidBase();
   std::vector<std::string> values;
   for (int value = 1; value <= 101; ++value) values.push_back(std::to_string(value));
@@ -235,6 +238,7 @@ TEST_CASE("ExpandSweep rejects more than 10000 runs before building any", "[sche
 
 TEST_CASE("ExpandSweep rejects an empty axis and a repeated key", "[scheduler][expand]") {
   SweepSpec spec;
+  spec.set_kind(v1::RUN_KIND_PRETRAIN);
   *spec.mutable_base() = ValidBase();
   AddAxis(&spec, "model.d_model", {});
   CHECK(ExpandSweep(spec).status().message() ==

@@ -89,6 +89,33 @@ TEST_CASE("Runs are grouped by the values of fit.group_by, a group complete when
   CHECK(groups[0].runs.size() == 33);
 }
 
+TEST_CASE("Only main-stage pretraining runs are grouped for a fit, not pipeline children",
+          "[scheduler][fit][pipeline]") {
+  std::vector<v1::Run> runs = TwoGroups();
+  for (v1::Run& run : runs) run.set_kind(v1::RUN_KIND_PRETRAIN);
+  // An SFT child of run 1, still running, in the first group's overrides: it must neither hold
+  // the group back nor add a point.
+  v1::Run child = MakeRun(200, 1e7, 1e9, 0.5, "0", v1::RUN_STATE_RUNNING);
+  child.set_kind(v1::RUN_KIND_SFT);
+  child.set_stage("sft");
+  child.set_parent_run_id(1);
+  runs.push_back(child);
+  // An eval run at the main stage (kind eval, no parent) is not a pretraining point either.
+  v1::Run eval = MakeRun(201, 1e7, 1e9, 0.5, "0");
+  eval.set_kind(v1::RUN_KIND_EVAL);
+  runs.push_back(eval);
+  CHECK(IsFittedRun(runs[0]));
+  CHECK_FALSE(IsFittedRun(child));
+  CHECK_FALSE(IsFittedRun(eval));
+  v1::Run stored_before_kinds = MakeRun(300, 1e7, 1e9, 3.0, "0");
+  CHECK(IsFittedRun(stored_before_kinds));  // kind UNSPECIFIED: a pretraining run
+
+  std::vector<FitGroup> groups = GroupRuns(Spec(), runs);
+  REQUIRE(groups.size() == 2);
+  CHECK(groups[0].runs.size() == 16);
+  CHECK(groups[0].complete);
+}
+
 TEST_CASE("A group's chinchilla fit recovers the law from run records, with intervals",
           "[scheduler][fit]") {
   const std::vector<v1::Run> runs = TwoGroups();

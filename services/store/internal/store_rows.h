@@ -47,7 +47,8 @@ inline constexpr char kRunColumns[] =
     "r.failure_class, r.message, date_part('epoch', r.created_at), "
     "date_part('epoch', r.updated_at), "
     "r.n_params, r.n_params_total, r.flops_per_token, r.tokens_trained, r.flops, r.family, "
-    "e.energy_j, e.source, e.device_seconds, e.device_kind, e.devices, e.wall_s";
+    "e.energy_j, e.source, e.device_seconds, e.device_kind, e.devices, e.wall_s, "
+    "r.kind, r.stage, COALESCE(r.parent_run_id, 0)";
 
 // The FROM clause of kRunColumns: each run with one aggregate over its attempts, evaluated per
 // run row (an index lookup on run_attempts' key), so listing runs costs no query per run. The

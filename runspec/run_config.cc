@@ -168,7 +168,7 @@ void CheckData(const scalelab::v1::DataSpec& data, RuleChecker* checker) {
 }
 
 void CheckTrain(const scalelab::v1::TrainSpec& train, const scalelab::v1::ModelSpec& model,
-                bool pretrain, RuleChecker* checker) {
+                bool pretrain, bool trains, RuleChecker* checker) {
   if (pretrain) {
     checker->RequirePositive(train.tokens(), "train.tokens", "a positive number of tokens");
     checker->RequirePositive(train.batch_tokens(), "train.batch_tokens");
@@ -182,7 +182,12 @@ void CheckTrain(const scalelab::v1::TrainSpec& train, const scalelab::v1::ModelS
                      absl::StrCat("a multiple of model.seq_len (", model.seq_len(), ")"),
                      absl::StrCat(train.batch_tokens()), {"model.seq_len"});
   }
-  checker->RequirePositive(train.lr(), "train.lr", "a positive finite learning rate");
+  if (trains) {
+    checker->RequirePositive(train.lr(), "train.lr", "a positive finite learning rate");
+  } else {
+    checker->Require(std::isfinite(train.lr()) && train.lr() >= 0, "train.lr",
+                     "a finite rate >= 0 (an evaluation trains nothing)", absl::StrCat(train.lr()));
+  }
   checker->Require(IsOneOf(train.schedule(), {"cosine", "constant", "wsd"}), "train.schedule",
                    "\"cosine\", \"constant\" or \"wsd\"", Quoted(train.schedule()));
   checker->Require(std::isfinite(train.warmup()) && train.warmup() >= 0 && train.warmup() < 1,
@@ -527,7 +532,8 @@ std::vector<FieldError> CheckRunConfig(const RunConfig& config, scalelab::v1::Ru
   CheckModel(config.model(), &checker);
   // Pretraining reads token shards; the other kinds read task sets, and data only when given.
   if (pretrain || !config.data().sources().empty()) CheckData(config.data(), &checker);
-  CheckTrain(config.train(), config.model(), pretrain, &checker);
+  CheckTrain(config.train(), config.model(), pretrain, kind != scalelab::v1::RUN_KIND_EVAL,
+             &checker);
   CheckLayerSkip(config.train().layerskip(), config.model(), &checker);
   CheckEvalAndResources(config, pretrain, &checker);
   if (kind == scalelab::v1::RUN_KIND_SFT) CheckSft(config.sft(), config.model(), &checker);

@@ -25,6 +25,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "model/causal_lm.h"
 #include "model/generation.h"
@@ -356,8 +357,8 @@ int main(int argc, char** argv) {
   model->to(device);
   absl::PrintF(
       "{\"bench\":\"model\",\"spec\":\"%s\",\"params\":%d,\"device\":\"%s\",\"threads\":%d}\n",
-      config.model().ShortDebugString(), model->NumParams(), device.str(),
-      absl::GetFlag(FLAGS_threads));
+      absl::StrReplaceAll(config.model().ShortDebugString(), {{"\"", "'"}}), model->NumParams(),
+      device.str(), absl::GetFlag(FLAGS_threads));
   const TaskText train = LoadTaskText(scalelab::tasks::Split::kTrain, 4000);
   const TaskText held_out = LoadTaskText(scalelab::tasks::Split::kHeldOut, 400);
   const TaskText test = LoadTaskText(scalelab::tasks::Split::kTest, absl::GetFlag(FLAGS_prompts));

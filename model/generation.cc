@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "model/causal_lm.h"
 #include "model/checkpoint.h"
+#include "model/generation_internal.h"
 #include "model/ops.h"
 #include "model/registry.h"
 
@@ -27,11 +28,6 @@ uint64_t MixSeed(uint64_t seed, uint64_t index) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
-}
-
-torch::Device DeviceOf(const CausalLM& model) {
-  const std::vector<torch::Tensor> parameters = model.parameters();
-  return parameters.empty() ? torch::Device(torch::kCPU) : parameters.front().device();
 }
 
 // One token from the logits row [V] (float, CPU): temperature, then top-k, then top-p, then a
@@ -56,11 +52,6 @@ int64_t SampleToken(const torch::Tensor& logits, const GenerateOptions& options,
     probs = probs.masked_fill(drop, 0);
   }
   return torch::multinomial(probs, 1, /*replacement=*/false, generator).item<int64_t>();
-}
-
-bool EndsWith(const std::vector<int64_t>& tokens, const std::vector<int64_t>& suffix) {
-  return tokens.size() >= suffix.size() &&
-         std::equal(suffix.rbegin(), suffix.rend(), tokens.rbegin());
 }
 
 // Prompts of one length, generated together.
@@ -125,7 +116,8 @@ class GroupGenerator {
         Generation& output = outputs[indices[row]];
         output.tokens.push_back(next[row]);
         ++generated[row];
-        finished[row] = Finish(output, generated[row], length + 1);
+        finished[row] = generation_internal::FinishGeneration(output, options_, generated[row],
+                                                              length + 1, model_.MaxSeqLen());
       }
       if (std::all_of(finished.begin(), finished.end(), [](bool done) { return done; })) break;
       step_input = torch::tensor(next, torch::kLong).view({batch, 1}).to(device_);
@@ -135,27 +127,6 @@ class GroupGenerator {
   }
 
  private:
-  // Decides whether `output`, just grown to `generated` tokens (`total` with the prompt), is
-  // done; a stop match wins over the limits since it also ends the text.
-  bool Finish(Generation& output, int64_t generated, int64_t total) const {
-    for (const std::vector<int64_t>& stop : options_.stop) {
-      if (EndsWith(output.tokens, stop)) {
-        output.tokens.resize(output.tokens.size() - stop.size());
-        output.finish_reason = FinishReason::kStop;
-        return true;
-      }
-    }
-    if (generated >= options_.max_new_tokens) {
-      output.finish_reason = FinishReason::kLength;
-      return true;
-    }
-    if (total >= model_.MaxSeqLen()) {
-      output.finish_reason = FinishReason::kContext;
-      return true;
-    }
-    return false;
-  }
-
   CausalLM& model_;
   const GenerateOptions& options_;
   torch::Device device_;
@@ -164,6 +135,30 @@ class GroupGenerator {
 absl::StatusOr<std::vector<Generation>> GenerateOrThrow(
     CausalLM& model, const std::vector<std::vector<int64_t>>& prompts,
     const GenerateOptions& options) {
+  absl::StatusOr<std::map<size_t, std::vector<size_t>>> groups =
+      generation_internal::GroupPromptsByLength(model, prompts);
+  if (!groups.ok()) return groups.status();
+  std::vector<Generation> outputs(prompts.size());
+  GroupGenerator generator(model, options, generation_internal::DeviceOf(model));
+  for (const auto& [length, indices] : *groups) {
+    if (absl::Status status = generator.Run(prompts, indices, outputs); !status.ok()) {
+      return status;
+    }
+  }
+  return outputs;
+}
+
+}  // namespace
+
+namespace generation_internal {
+
+torch::Device DeviceOf(const CausalLM& model) {
+  const std::vector<torch::Tensor> parameters = model.parameters();
+  return parameters.empty() ? torch::Device(torch::kCPU) : parameters.front().device();
+}
+
+absl::StatusOr<std::map<size_t, std::vector<size_t>>> GroupPromptsByLength(
+    CausalLM& model, const std::vector<std::vector<int64_t>>& prompts) {
   const torch::Device device = DeviceOf(model);
   // CausalLM does not state its vocabulary; one one-token forward does.
   const int64_t vocab_size =
@@ -190,17 +185,52 @@ absl::StatusOr<std::vector<Generation>> GenerateOrThrow(
     }
     groups[prompt.size()].push_back(prompt_idx);
   }
-  std::vector<Generation> outputs(prompts.size());
-  GroupGenerator generator(model, options, device);
-  for (const auto& [length, indices] : groups) {
-    if (absl::Status status = generator.Run(prompts, indices, outputs); !status.ok()) {
-      return status;
-    }
-  }
-  return outputs;
+  return groups;
 }
 
-}  // namespace
+bool FinishGeneration(Generation& output, const GenerateOptions& options, int64_t generated,
+                      int64_t total, int64_t max_seq_len) {
+  for (const std::vector<int64_t>& stop : options.stop) {
+    if (output.tokens.size() >= stop.size() &&
+        std::equal(stop.rbegin(), stop.rend(), output.tokens.rbegin())) {
+      output.tokens.resize(output.tokens.size() - stop.size());
+      output.finish_reason = FinishReason::kStop;
+      return true;
+    }
+  }
+  if (generated >= options.max_new_tokens) {
+    output.finish_reason = FinishReason::kLength;
+    return true;
+  }
+  if (total >= max_seq_len) {
+    output.finish_reason = FinishReason::kContext;
+    return true;
+  }
+  return false;
+}
+
+absl::StatusOr<std::vector<Generation>> RunGuarded(
+    CausalLM& model, const std::function<absl::StatusOr<std::vector<Generation>>()>& body) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  absl::StatusOr<std::vector<Generation>> result;
+  // The boundary where LibTorch exceptions become statuses, as in model/trainer.cc.
+  try {
+    result = body();
+  } catch (const c10::OutOfMemoryError& error) {
+    result = absl::ResourceExhaustedError(
+        absl::StrCat("out of memory: ", error.what_without_backtrace()));
+  } catch (const c10::Error& error) {
+    result = absl::InternalError(absl::StrCat("LibTorch error: ", error.what_without_backtrace()));
+  } catch (const std::bad_alloc&) {
+    result = absl::ResourceExhaustedError("out of host memory");
+  }
+  model.train(was_training);
+  return result;
+}
+
+}  // namespace generation_internal
 
 absl::Status GenerateOptions::Validate() const {
   auto invalid = [](absl::string_view field, absl::string_view expected, auto got) {
@@ -237,23 +267,8 @@ absl::StatusOr<std::vector<Generation>> Generate(CausalLM& model,
                                                  const std::vector<std::vector<int64_t>>& prompts,
                                                  const GenerateOptions& options) {
   if (absl::Status status = options.Validate(); !status.ok()) return status;
-  torch::NoGradGuard no_grad;
-  const bool was_training = model.is_training();
-  model.eval();
-  absl::StatusOr<std::vector<Generation>> result;
-  // The boundary where LibTorch exceptions become statuses, as in model/trainer.cc.
-  try {
-    result = GenerateOrThrow(model, prompts, options);
-  } catch (const c10::OutOfMemoryError& error) {
-    result = absl::ResourceExhaustedError(
-        absl::StrCat("out of memory: ", error.what_without_backtrace()));
-  } catch (const c10::Error& error) {
-    result = absl::InternalError(absl::StrCat("LibTorch error: ", error.what_without_backtrace()));
-  } catch (const std::bad_alloc&) {
-    result = absl::ResourceExhaustedError("out of host memory");
-  }
-  model.train(was_training);
-  return result;
+  return generation_internal::RunGuarded(model,
+                                         [&] { return GenerateOrThrow(model, prompts, options); });
 }
 
 absl::StatusOr<std::vector<Generation>> GenerateFromWeights(

@@ -81,6 +81,41 @@ absl::StatusOr<std::vector<Generation>> Generate(CausalLM& model,
                                                  const std::vector<std::vector<int64_t>>& prompts,
                                                  const GenerateOptions& options);
 
+// Counters of one GenerateSelfSpeculative call, summed over its prompts. Rows that finished
+// are not counted.
+struct SelfSpeculativeStats {
+  int64_t drafted = 0;        // Draft tokens proposed (per row).
+  int64_t accepted = 0;       // Of those, matching the full model's greedy token (per row).
+  int64_t verify_passes = 0;  // Passes of layers >= exit_layer (per group of prompts, not row).
+  int64_t tokens = 0;         // Tokens generated (per row, stop tokens included).
+  // accepted / drafted; 0 when nothing was drafted.
+  double AcceptanceRate() const {
+    return drafted == 0 ? 0 : static_cast<double>(accepted) / static_cast<double>(drafted);
+  }
+};
+
+// Self-speculative greedy decoding (LayerSkip, Elhoushi et al. 2024) of a transformer-family
+// model, best on one trained with train.layerskip. Each round drafts up to `draft_tokens`
+// tokens greedily with the first `exit_layer` blocks + final norm + LM head (their KV cache
+// grows as usual), then runs blocks exit_layer.. once over the pending token and the drafts
+// (reusing the draft's hidden states at exit_layer and its KV cache below it), keeps the longest
+// prefix of drafts matching the full model's greedy tokens plus the full model's next token, and
+// cuts every layer's cache back to what was kept. Rows of a batch advance by the shortest
+// accepted prefix among them, so they keep one shared position.
+//
+// The output equals Generate(model, prompts, options) with greedy options token for token (the
+// verification pass runs several positions at once, so the logits may differ from one-token
+// steps in the last float bits; an exact tie between the top two logits could then break the
+// other way). Stop sequences, max_new_tokens and MaxSeqLen() end sequences as in Generate.
+// options.use_cache is ignored (the cache is always used). `stats`, when given, is overwritten.
+// Errors: those of Generate; kInvalidArgument for a model other than the transformer family,
+// options.temperature != 0 (greedy only), exit_layer outside [1, n_layers - 1] or
+// draft_tokens < 1.
+absl::StatusOr<std::vector<Generation>> GenerateSelfSpeculative(
+    CausalLM& model, const std::vector<std::vector<int64_t>>& prompts,
+    const GenerateOptions& options, int64_t exit_layer, int64_t draft_tokens,
+    SelfSpeculativeStats* stats = nullptr);
+
 // The scalelab-train --generate path: sets LibTorch's intra-op threads to
 // spec.execution().threads (process-wide), builds spec.config().model on spec.execution().device,
 // loads `weights_path` (model/checkpoint.h), byte-encodes `prompt` (token = byte) and generates

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "model/families.h"
+#include "model/layerskip.h"
 #include "model/ops.h"
 
 namespace scalelab::model {
@@ -34,6 +35,32 @@ absl::Status CheckStepArguments(const torch::Tensor& tokens, const InferenceStat
   }
   return absl::OkStatus();
 }
+
+void TruncateLayerCaches(InferenceState& state, int64_t begin, int64_t end, int64_t length) {
+  for (int64_t layer_idx = begin; layer_idx < end; ++layer_idx) {
+    LayerCache& cache = state.layers[static_cast<size_t>(layer_idx)];
+    if (!cache.keys.defined() || cache.keys.size(2) <= length) continue;
+    // A view: the next step's concatenation copies it anyway.
+    cache.keys = cache.keys.narrow(2, 0, length);
+    cache.values = cache.values.narrow(2, 0, length);
+  }
+}
+
+namespace {
+
+// x after `block`, with each row (sample) skipping the block with probability `rate`: a skipped
+// row passes unchanged. Only the kept rows are computed, so dropped layers save their compute.
+torch::Tensor DropBlockPerSample(TransformerBlockImpl& block, const torch::Tensor& x, double rate) {
+  const torch::Tensor keep = torch::rand({x.size(0)}, x.options().dtype(torch::kFloat32)).ge(rate);
+  const torch::Tensor kept_rows = keep.nonzero().squeeze(1);
+  const int64_t kept = kept_rows.size(0);
+  if (kept == x.size(0)) return block.forward(x, /*first_position=*/0);
+  if (kept == 0) return x;
+  const torch::Tensor out = block.forward(x.index_select(0, kept_rows), /*first_position=*/0);
+  return x.index_copy(0, kept_rows, out.to(x.scalar_type()));
+}
+
+}  // namespace
 
 TransformerBlockImpl::TransformerBlockImpl(const scalelab::v1::ModelSpec& spec) {
   attn_norm = register_module("attn_norm", RmsNorm(spec.d_model()));
@@ -78,14 +105,53 @@ TransformerImpl::TransformerImpl(const scalelab::v1::ModelSpec& spec)
 
 torch::Tensor TransformerImpl::Run(const torch::Tensor& tokens, int64_t first_position,
                                    InferenceState* state) {
-  torch::Tensor x = token_embedding_(tokens);
-  for (size_t layer_idx = 0; layer_idx < blocks_->size(); ++layer_idx) {
-    LayerCache* cache = state == nullptr ? nullptr : &state->layers[layer_idx];
-    x = blocks_->at<TransformerBlockImpl>(layer_idx).forward(x, first_position, cache);
+  return Head(RunLayers(Embed(tokens), first_position, 0, n_layers_, state));
+}
+
+torch::Tensor TransformerImpl::Embed(const torch::Tensor& tokens) {
+  return token_embedding_(tokens);
+}
+
+torch::Tensor TransformerImpl::RunLayers(torch::Tensor x, int64_t first_position, int64_t begin,
+                                         int64_t end, InferenceState* state) {
+  for (int64_t layer_idx = begin; layer_idx < end; ++layer_idx) {
+    LayerCache* cache = state == nullptr ? nullptr : &state->layers[static_cast<size_t>(layer_idx)];
+    x = blocks_->at<TransformerBlockImpl>(static_cast<size_t>(layer_idx))
+            .forward(x, first_position, cache);
   }
+  return x;
+}
+
+torch::Tensor TransformerImpl::Head(const torch::Tensor& hidden) {
   // Tied head: logits are similarities with the token embeddings, which halves the parameters a
   // byte-level model spends on its vocabulary and trains both ends of the network together.
-  return ops::Linear(final_norm_(x), token_embedding_->weight);
+  return ops::Linear(final_norm_(hidden), token_embedding_->weight);
+}
+
+torch::Tensor TransformerImpl::LayerSkipLoss(const torch::Tensor& inputs,
+                                             const torch::Tensor& targets,
+                                             const scalelab::v1::LayerSkipSpec& spec, int64_t step,
+                                             int64_t total_steps) {
+  const std::vector<double> rates =
+      LayerDropoutRates(n_layers_, is_training() ? spec.max_dropout() : 0.0);
+  const std::vector<double> weights = EarlyExitWeights(n_layers_, spec, step, total_steps);
+  const torch::Tensor flat_targets = targets.reshape({-1});
+  torch::Tensor x = Embed(inputs);
+  torch::Tensor loss;
+  for (int64_t layer_idx = 0; layer_idx < n_layers_; ++layer_idx) {
+    TransformerBlockImpl& block = blocks_->at<TransformerBlockImpl>(static_cast<size_t>(layer_idx));
+    const double rate = rates[static_cast<size_t>(layer_idx)];
+    x = rate > 0 ? DropBlockPerSample(block, x, rate) : block.forward(x, /*first_position=*/0);
+    const double weight = weights[static_cast<size_t>(layer_idx)];
+    if (weight == 0) continue;
+    // Every exit shares the final norm and the head, so the early layers learn to speak the
+    // last layer's language (what lets them draft for it).
+    const torch::Tensor logits = Head(x);
+    torch::Tensor term = ops::CrossEntropy(logits.view({-1, logits.size(-1)}), flat_targets);
+    if (weight != 1) term = term * weight;
+    loss = loss.defined() ? loss + term : term;
+  }
+  return loss;
 }
 
 torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens) {

@@ -11,6 +11,10 @@
 //
 // Init: weights and the embedding ~ N(0, 0.02); the residual output projections (attention out,
 // w_down) ~ N(0, 0.02 / sqrt(2 * n_layers)); norm gains 1.
+//
+// LayerSkip (model/layerskip.h): LayerSkipLoss trains with layer dropout and early-exit losses;
+// Embed, RunLayers and Head expose the pieces self-speculative decoding (model/generation.h)
+// composes: a draft from the first E layers through the shared head, verified by the rest.
 
 #ifndef SCALELAB_MODEL_TRANSFORMER_H_
 #define SCALELAB_MODEL_TRANSFORMER_H_
@@ -38,6 +42,11 @@ AttentionOptions AttentionOptionsFor(const scalelab::v1::ModelSpec& spec);
 // Checks ForwardStep's arguments against `state` and `max_seq_len` (the errors of causal_lm.h).
 absl::Status CheckStepArguments(const torch::Tensor& tokens, const InferenceState& state,
                                 int64_t max_seq_len);
+
+// Cuts the attention caches of layers [begin, end) of `state` to their first `length` tokens
+// (a no-op for a layer holding no more). Self-speculative decoding rolls rejected drafts back
+// with it. Leaves state.position alone.
+void TruncateLayerCaches(InferenceState& state, int64_t begin, int64_t end, int64_t length);
 
 // One pre-norm block: x += Attn(RMSNorm(x)); x += SwiGLU(RMSNorm(x)).
 class TransformerBlockImpl : public torch::nn::Module {
@@ -76,6 +85,26 @@ class TransformerImpl : public CausalLM {
   InferenceState NewInferenceState(int64_t batch_size) const override;
   absl::StatusOr<torch::Tensor> ForwardStep(const torch::Tensor& tokens,
                                             InferenceState& state) override;
+
+  // The LayerSkip training loss of model/layerskip.h at step `step` (0-based) of `total_steps`:
+  // sum_l w_l CE(Head(h_l)) over the blocks' outputs h_l, with layer dropout per sample (each
+  // row of `inputs` skips block l with probability p_l, drawn from torch's global generator) in
+  // training mode only; in eval mode every block runs. inputs and targets int64 [B, T]. With
+  // max_dropout 0 and exit_scale 0 it is exactly Loss(inputs, targets).
+  torch::Tensor LayerSkipLoss(const torch::Tensor& inputs, const torch::Tensor& targets,
+                              const scalelab::v1::LayerSkipSpec& spec, int64_t step,
+                              int64_t total_steps);
+
+  // tokens int64 [B, T] -> embeddings [B, T, d_model].
+  torch::Tensor Embed(const torch::Tensor& tokens);
+  // Runs blocks [begin, end) on x [B, T, d_model] at positions first_position..; with `state`,
+  // block l reads and extends state->layers[l] (which must hold first_position tokens). Does not
+  // touch state->position. Autograd as the caller's mode.
+  torch::Tensor RunLayers(torch::Tensor x, int64_t first_position, int64_t begin, int64_t end,
+                          InferenceState* state);
+  // Final RMSNorm and the tied LM head: hidden [B, T, d_model] -> logits [B, T, vocab_size].
+  torch::Tensor Head(const torch::Tensor& hidden);
+  int64_t NumLayers() const { return n_layers_; }
 
  private:
   // Embeds tokens at positions first_position.., runs every block (each with its cache when

@@ -17,10 +17,12 @@
 #include "model/checkpoint.h"
 #include "model/data.h"
 #include "model/evaluation.h"
+#include "model/layerskip.h"
 #include "model/long_context.h"
 #include "model/loops/divergence.h"
 #include "model/lr_schedule.h"
 #include "model/optimizer.h"
+#include "model/transformer.h"
 
 namespace scalelab::model {
 namespace {
@@ -81,9 +83,22 @@ class PretrainLoop {
         lr_spec_{plan_.schedule, plan_.peak_lr, plan_.warmup, plan_.decay, plan_.final_lr},
         divergence_(plan_.divergence_factor,
                     std::llround(plan_.warmup * static_cast<double>(plan_.steps))),
-        micro_batch_size_(plan_.micro_batch_size > 0 ? plan_.micro_batch_size : plan_.batch_size) {}
+        micro_batch_size_(plan_.micro_batch_size > 0 ? plan_.micro_batch_size : plan_.batch_size) {
+    const scalelab::v1::LayerSkipSpec& layerskip = context_.spec.config().train().layerskip();
+    if (LayerSkipEnabled(layerskip)) {
+      layerskip_ = &layerskip;
+      // runspec refuses LayerSkip outside the transformer family; Execute() reports a model
+      // that is not one anyway.
+      transformer_ = dynamic_cast<TransformerImpl*>(&model_);
+    }
+  }
 
   absl::StatusOr<TrainSummary> Execute() {
+    if (layerskip_ != nullptr && transformer_ == nullptr) {
+      return absl::InvalidArgumentError(
+          "train.layerskip: expected model.family \"transformer\" (LayerSkip skips whole "
+          "transformer blocks)");
+    }
     if (context_.resume != nullptr) {
       if (absl::Status status = Resume(*context_.resume); !status.ok()) return status;
     }
@@ -94,7 +109,7 @@ class PretrainLoop {
       const Clock::time_point step_start = Clock::now();
       const double lr = LearningRateAt(step_idx, plan_.steps, lr_spec_);
       const int64_t step = step_idx + 1;
-      absl::StatusOr<double> loss = TrainStep(step, lr);
+      absl::StatusOr<double> loss = TrainStep(step_idx, lr);
       if (!loss.ok()) {
         if (absl::IsAborted(loss.status())) {
           Emit(step, "diverged_step", static_cast<double>(step));
@@ -181,7 +196,10 @@ class PretrainLoop {
   // micro-batch's mean loss is scaled by 1/n so the accumulated gradient is the whole batch's
   // (equal token counts per micro-batch make the mean of means the batch mean). Returns the
   // step's training loss, or kAborted from the divergence detector, before the weights change.
-  absl::StatusOr<double> TrainStep(int64_t step, double lr) {
+  // With train.layerskip the loss is the LayerSkip loss at this step (layer dropout and the
+  // weighted early exits, model/layerskip.h), so train_loss then is that weighted sum.
+  absl::StatusOr<double> TrainStep(int64_t step_idx, double lr) {
+    const int64_t step = step_idx + 1;
     SetLearningRate(*optimizer_, lr);
     TokenTensors batch = batches_.Next(device_);
     optimizer_->zero_grad();
@@ -195,7 +213,9 @@ class PretrainLoop {
       torch::Tensor loss;
       {
         AutocastScope autocast(plan_.bf16);
-        loss = model_.Loss(inputs, targets);
+        loss = layerskip_ == nullptr ? model_.Loss(inputs, targets)
+                                     : transformer_->LayerSkipLoss(inputs, targets, *layerskip_,
+                                                                   step_idx, plan_.steps);
       }
       if (n_micro > 1) loss = loss / static_cast<double>(n_micro);
       loss_value += loss.item<double>();
@@ -305,6 +325,8 @@ class PretrainLoop {
   LrScheduleSpec lr_spec_;
   DivergenceDetector divergence_;
   int64_t micro_batch_size_;
+  const scalelab::v1::LayerSkipSpec* layerskip_ = nullptr;  // Set when train.layerskip is on.
+  TransformerImpl* transformer_ = nullptr;                  // model_, when layerskip_ is set.
   const int64_t report_every_ = std::max<int64_t>(1, plan_.steps / 100);
   int64_t first_step_ = 0;  // Steps completed before this call: the resumed checkpoint's.
   Clock::time_point last_checkpoint_;

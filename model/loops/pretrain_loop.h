@@ -1,8 +1,10 @@
 // Pretraining (RUN_KIND_PRETRAIN): next-token prediction on windows drawn from the data
 // sources by mixture weight. Each step: learning rate from the schedule (cosine, constant or
 // wsd), one batch of plan.batch_size windows in micro-batches of plan.micro_batch_size with the
-// gradients accumulated, bf16 autocast of the forward pass when plan.bf16, a divergence check
-// (model/loops/divergence.h), gradient clipping at plan.grad_clip and an AdamW step. Reports
+// gradients accumulated (the loss is TransformerImpl::LayerSkipLoss when train.layerskip sets
+// max_dropout or exit_scale, model/layerskip.h; else CausalLM::Loss), bf16 autocast of the
+// forward pass when plan.bf16, a divergence check (model/loops/divergence.h), gradient
+// clipping at plan.grad_clip and an AdamW step. Reports
 // train_loss, lr and tokens_per_s about every steps/100 steps, validates when the token count
 // crosses a multiple of eval.every_tokens and at the last step (and at step 0 when starting from
 // init weights), writes a checkpoint into spec.checkpoint_dir (when set) every

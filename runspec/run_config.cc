@@ -535,6 +535,11 @@ std::vector<FieldError> CheckRunConfig(const RunConfig& config, scalelab::v1::Ru
   CheckTrain(config.train(), config.model(), pretrain, kind != scalelab::v1::RUN_KIND_EVAL,
              &checker);
   CheckLayerSkip(config.train().layerskip(), config.model(), &checker);
+  // Only the pretraining loop trains with layer dropout and early-exit losses.
+  checker.Require(pretrain || (config.train().layerskip().max_dropout() == 0 &&
+                               config.train().layerskip().exit_scale() == 0),
+                  "train.layerskip", "unset outside pretraining (only that loop applies it)", "set",
+                  {"kind"});
   CheckEvalAndResources(config, pretrain, &checker);
   if (kind == scalelab::v1::RUN_KIND_SFT) CheckSft(config.sft(), config.model(), &checker);
   if (kind == scalelab::v1::RUN_KIND_GRPO) CheckGrpo(config.grpo(), &checker);

@@ -110,8 +110,8 @@ TEST_CASE("Evaluation writes one result per k named by task set, split, step and
 }
 
 TEST_CASE("Sampled evaluation is a function of the seed and the step", "[model][tasks]") {
-  const v1::TaskEvalSpec spec = EvalSpec(16, 4, {1, 4});
-  OracleLM model(Answers(Addition(), tasks::Split::kTest, 16, true), /*coin=*/true);
+  const v1::TaskEvalSpec spec = EvalSpec(32, 4, {1, 4});
+  OracleLM model(Answers(Addition(), tasks::Split::kTest, 32, true), /*coin=*/true);
   auto run = [&](uint64_t seed, int64_t step) {
     VectorMetricSink sink;
     absl::StatusOr<TaskEvalSummary> summary = EvaluateTasks(model, spec, nullptr, step, seed, sink);

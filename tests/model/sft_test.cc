@@ -365,6 +365,31 @@ TEST_CASE("Fractional epochs and packing set the steps; the same seed repeats th
   CHECK(first.Values("gen_loss") == second.Values("gen_loss"));
 }
 
+TEST_CASE("A resumed SFT run continues from its checkpoint as if never stopped", "[model][sft]") {
+  TempDir dir;
+  v1::RunSpec spec =
+      LoadSpec(dir, SftSpecYaml(""),
+               {"sft.unique_examples=60", "sft.epochs=1.5", "sft.batch_examples=16",
+                "sft.held_out_examples=16", "sft.eval_every_steps=0", "eval.tasks.problems=4",
+                "checkpoint.every_steps=2", "checkpoint.keep=5"});
+  spec.set_checkpoint_dir(dir.path() + "/ckpt");
+  VectorMetricSink whole;
+  REQUIRE(Train(spec, whole).ok());
+  // Checkpoints at steps 2 and 4 (the last step is final.pt's); drop the newer one.
+  REQUIRE(std::filesystem::exists(dir.path() + "/ckpt/ckpt-4.pt"));
+  std::filesystem::remove(dir.path() + "/ckpt/ckpt-4.pt");
+  VectorMetricSink resumed;
+  absl::StatusOr<TrainSummary> summary = Train(spec, resumed);
+  INFO(summary.status().ToString());
+  REQUIRE(summary.ok());
+  const std::vector<double> all = whole.Values("train_loss");
+  REQUIRE(all.size() == 6);
+  CHECK(resumed.Values("train_loss") == std::vector<double>(all.begin() + 2, all.end()));
+  CHECK(resumed.Values("gen_loss") == std::vector<double>{whole.Values("gen_loss").back()});
+  CHECK(resumed.metrics().front().step == 3);
+  CHECK(resumed.metrics().back().tokens == whole.metrics().back().tokens);
+}
+
 #ifdef SCALELAB_TRAIN_BINARY
 TEST_CASE("scalelab-train runs a kind SFT spec and prints its metrics and results",
           "[model][sft]") {

@@ -255,7 +255,7 @@ double PassAt1(const VectorMetricSink& sink, int64_t step) {
   return -1;
 }
 
-TEST_CASE("SFT on addition raises pass@1 far above the untrained model and saves its weights",
+TEST_CASE("SFT on addition lifts pass@1 clear of the untrained model's and saves its weights",
           "[model][sft][slow]") {
   TempDir dir;
   // 625 steps of 64 examples at lr 2e-2: the smallest budget found that lifts greedy pass@1 on

@@ -11,8 +11,15 @@ TrainPlan PlanFor(const scalelab::v1::RunSpec& spec) {
   plan.seq_len = config.model().seq_len();
   plan.batch_tokens = config.train().batch_tokens();
   plan.batch_size = plan.batch_tokens / plan.seq_len;
-  plan.steps = static_cast<int64_t>(
-      std::ceil(config.train().tokens() / static_cast<double>(plan.batch_tokens)));
+  // Only pretraining counts its steps in tokens; the other loops count theirs (SFT from examples
+  // and epochs, GRPO from grpo.steps, EVAL has none) and leave this 0.
+  if (spec.kind() == scalelab::v1::RUN_KIND_PRETRAIN ||
+      spec.kind() == scalelab::v1::RUN_KIND_UNSPECIFIED) {
+    plan.steps = plan.batch_tokens > 0
+                     ? static_cast<int64_t>(std::ceil(config.train().tokens() /
+                                                      static_cast<double>(plan.batch_tokens)))
+                     : 0;
+  }
   plan.peak_lr = config.train().lr();
   plan.schedule = LrScheduleFromName(config.train().schedule());
   plan.warmup = config.train().warmup();
@@ -34,14 +41,16 @@ TrainPlan PlanFor(const scalelab::v1::RunSpec& spec) {
   }
   std::sort(plan.sources.begin(), plan.sources.end(),
             [](const DataSource& a, const DataSource& b) { return a.name < b.name; });
-  for (DataSource& source : plan.sources) source.weight /= weight_sum;
+  if (weight_sum > 0) {
+    for (DataSource& source : plan.sources) source.weight /= weight_sum;
+  }
 
   plan.mixture_window = config.data().mixture_window();
   // 0 means "no accumulation" and "min(4, seq_len) buckets" (runspec leaves derived defaults 0).
   const int64_t micro_tokens = config.train().micro_batch_tokens() > 0
                                    ? config.train().micro_batch_tokens()
                                    : plan.batch_tokens;
-  plan.micro_batch_size = micro_tokens / plan.seq_len;
+  plan.micro_batch_size = plan.seq_len > 0 ? micro_tokens / plan.seq_len : 0;
   plan.decay = config.train().decay();
   plan.final_lr = config.train().final_lr();
   plan.grad_clip = config.train().grad_clip();

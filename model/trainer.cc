@@ -69,7 +69,10 @@ absl::StatusOr<TrainSummary> TrainValidSpec(const scalelab::v1::RunSpec& spec, M
 
   // A checkpoint of an earlier attempt supersedes the init weights: its weights descend from them.
   std::unique_ptr<SavedTrainState> resume;
-  if (!spec.checkpoint_dir().empty()) resume = LoadTrainState(spec.checkpoint_dir(), log);
+  // An evaluation trains nothing, so it never resumes: it always scores the init weights.
+  if (!spec.checkpoint_dir().empty() && spec.kind() != scalelab::v1::RUN_KIND_EVAL) {
+    resume = LoadTrainState(spec.checkpoint_dir(), log);
+  }
   const std::string init_weights = resume ? std::string() : spec.init_artifact().location();
   if (!init_weights.empty()) {
     if (absl::Status status = LoadWeights(init_weights, **model); !status.ok()) return status;

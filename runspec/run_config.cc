@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -587,6 +588,18 @@ absl::Status ValidateRunSpec(const scalelab::v1::RunSpec& spec) {
     if (folder.empty() || folder[0] != '/') {
       return invalid(JoinKey("config.data.sources", name),
                      "an absolute folder (the worker resolves relative ones)", Quoted(folder));
+    }
+  }
+  // Task files as data sources: empty (not used) or absolute.
+  const scalelab::v1::RunConfig& config = spec.config();
+  const std::pair<const char*, const std::string*> task_files[] = {
+      {"config.sft.tasks.path", &config.sft().tasks().path()},
+      {"config.grpo.tasks.path", &config.grpo().tasks().path()},
+      {"config.eval.tasks.tasks.path", &config.eval().tasks().tasks().path()},
+      {"config.eval.tasks.suite", &config.eval().tasks().suite()}};
+  for (const auto& [field, path] : task_files) {
+    if (!path->empty() && (*path)[0] != '/') {
+      return invalid(field, "an absolute file (the worker resolves relative ones)", Quoted(*path));
     }
   }
   return absl::OkStatus();

@@ -54,7 +54,8 @@ absl::Status ValidateRunConfig(const scalelab::v1::RunConfig& config,
 // Validates a whole run contract as the trainer receives it: ValidateRunConfig on config, then
 // kind set (not UNSPECIFIED), attempt >= 1, execution.device "cpu" or "cuda" with
 // "cuda" only when resources.gpus > 0, execution.threads >= 1, and every data source folder
-// absolute (the worker resolves them). InvalidArgument naming the field, as above.
+// and task file (sft/grpo tasks.path, eval.tasks.tasks.path, eval.tasks.suite) absolute (the
+// worker resolves them). InvalidArgument naming the field, as above.
 absl::Status ValidateRunSpec(const scalelab::v1::RunSpec& spec);
 
 }  // namespace scalelab::runspec

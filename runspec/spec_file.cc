@@ -194,8 +194,23 @@ void ResolveDataFolders(const std::string& root, scalelab::v1::RunSpec* spec) {
       base = base == "." ? std::string(cwd) : absl::StrCat(cwd, "/", base);
     }
   }
-  for (auto& [name, folder] : *spec->mutable_config()->mutable_data()->mutable_sources()) {
-    if (!folder.empty() && folder[0] != '/') folder = absl::StrCat(base, "/", folder);
+  auto resolve = [&base](std::string* path) {
+    if (!path->empty() && (*path)[0] != '/') *path = absl::StrCat(base, "/", *path);
+  };
+  scalelab::v1::RunConfig& config = *spec->mutable_config();
+  for (auto& [name, folder] : *config.mutable_data()->mutable_sources()) resolve(&folder);
+  // Task sets and suites are read from the same data root as token shards. Only sections that
+  // are present are touched, so a spec without them stays without them.
+  if (config.has_sft() && config.sft().has_tasks()) {
+    resolve(config.mutable_sft()->mutable_tasks()->mutable_path());
+  }
+  if (config.has_grpo() && config.grpo().has_tasks()) {
+    resolve(config.mutable_grpo()->mutable_tasks()->mutable_path());
+  }
+  if (config.has_eval() && config.eval().has_tasks()) {
+    scalelab::v1::TaskEvalSpec& tasks = *config.mutable_eval()->mutable_tasks();
+    if (tasks.has_tasks()) resolve(tasks.mutable_tasks()->mutable_path());
+    resolve(tasks.mutable_suite());
   }
 }
 

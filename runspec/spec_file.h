@@ -46,8 +46,10 @@ absl::Status WriteRunSpecFile(const std::string& path, const scalelab::v1::RunSp
 // execution.threads 0 -> 1. Idempotent.
 void ApplySpecDefaults(scalelab::v1::RunSpec* spec);
 
-// Makes every relative config.data.sources folder absolute against `root` (itself made absolute
-// against the current directory when relative).
+// Makes every relative data path of the run absolute against `root` (itself made absolute
+// against the current directory when relative): the config.data.sources folders and the task
+// files (config.sft.tasks.path, config.grpo.tasks.path, config.eval.tasks.tasks.path and
+// config.eval.tasks.suite).
 void ResolveDataFolders(const std::string& root, scalelab::v1::RunSpec* spec);
 
 }  // namespace scalelab::runspec

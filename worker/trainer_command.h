@@ -26,7 +26,8 @@ struct TrainerInvocation {
   int threads = 1;           // intra-op threads of the trainer
 };
 
-// The lease's spec completed for this node: data folders made absolute against data_root,
+// The lease's spec completed for this node: data folders and task files (sft/grpo tasks.path,
+// eval.tasks.tasks.path, eval.tasks.suite) made absolute against data_root,
 // output_dir = `attempt_dir`, checkpoint_dir = `checkpoint_dir`, execution.threads, and
 // execution.device "cuda" when the placement gave it GPUs, else "cpu". Then validated with
 // runspec::ValidateRunSpec, so a spec the trainer would refuse is caught before it starts

@@ -1,7 +1,9 @@
 #include "model/loops/loop.h"
 
 #include "absl/strings/str_cat.h"
+#include "model/loops/eval_loop.h"
 #include "model/loops/pretrain_loop.h"
+#include "model/loops/sft_loop.h"
 
 namespace scalelab::model {
 
@@ -10,11 +12,12 @@ absl::StatusOr<LoopFn> LoopForKind(scalelab::v1::RunKind kind) {
     case scalelab::v1::RUN_KIND_PRETRAIN:
       return &RunPretrainLoop;
     case scalelab::v1::RUN_KIND_SFT:
-    case scalelab::v1::RUN_KIND_GRPO:
+      return &RunSftLoop;
     case scalelab::v1::RUN_KIND_EVAL:
-      return absl::UnimplementedError(
-          absl::StrCat("kind: ", scalelab::v1::RunKind_Name(kind),
-                       " has no training loop in scalelab-train yet (only RUN_KIND_PRETRAIN)"));
+      return &RunEvalLoop;
+    case scalelab::v1::RUN_KIND_GRPO:
+      return absl::UnimplementedError(absl::StrCat("kind: ", scalelab::v1::RunKind_Name(kind),
+                                                   " has no training loop in scalelab-train yet"));
     default:
       return absl::InvalidArgumentError(absl::StrCat(
           "kind: expected a run kind such as RUN_KIND_PRETRAIN, got ", static_cast<int>(kind)));

@@ -12,6 +12,7 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "runspec/exit_codes.h"
+#include "runspec/run_config.h"
 #include "runspec/spec_file.h"
 
 namespace scalelab::worker {
@@ -79,6 +80,62 @@ TEST_CASE("A spec the trainer would refuse is refused before the trainer starts"
   REQUIRE(absl::IsInvalidArgument(spec.status()));
   CHECK(spec.status().message() ==
         "run 7 attempt 2: data.sources: expected at least one source, got none");
+}
+
+// A kind SFT lease whose task set, periodic evaluation set and suite are files under the data
+// root, as a manifest would name them.
+v1::RunSpec LeasedSftSpec() {
+  v1::RunSpec spec = LeasedSpec();
+  spec.set_kind(v1::RUN_KIND_SFT);
+  v1::RunConfig& config = *spec.mutable_config();
+  config.mutable_data()->clear_sources();
+  config.mutable_data()->clear_mixture();
+  config.mutable_train()->clear_tokens();
+  config.mutable_train()->clear_batch_tokens();
+  config.mutable_sft()->mutable_tasks()->set_path("tasks/train.jsonl");
+  config.mutable_eval()->mutable_tasks()->mutable_tasks()->set_path("tasks/test.jsonl");
+  config.mutable_eval()->mutable_tasks()->set_suite("/abs/suite.yaml");
+  return spec;
+}
+
+TEST_CASE("Task files of a lease are resolved against the data root like data sources",
+          "[worker][unit]") {
+  v1::RunSpec leased = LeasedSftSpec();
+  leased.mutable_config()->mutable_grpo()->mutable_tasks()->set_path("rl.jsonl");
+  auto spec = CompleteRunSpec({"t", "/data", 1}, leased, "/w/a", "/w/c");
+  INFO(spec.status().ToString());
+  REQUIRE(spec.ok());
+  CHECK(spec->config().sft().tasks().path() == "/data/tasks/train.jsonl");
+  CHECK(spec->config().grpo().tasks().path() == "/data/rl.jsonl");
+  CHECK(spec->config().eval().tasks().tasks().path() == "/data/tasks/test.jsonl");
+  CHECK(spec->config().eval().tasks().suite() == "/abs/suite.yaml");  // already absolute
+
+  // A generator names no file: nothing to resolve, and no path appears.
+  v1::RunSpec generated = LeasedSftSpec();
+  generated.mutable_config()->mutable_sft()->mutable_tasks()->clear_path();
+  generated.mutable_config()->mutable_sft()->mutable_tasks()->set_generator("addition");
+  generated.mutable_config()->mutable_eval()->clear_tasks();
+  auto completed = CompleteRunSpec({"t", "/data", 1}, generated, "/w/a", "/w/c");
+  REQUIRE(completed.ok());
+  CHECK(completed->config().sft().tasks().path().empty());
+  CHECK(completed->config().eval().tasks().suite().empty());
+}
+
+TEST_CASE("The trainer's spec must name task files by absolute path", "[worker][unit]") {
+  v1::RunSpec spec = LeasedSftSpec();
+  spec.mutable_execution()->set_device("cpu");
+  spec.mutable_execution()->set_threads(1);
+  runspec::ApplySpecDefaults(&spec);
+  const absl::Status relative = runspec::ValidateRunSpec(spec);
+  REQUIRE(absl::IsInvalidArgument(relative));
+  CHECK(relative.message() ==
+        "config.sft.tasks.path: expected an absolute file (the worker resolves relative ones), "
+        "got \"tasks/train.jsonl\"");
+  runspec::ResolveDataFolders("/data", &spec);
+  CHECK(runspec::ValidateRunSpec(spec).ok());
+  spec.mutable_config()->mutable_eval()->mutable_tasks()->set_suite("suite.yaml");
+  CHECK_THAT(std::string(runspec::ValidateRunSpec(spec).message()),
+             Catch::StartsWith("config.eval.tasks.suite: expected an absolute file"));
 }
 
 // Sets every field of `message`, recursing into sub-messages, to a value that is not its default.

@@ -1,6 +1,7 @@
 #include "model/loops/loop.h"
 
 #include "absl/strings/str_cat.h"
+#include "model/loops/grpo_loop.h"
 #include "model/loops/pretrain_loop.h"
 
 namespace scalelab::model {
@@ -9,12 +10,13 @@ absl::StatusOr<LoopFn> LoopForKind(scalelab::v1::RunKind kind) {
   switch (kind) {
     case scalelab::v1::RUN_KIND_PRETRAIN:
       return &RunPretrainLoop;
-    case scalelab::v1::RUN_KIND_SFT:
     case scalelab::v1::RUN_KIND_GRPO:
+      return &RunGrpoLoop;
+    case scalelab::v1::RUN_KIND_SFT:
     case scalelab::v1::RUN_KIND_EVAL:
-      return absl::UnimplementedError(
-          absl::StrCat("kind: ", scalelab::v1::RunKind_Name(kind),
-                       " has no training loop in scalelab-train yet (only RUN_KIND_PRETRAIN)"));
+      return absl::UnimplementedError(absl::StrCat("kind: ", scalelab::v1::RunKind_Name(kind),
+                                                   " has no training loop in scalelab-train yet "
+                                                   "(only RUN_KIND_PRETRAIN and RUN_KIND_GRPO)"));
     default:
       return absl::InvalidArgumentError(absl::StrCat(
           "kind: expected a run kind such as RUN_KIND_PRETRAIN, got ", static_cast<int>(kind)));

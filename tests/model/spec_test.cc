@@ -122,9 +122,10 @@ TEST_CASE("A bad override or an invalid spec is refused naming the flag or field
   }
 }
 
-TEST_CASE("Only the pretraining kind has a loop so far", "[model]") {
+TEST_CASE("The pretraining and GRPO kinds have loops so far", "[model]") {
   CHECK(LoopForKind(v1::RUN_KIND_PRETRAIN).ok());
-  for (v1::RunKind kind : {v1::RUN_KIND_SFT, v1::RUN_KIND_GRPO, v1::RUN_KIND_EVAL}) {
+  CHECK(LoopForKind(v1::RUN_KIND_GRPO).ok());
+  for (v1::RunKind kind : {v1::RUN_KIND_SFT, v1::RUN_KIND_EVAL}) {
     absl::StatusOr<LoopFn> loop = LoopForKind(kind);
     REQUIRE_FALSE(loop.ok());
     CHECK(loop.status().code() == absl::StatusCode::kUnimplemented);

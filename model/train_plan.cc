@@ -11,12 +11,8 @@ TrainPlan PlanFor(const scalelab::v1::RunSpec& spec) {
   plan.seq_len = config.model().seq_len();
   plan.batch_tokens = config.train().batch_tokens();
   plan.batch_size = plan.batch_tokens / plan.seq_len;
-  // Only pretraining must set batch_tokens; the post-training loops count their own steps, and
-  // 0 / 0 here would be a NaN cast to an integer.
-  plan.steps = plan.batch_tokens > 0
-                   ? static_cast<int64_t>(std::ceil(config.train().tokens() /
-                                                    static_cast<double>(plan.batch_tokens)))
-                   : 0;
+  plan.steps = static_cast<int64_t>(
+      std::ceil(config.train().tokens() / static_cast<double>(plan.batch_tokens)));
   plan.peak_lr = config.train().lr();
   plan.schedule = LrScheduleFromName(config.train().schedule());
   plan.warmup = config.train().warmup();

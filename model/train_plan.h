@@ -17,8 +17,7 @@
 namespace scalelab::model {
 
 struct TrainPlan {
-  int64_t steps = 0;         // Optimizer steps: ceil(train.tokens / train.batch_tokens); 0 when
-                             // batch_tokens is 0 (post-training kinds count their own).
+  int64_t steps = 0;         // Optimizer steps: ceil(train.tokens / train.batch_tokens).
   int64_t seq_len = 0;       // model.seq_len, tokens per window.
   int64_t batch_tokens = 0;  // train.batch_tokens, tokens per step.
   int64_t batch_size = 0;    // Windows per step: batch_tokens / seq_len.

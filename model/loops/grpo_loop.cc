@@ -21,6 +21,7 @@
 #include "model/lr_schedule.h"
 #include "model/optimizer.h"
 #include "model/registry.h"
+#include "model/task_eval.h"
 #include "model/task_set.h"
 
 namespace scalelab::model {
@@ -364,6 +365,11 @@ class GrpoLoop {
 
   absl::StatusOr<TrainSummary> Finish() {
     ReportRecord();
+    // Pass@k on eval.tasks (the test split of grpo.tasks unless it names another set).
+    absl::StatusOr<TaskEvalSummary> evaluation =
+        EvaluateTasks(model_, context_.spec.config().eval().tasks(), &tasks_,
+                      total_optimizer_steps_, context_.plan.seed, context_.sink);
+    if (!evaluation.ok()) return evaluation.status();
     absl::StatusOr<std::string> weights =
         SaveFinalWeights(model_, context_.spec.output_dir(), total_optimizer_steps_, context_.sink);
     if (!weights.ok()) return weights.status();

@@ -31,7 +31,8 @@
 //   samples_per_s   completions sampled and trained on per second of the step
 // and "probe_pass@1": greedy pass@1 on the first grpo.probe_problems test-split problems, at
 // step 0, whenever the optimizer steps cross a multiple of eval.tasks.every_steps (when > 0) and
-// at the end. The run record (tokens = tokens through the training forward passes, prompt and
+// at the end; at the end also pass@k by EvaluateTasks (model/task_eval.h) on eval.tasks, as
+// "eval" lines. The run record (tokens = tokens through the training forward passes, prompt and
 // completion, times passes; sampling compute is not counted) at the start and end; the final
 // weights as a "final" artifact. GRPO runs write no checkpoints and do not resume. Torch-free
 // header.

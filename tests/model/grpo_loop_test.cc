@@ -104,6 +104,9 @@ v1::RunSpec MakeGrpoSpec(const std::string& init_weights, int64_t steps) {
   grpo.set_max_new_tokens(4);
   grpo.set_probe_problems(16);
   config.mutable_eval()->mutable_tasks()->set_every_steps(10);
+  config.mutable_eval()->mutable_tasks()->set_problems(16);
+  config.mutable_eval()->mutable_tasks()->set_samples(4);
+  config.mutable_eval()->mutable_tasks()->set_max_new_tokens(4);
   runspec::ApplyRunDefaults(&config, v1::RUN_KIND_GRPO);
   spec.mutable_init_artifact()->set_location(init_weights);
   spec.mutable_execution()->set_device("cpu");
@@ -156,6 +159,13 @@ TEST_CASE("GRPO raises the reward of a format-only warmed-up tiny model on modul
     if (metric.name == "probe_pass@1") probe_steps.push_back(metric.step);
   }
   CHECK(probe_steps == std::vector<int64_t>{0, 10, 20, 30, 40});
+
+  // Pass@k on the test split at the end.
+  REQUIRE_FALSE(sink.evals().empty());
+  for (const v1::EvalResult& eval : sink.evals()) {
+    CHECK(eval.step() == 40);
+    CHECK(eval.split() == "test");
+  }
 
   REQUIRE(sink.artifacts().size() == 1);
   CHECK(sink.artifacts()[0].kind == "final");

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "model/loops/eval_loop.h"
+#include "model/loops/grpo_loop.h"
 #include "model/loops/pretrain_loop.h"
 #include "model/loops/sft_loop.h"
 
@@ -13,11 +14,10 @@ absl::StatusOr<LoopFn> LoopForKind(scalelab::v1::RunKind kind) {
       return &RunPretrainLoop;
     case scalelab::v1::RUN_KIND_SFT:
       return &RunSftLoop;
+    case scalelab::v1::RUN_KIND_GRPO:
+      return &RunGrpoLoop;
     case scalelab::v1::RUN_KIND_EVAL:
       return &RunEvalLoop;
-    case scalelab::v1::RUN_KIND_GRPO:
-      return absl::UnimplementedError(absl::StrCat("kind: ", scalelab::v1::RunKind_Name(kind),
-                                                   " has no training loop in scalelab-train yet"));
     default:
       return absl::InvalidArgumentError(absl::StrCat(
           "kind: expected a run kind such as RUN_KIND_PRETRAIN, got ", static_cast<int>(kind)));

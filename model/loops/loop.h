@@ -1,5 +1,5 @@
 // What every training loop gets and returns, and the dispatch from RunSpec.kind to its loop.
-// One loop per run kind (PRETRAIN, SFT and EVAL; GRPO later), each in its own file here,
+// One loop per run kind (PRETRAIN, SFT, GRPO and EVAL), each in its own file here,
 // built from the shared pieces in model/: optimizer.h, lr_schedule.h, batches.h, evaluation.h,
 // checkpoint.h and metrics.h. Torch-free header.
 
@@ -51,8 +51,7 @@ struct LoopContext {
 // A loop trains to completion or to the first error (statuses as Train() in model/trainer.h).
 using LoopFn = absl::StatusOr<TrainSummary> (*)(const LoopContext& context);
 
-// The loop of `kind`. kUnimplemented naming the kind for a kind without one (GRPO today),
-// kInvalidArgument for RUN_KIND_UNSPECIFIED.
+// The loop of `kind`. kInvalidArgument for RUN_KIND_UNSPECIFIED or an unknown kind.
 absl::StatusOr<LoopFn> LoopForKind(scalelab::v1::RunKind kind);
 
 }  // namespace scalelab::model

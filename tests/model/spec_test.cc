@@ -5,6 +5,7 @@
 #include <cmath>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "model/loops/loop.h"
 #include "model/lr_schedule.h"
 #include "model/metrics.h"
@@ -122,15 +123,17 @@ TEST_CASE("A bad override or an invalid spec is refused naming the flag or field
   }
 }
 
-TEST_CASE("Pretraining, SFT and evaluation have loops; GRPO not yet", "[model]") {
-  CHECK(LoopForKind(v1::RUN_KIND_PRETRAIN).ok());
-  CHECK(LoopForKind(v1::RUN_KIND_SFT).ok());
-  CHECK(LoopForKind(v1::RUN_KIND_EVAL).ok());
-  for (v1::RunKind kind : {v1::RUN_KIND_GRPO}) {
+TEST_CASE("Every run kind has a loop; an unknown kind has none", "[model]") {
+  for (v1::RunKind kind :
+       {v1::RUN_KIND_PRETRAIN, v1::RUN_KIND_SFT, v1::RUN_KIND_GRPO, v1::RUN_KIND_EVAL}) {
+    CHECK(LoopForKind(kind).ok());
+  }
+  for (v1::RunKind kind : {v1::RUN_KIND_UNSPECIFIED, static_cast<v1::RunKind>(99)}) {
     absl::StatusOr<LoopFn> loop = LoopForKind(kind);
     REQUIRE_FALSE(loop.ok());
-    CHECK(loop.status().code() == absl::StatusCode::kUnimplemented);
-    CHECK_THAT(std::string(loop.status().message()), Catch::Contains(v1::RunKind_Name(kind)));
+    CHECK(loop.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK_THAT(std::string(loop.status().message()),
+               Catch::Contains(absl::StrCat("got ", static_cast<int>(kind))));
   }
 }
 

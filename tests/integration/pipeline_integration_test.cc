@@ -66,7 +66,7 @@ stages:
   - name: sft
     kind: sft
     base:
-      sft: {tasks: {generator: modular, modulus: 3, operand_digits: 1}, unique_examples: 128,
+      sft: {tasks: {generator: modular, modulus: 3, operand_digits: 1}, unique_examples: 2048,
             epochs: 1, batch_examples: 32, held_out_examples: 64}
       train: {lr: 3e-3, schedule: constant, seed: 5}
       eval: {tasks: {problems: 64, samples: 4, k: [1, 4], max_new_tokens: 4}}

@@ -116,7 +116,7 @@ TEST_CASE("ExpandPipeline gives each parent run its own children, inheriting its
   }
 }
 
-TEST_CASE("The sft-rl-study example parses and expands to 13 runs over four stages",
+TEST_CASE("The sft-rl-study example parses and expands to 28 runs over four stages",
           "[scheduler][manifest][pipeline]") {
   std::ifstream in(std::string(SCALELAB_SOURCE_DIR) + "/examples/sft-rl-study.yaml");
   REQUIRE(in.good());
@@ -127,9 +127,11 @@ TEST_CASE("The sft-rl-study example parses and expands to 13 runs over four stag
   REQUIRE(spec.ok());
   absl::StatusOr<std::vector<ExpandedRun>> runs = ExpandPipeline(*spec);
   REQUIRE(runs.ok());
-  REQUIRE(runs->size() == 13);
-  CHECK((*runs)[12].stage == "eval");
-  CHECK((*runs)[12].parent_index == 8);
+  REQUIRE(runs->size() == 28);  // 1 pretrain, 9 SFT (3 x 3), 9 GRPO, 9 eval
+  CHECK((*runs)[1].stage == "sft");
+  CHECK((*runs)[1].parent_index == 0);
+  CHECK((*runs)[27].stage == "eval");
+  CHECK((*runs)[27].parent_index == 18);
 }
 
 TEST_CASE("A sweep without stages is one main stage named main", "[scheduler][expand][pipeline]") {

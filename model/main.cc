@@ -3,15 +3,19 @@
 // error go to stderr.
 //
 //   scalelab-train --spec=FILE [--set=key=value]... [--device=cpu|cuda] [--threads=N]
+//                  [--rank=R --world_size=W --rendezvous=HOST:PORT [--backend=gloo|nccl]]
 //   scalelab-train --spec=FILE --generate --weights=final.pt --prompt=TEXT [--max_new_tokens=N]
 //                  [--temperature=T] [--top_k=K] [--top_p=P] [--seed=S] [--samples=N]
 //                  [--stop=TEXT]... [--set=...] [--device=...] [--threads=N]
 //
-// The worker passes --spec only. --generate samples from trained weights instead of training:
-// each sample (prompt + continuation, non-printable bytes escaped) is one line on stdout, the
-// throughput goes to stderr. The overrides are for running by hand: --set takes a dotted
-// RunConfig key (runspec/keys.h) and may be repeated. Exit codes: runspec/exit_codes.h
-// (0 ok, 1 error, 2 invalid spec or flag, 3 data, 4 divergence, 5 out of memory).
+//   scalelab-train --serve=SOCKET   (a fork server: model/fork_server.h)
+//
+// The worker passes --spec only, or starts one --serve per node and asks it for each run.
+// --generate samples from trained weights instead of training: each sample (prompt + continuation,
+// non-printable bytes escaped) is one line on stdout, the throughput goes to stderr. The overrides
+// are for running by hand: --set takes a dotted RunConfig key (runspec/keys.h) and may be repeated.
+// Exit codes: runspec/exit_codes.h (0 ok, 1 error, 2 invalid spec or flag, 3 data, 4 divergence, 5
+// out of memory).
 //
 // This file only reads argv; model/spec_loader.h prepares the spec, model/trainer.h trains it,
 // model/generation.h generates.
@@ -21,17 +25,20 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "model/fork_server.h"
 #include "model/generation.h"
 #include "model/metrics.h"
 #include "model/spec_loader.h"
@@ -47,6 +54,10 @@ constexpr char kUsage[] =
     "             repeatable, applied in order before defaults and validation\n"
     "  --device   override execution.device\n"
     "  --threads  override execution.threads\n"
+    "  --rank, --world_size, --rendezvous, --local_rank, --backend\n"
+    "             data parallelism by hand: start one process per rank with the same spec,\n"
+    "             e.g. --rank=0 --world_size=2 --rendezvous=127.0.0.1:29500 (rank 0 listens\n"
+    "             there; every rank takes world_size-th of train.batch_tokens; rank 0 reports)\n"
     "Metrics go to stdout as JSON lines; exit codes: 0 ok, 1 error, 2 invalid spec or flag,\n"
     "3 data error, 4 divergence, 5 out of memory.\n"
     "\n"
@@ -62,7 +73,12 @@ constexpr char kUsage[] =
     "  --samples         continuations of the prompt (default 1)\n"
     "  --stop            end a sample when it produces this text (cut); repeatable\n"
     "Each sample is printed as one line on stdout (prompt + continuation, non-printable bytes\n"
-    "escaped); tokens/s goes to stderr.\n";
+    "escaped); tokens/s goes to stderr.\n"
+    "\n"
+    "usage: scalelab-train --serve=SOCKET\n"
+    "  a fork server for the worker: loads the runtime once and forks one child per run\n"
+    "  requested on the unix socket SOCKET (runspec/fork_protocol.h); ends on SIGTERM or\n"
+    "  when its parent dies, killing its children.\n";
 
 struct Args {
   std::string spec_path;
@@ -78,8 +94,9 @@ struct Args {
 
 bool TakesValue(absl::string_view name) {
   for (absl::string_view flag :
-       {"spec", "set", "device", "threads", "weights", "prompt", "max_new_tokens", "temperature",
-        "top_k", "top_p", "seed", "samples", "stop"}) {
+       {"spec", "set", "device", "threads", "rank", "world_size", "local_rank", "rendezvous",
+        "backend", "weights", "prompt", "max_new_tokens", "temperature", "top_k", "top_p", "seed",
+        "samples", "stop"}) {
     if (name == flag) return true;
   }
   return false;
@@ -178,14 +195,27 @@ absl::StatusOr<Args> ParseArgs(int argc, char** argv) {
             absl::StrCat("--threads=", value, ": expected a positive integer"));
       }
       args.overrides.threads = threads;
+    } else if (name == "rank" || name == "world_size" || name == "local_rank") {
+      int number = 0;
+      if (!absl::SimpleAtoi(value, &number) || number < 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--", name, "=", value, ": expected an integer >= 0"));
+      }
+      (name == "rank"         ? args.overrides.rank
+       : name == "world_size" ? args.overrides.world_size
+                              : args.overrides.local_rank) = number;
+    } else if (name == "rendezvous") {
+      args.overrides.rendezvous = value;
+    } else if (name == "backend") {
+      args.overrides.backend = value;
     } else {
       absl::StatusOr<bool> generate_flag = ParseGenerateFlag(name, value, args);
       if (!generate_flag.ok()) return generate_flag.status();
       if (!*generate_flag) {
         return absl::InvalidArgumentError(
             absl::StrCat("unknown flag --", name,
-                         "; expected --spec, --set, --device, --threads or --generate with its "
-                         "flags (see --help)"));
+                         "; expected --spec, --set, --device, --threads, the data-parallel "
+                         "flags or --generate with its flags (see --help)"));
       }
     }
   }
@@ -290,6 +320,14 @@ int Main(int argc, char** argv) {
       scalelab::model::Train(*spec, sink, &std::cerr);
   if (!summary.ok()) return Fail(summary.status());
   return scalelab::runspec::kExitOk;
+}
+
+// What one child of the fork server runs: everything main() does after the exec.
+int GuardedMain(int argc, char** argv) {
+  if (argc == 2 && absl::StartsWith(argv[1], "--serve=")) {
+    return scalelab::model::ServeForkRequests(argv[1] + std::strlen("--serve="), &GuardedMain);
+  }
+  return GuardedMain(argc, argv);
 }
 
 }  // namespace

@@ -17,6 +17,11 @@ std::string DescribeOverrides(const SpecOverrides& overrides) {
   for (const std::string& set : overrides.set) flags.push_back(absl::StrCat("--set=", set));
   if (overrides.device) flags.push_back(absl::StrCat("--device=", *overrides.device));
   if (overrides.threads) flags.push_back(absl::StrCat("--threads=", *overrides.threads));
+  if (overrides.rank) flags.push_back(absl::StrCat("--rank=", *overrides.rank));
+  if (overrides.world_size) flags.push_back(absl::StrCat("--world_size=", *overrides.world_size));
+  if (overrides.local_rank) flags.push_back(absl::StrCat("--local_rank=", *overrides.local_rank));
+  if (overrides.rendezvous) flags.push_back(absl::StrCat("--rendezvous=", *overrides.rendezvous));
+  if (overrides.backend) flags.push_back(absl::StrCat("--backend=", *overrides.backend));
   return absl::StrJoin(flags, " ");
 }
 
@@ -37,6 +42,12 @@ absl::StatusOr<scalelab::v1::RunSpec> PrepareRunSpec(scalelab::v1::RunSpec spec,
   }
   if (overrides.device) spec.mutable_execution()->set_device(*overrides.device);
   if (overrides.threads) spec.mutable_execution()->set_threads(*overrides.threads);
+  scalelab::v1::ExecutionSpec& execution = *spec.mutable_execution();
+  if (overrides.rank) execution.set_rank(*overrides.rank);
+  if (overrides.world_size) execution.set_world_size(*overrides.world_size);
+  if (overrides.local_rank) execution.set_local_rank(*overrides.local_rank);
+  if (overrides.rendezvous) execution.set_rendezvous(*overrides.rendezvous);
+  if (overrides.backend) execution.set_backend(*overrides.backend);
 
   runspec::ApplySpecDefaults(&spec);
   runspec::ResolveDataFolders(".", &spec);

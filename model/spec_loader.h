@@ -22,6 +22,13 @@ struct SpecOverrides {
   std::vector<std::string> set;
   std::optional<std::string> device;  // --device: replaces execution.device.
   std::optional<int> threads;         // --threads: replaces execution.threads.
+  // Data parallelism by hand (model/dist.h): --rank, --world_size and --rendezvous replace
+  // execution.rank, .world_size and .rendezvous; --local_rank and --backend likewise.
+  std::optional<int> rank;
+  std::optional<int> world_size;
+  std::optional<int> local_rank;
+  std::optional<std::string> rendezvous;
+  std::optional<std::string> backend;
 };
 
 // The validated spec. Errors are kInvalidArgument (kNotFound for an unreadable file):

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "model/causal_lm.h"
 #include "model/checkpoint.h"
+#include "model/dist.h"
 #include "model/ops.h"
 #include "model/registry.h"
 #include "model/train_plan.h"
@@ -20,6 +21,15 @@ namespace scalelab::model {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// What ranks other than 0 report to: nothing (rank 0 reports for the run).
+class NullSink : public MetricSink {
+ public:
+  void Write(const Metric&) override {}
+  void WriteArtifact(const ArtifactRecord&) override {}
+  void WriteRecord(const scalelab::v1::RunRecord&) override {}
+  void WriteEval(const scalelab::v1::EvalResult&) override {}
+};
 
 void ConfigureThreads(int threads) {
   ops::ConfigureCpuThreads(threads);
@@ -60,6 +70,20 @@ absl::StatusOr<TrainSummary> TrainValidSpec(const scalelab::v1::RunSpec& spec, M
   absl::StatusOr<LoopFn> loop = LoopForKind(spec.kind());
   if (!loop.ok()) return loop.status();
 
+  // The other ranks wait here for rank 0's store, so join before the (slower) model build.
+  std::unique_ptr<DataParallelGroup> group;
+  if (spec.execution().world_size() > 1) {
+    absl::StatusOr<std::unique_ptr<DataParallelGroup>> joined =
+        DataParallelGroup::Connect(DistOptionsFor(spec.execution(), plan.cuda));
+    if (!joined.ok()) return joined.status();
+    group = *std::move(joined);
+    if (log != nullptr) {
+      *log << "scalelab-train: rank " << group->rank() << " of " << group->world_size() << " ("
+           << group->backend() << ", rendezvous " << spec.execution().rendezvous() << ")"
+           << std::endl;
+    }
+  }
+
   ConfigureThreads(plan.threads);
   torch::manual_seed(plan.seed);
   absl::StatusOr<std::shared_ptr<CausalLM>> model = BuildModel(spec.config().model());
@@ -77,8 +101,13 @@ absl::StatusOr<TrainSummary> TrainValidSpec(const scalelab::v1::RunSpec& spec, M
   if (!init_weights.empty()) {
     if (absl::Status status = LoadWeights(init_weights, **model); !status.ok()) return status;
   }
-  const LoopContext context{spec, plan, **model, !init_weights.empty(),
-                            sink, log,  start,   resume.get()};
+  // Same seed, same weights on every rank already; the broadcast makes it a guarantee (e.g. a
+  // rank whose init weights file differs).
+  if (group != nullptr) group->BroadcastFromRankZero((*model)->parameters());
+  NullSink discard;
+  MetricSink& rank_sink = group == nullptr || group->rank() == 0 ? sink : discard;
+  const LoopContext context{spec,  plan,         **model,    !init_weights.empty(), rank_sink, log,
+                            start, resume.get(), group.get()};
   return (*loop)(context);
 }
 
@@ -92,6 +121,8 @@ absl::StatusOr<TrainSummary> Train(const scalelab::v1::RunSpec& spec, MetricSink
   // must come first; bad_alloc can come from loading a large token file as well as from LibTorch.
   try {
     return TrainValidSpec(spec, sink, log, start);
+  } catch (const DistributedError& error) {
+    return absl::UnavailableError(error.what());
   } catch (const c10::OutOfMemoryError& error) {
     return absl::ResourceExhaustedError(
         absl::StrCat("out of memory: ", error.what_without_backtrace()));

@@ -18,6 +18,8 @@ int ExitCodeForStatus(const absl::Status& status) {
       return kExitDiverged;
     case absl::StatusCode::kResourceExhausted:
       return kExitOutOfMemory;
+    case absl::StatusCode::kUnavailable:
+      return kExitPeerLost;
     default:
       return kExitOtherError;
   }

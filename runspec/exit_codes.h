@@ -11,15 +11,18 @@ namespace scalelab::runspec {
 
 // Exit codes of scalelab-train.
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitOtherError = 1;    // an uncaught error in the training code: user
-inline constexpr int kExitInvalidSpec = 2;   // the spec or an override is invalid: user
-inline constexpr int kExitDataError = 3;     // a token file is missing, short or unreadable: user
-inline constexpr int kExitDiverged = 4;      // the loss became NaN/inf: user
-inline constexpr int kExitOutOfMemory = 5;   // host or device allocation failed: retried
+inline constexpr int kExitOtherError = 1;   // an uncaught error in the training code: user
+inline constexpr int kExitInvalidSpec = 2;  // the spec or an override is invalid: user
+inline constexpr int kExitDataError = 3;    // a token file is missing, short or unreadable: user
+inline constexpr int kExitDiverged = 4;     // the loss became NaN/inf: user
+inline constexpr int kExitOutOfMemory = 5;  // host or device allocation failed: retried
+// A data-parallel rank lost its peers (one ended, or the rendezvous or a collective timed out):
+// not this rank's fault; ClassifyExit reads it as SYSTEM_SOFTWARE like any other code.
+inline constexpr int kExitPeerLost = 6;
 inline constexpr int kExitExecFailed = 127;  // the worker could not start the trainer
 
 // The exit code for a status from spec reading or training: InvalidArgument 2; NotFound,
-// OutOfRange, DataLoss 3; Aborted 4; ResourceExhausted 5; OK 0; anything else 1.
+// OutOfRange, DataLoss 3; Aborted 4; ResourceExhausted 5; Unavailable 6; OK 0; anything else 1.
 int ExitCodeForStatus(const absl::Status& status);
 
 // How a trainer process ended, as the worker saw it.

@@ -7,6 +7,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "runspec/text.h"
@@ -564,6 +565,74 @@ absl::Status ValidateRunConfig(const RunConfig& config, scalelab::v1::RunKind ki
   return absl::InvalidArgumentError(errors.front().Message());
 }
 
+namespace {
+
+// The data-parallel fields of execution (model/dist.h). world_size 0 and 1 both mean one process.
+absl::Status ValidateDataParallel(const scalelab::v1::RunSpec& spec) {
+  const scalelab::v1::ExecutionSpec& execution = spec.execution();
+  auto invalid = [](absl::string_view field, absl::string_view expected, absl::string_view got) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": expected ", expected, ", got ", got));
+  };
+  if (execution.world_size() < 0) {
+    return invalid("execution.world_size", "an integer >= 0 (0 or 1: one process)",
+                   absl::StrCat(execution.world_size()));
+  }
+  const int world_size = std::max(1, execution.world_size());
+  if (execution.rank() < 0 || execution.rank() >= world_size) {
+    return invalid("execution.rank",
+                   absl::StrCat("0..", world_size - 1, " (execution.world_size ", world_size, ")"),
+                   absl::StrCat(execution.rank()));
+  }
+  if (execution.local_rank() < 0) {
+    return invalid("execution.local_rank", "an integer >= 0", absl::StrCat(execution.local_rank()));
+  }
+  const std::string& backend = execution.backend();
+  if (backend != "" && backend != "gloo" && backend != "nccl") {
+    return invalid("execution.backend", "\"gloo\", \"nccl\" or \"\" (by device)", Quoted(backend));
+  }
+  if (backend == "nccl" && execution.device() != "cuda") {
+    return invalid("execution.backend", "\"gloo\" or \"\" for execution.device \"cpu\"",
+                   "\"nccl\"");
+  }
+  if (world_size == 1) return absl::OkStatus();
+  if (spec.kind() != scalelab::v1::RUN_KIND_PRETRAIN) {
+    return invalid("execution.world_size",
+                   absl::StrCat("1 for a run of kind ", scalelab::v1::RunKind_Name(spec.kind()),
+                                " (data parallelism covers pretraining only for now)"),
+                   absl::StrCat(world_size));
+  }
+  const std::string& rendezvous = execution.rendezvous();
+  const size_t colon = rendezvous.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || colon == 0 ||
+      !absl::SimpleAtoi(rendezvous.substr(colon + 1), &port) || port < 1 || port > 65535) {
+    return invalid("execution.rendezvous",
+                   absl::StrCat("\"host:port\" of rank 0 with a port in 1..65535 (world_size ",
+                                world_size, ")"),
+                   Quoted(rendezvous));
+  }
+  // Every rank takes batch_size / world_size whole windows of each global batch.
+  const scalelab::v1::TrainSpec& train = spec.config().train();
+  const int64_t seq_len = spec.config().model().seq_len();
+  if (seq_len > 0 && train.batch_tokens() % (seq_len * world_size) != 0) {
+    return invalid("train.batch_tokens",
+                   absl::StrCat("a multiple of model.seq_len x execution.world_size (", seq_len,
+                                " x ", world_size, " = ", seq_len * world_size,
+                                ": the global batch splits into whole windows per rank)"),
+                   absl::StrCat(train.batch_tokens()));
+  }
+  const int64_t rank_tokens = train.batch_tokens() / world_size;
+  if (train.micro_batch_tokens() > 0 && rank_tokens % train.micro_batch_tokens() != 0) {
+    return invalid("train.micro_batch_tokens",
+                   absl::StrCat("a divisor of each rank's share of train.batch_tokens (",
+                                train.batch_tokens(), " / ", world_size, " = ", rank_tokens, ")"),
+                   absl::StrCat(train.micro_batch_tokens()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status ValidateRunSpec(const scalelab::v1::RunSpec& spec) {
   if (absl::Status status = ValidateRunConfig(spec.config(), spec.kind()); !status.ok()) {
     return status;
@@ -583,6 +652,7 @@ absl::Status ValidateRunSpec(const scalelab::v1::RunSpec& spec) {
   if (execution.threads() < 1) {
     return invalid("execution.threads", "an integer >= 1", absl::StrCat(execution.threads()));
   }
+  if (absl::Status status = ValidateDataParallel(spec); !status.ok()) return status;
   for (const std::string& name : SortedKeys(spec.config().data().sources())) {
     const std::string& folder = spec.config().data().sources().at(name);
     if (folder.empty() || folder[0] != '/') {

@@ -8,7 +8,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libpqxx-dev libpq-dev postgresql
   prometheus-cpp-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
-  libtorch-dev libopenblas0-pthread
+  libtorch-dev libopenblas0-pthread libgloo-dev
   libceres-dev libeigen3-dev gnuplot-nox
   libssl-dev catch2 curl dict-gcide
 )

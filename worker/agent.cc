@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <list>
 #include <mutex>
@@ -190,7 +191,46 @@ struct Agent::Impl {
   void RequestStop(Attempt& attempt, StopReason reason, int signal_number);
   void Tick();
   void Shutdown();
+  // Starts the fork server when options.fork_server is set (Run()'s thread: it dies with it).
+  void StartForkServer();
+  std::unique_ptr<ChildProcess> SpawnTrainer(const ChildOptions& child_options,
+                                             absl::Status* status);
+  std::unique_ptr<ForkServer> fork_server;  // null: fork/exec
 };
+
+void Agent::Impl::StartForkServer() {
+  if (!options.fork_server) return;
+  static std::atomic<int> counter{0};
+  std::error_code error;
+  const std::string socket = absl::StrCat(std::filesystem::temp_directory_path(error).string(),
+                                          "/scalelab-worker-", ::getpid(), "-", counter++, ".sock");
+  const absl::Time start = absl::Now();
+  auto server =
+      ForkServer::Start(options.trainer_path, socket, options.work_dir + "/fork-server.log",
+                        TrainerEnvironment(v1::RunSpec()));
+  if (!server.ok()) {
+    spdlog::warn("fork server off, trainers start by fork/exec: {}", server.status().ToString());
+    return;
+  }
+  fork_server = *std::move(server);
+  spdlog::info("fork server pid={} on {} ready in {:.3f} s", fork_server->pid(), socket,
+               absl::ToDoubleSeconds(absl::Now() - start));
+}
+
+std::unique_ptr<ChildProcess> Agent::Impl::SpawnTrainer(const ChildOptions& child_options,
+                                                        absl::Status* status) {
+  if (fork_server != nullptr) {
+    auto child = ChildProcess::SpawnWith(*fork_server, child_options);
+    if (child.ok()) return *std::move(child);
+    spdlog::warn("fork server stopped answering, trainers start by fork/exec from now: {}",
+                 child.status().ToString());
+    fork_server.reset();
+  }
+  auto child = ChildProcess::Spawn(child_options);
+  if (child.ok()) return *std::move(child);
+  *status = child.status();
+  return nullptr;
+}
 
 absl::Status Agent::Impl::Register() {
   v1::RegisterRequest request;
@@ -295,13 +335,9 @@ void Agent::Impl::StartAttempt(const v1::Lease& lease) {
     GpuEnergySource* gpus = spec->execution().gpu_indices().empty() ? nullptr : Nvml();
     attempt->meter =
         std::make_unique<EnergyMeter>(options.energy, options.cpu_slots, *spec, gpus, Now());
-    auto child = ChildProcess::Spawn({BuildTrainerArgv(invocation, attempt_dir + "/spec.json"),
-                                      attempt->dir + "/stderr.log", "", TrainerEnvironment(*spec)});
-    if (child.ok()) {
-      attempt->child = *std::move(child);
-    } else {
-      status = child.status();
-    }
+    attempt->child = SpawnTrainer({BuildTrainerArgv(invocation, attempt_dir + "/spec.json"),
+                                   attempt->dir + "/stderr.log", "", TrainerEnvironment(*spec)},
+                                  &status);
   } else if (!spec.ok()) {
     status = spec.status();
   }
@@ -615,6 +651,7 @@ void Agent::Impl::Shutdown() {
     attempt->child.reset();  // only now close our end
   }
   attempts.clear();
+  fork_server.reset();
 }
 
 Agent::Agent(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -692,6 +729,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(AgentOptions options) {
 absl::Status Agent::Run() {
   spdlog::info("worker {} connecting to {} trainer={} metrics_port={}", impl_->options.name,
                impl_->options.scheduler_address, impl_->options.trainer_path, metrics_port());
+  impl_->StartForkServer();
   while (!impl_->stop_requested.WaitForNotificationWithTimeout(absl::Milliseconds(100))) {
     impl_->Tick();
   }

@@ -38,6 +38,11 @@ struct AgentOptions {
   absl::Duration lease_poll_interval = absl::Seconds(1);     // LeaseRuns at most this often
   absl::Duration rpc_timeout = absl::Seconds(10);
   absl::Duration stop_grace = absl::Seconds(5);  // SIGTERM -> SIGKILL
+  // Start trainers through a fork server (`scalelab-train --serve`, model/fork_server.h) that
+  // Run() starts once, instead of fork/exec per run; falls back to fork/exec when it does not
+  // start or stops answering. scalelab-worker turns it on (--fork_server); off here so that a
+  // test's stand-in trainer script is always exec'd.
+  bool fork_server = false;
   // Source of every time the agent decides by (heartbeat, lease poll and report schedules,
   // the lease-ttl self-fence, the SIGKILL grace, the shutdown deadline). Not owned; must
   // outlive the agent. nullptr = the real clock. Real time remains only in the loop's 100 ms

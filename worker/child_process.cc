@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +20,9 @@ extern char** environ;
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "runspec/fork_protocol.h"
 
 namespace scalelab::worker {
 namespace {
@@ -113,12 +118,96 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(const ChildOpt
   return std::unique_ptr<ChildProcess>(new ChildProcess(pid, out_pipe[0]));
 }
 
+absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::SpawnWith(ForkServer& server,
+                                                                      const ChildOptions& options) {
+  if (options.argv.empty()) return absl::InvalidArgumentError("argv: expected a program, got none");
+  if (options.stderr_path.empty()) {
+    return absl::InvalidArgumentError("stderr_path: expected a file path, got \"\"");
+  }
+  absl::StatusOr<int> conn = server.Connect();
+  if (!conn.ok()) return conn.status();
+  const int stderr_fd =
+      ::open(options.stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (stderr_fd < 0) {
+    ::close(*conn);
+    return absl::UnavailableError(
+        absl::StrCat("cannot open ", options.stderr_path, ": ", std::strerror(errno)));
+  }
+  int out_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
+    ::close(stderr_fd);
+    ::close(*conn);
+    return absl::UnavailableError(absl::StrCat("pipe: ", std::strerror(errno)));
+  }
+  const std::string request =
+      runspec::EncodeStartRequest({options.argv, options.env, options.working_dir});
+  iovec iov{const_cast<char*>(request.data()), request.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(2 * sizeof(int))] = {};
+  msghdr message{};
+  message.msg_iov = &iov;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof(control);
+  cmsghdr* header = CMSG_FIRSTHDR(&message);
+  header->cmsg_level = SOL_SOCKET;
+  header->cmsg_type = SCM_RIGHTS;
+  header->cmsg_len = CMSG_LEN(2 * sizeof(int));
+  const int fds[2] = {out_pipe[1], stderr_fd};
+  std::memcpy(CMSG_DATA(header), fds, sizeof(fds));
+  const ssize_t sent = ::sendmsg(*conn, &message, MSG_NOSIGNAL);
+  // The server holds its own copies now; the child's ends must not stay open here, or the
+  // stdout pipe would never reach EOF.
+  ::close(out_pipe[1]);
+  ::close(stderr_fd);
+  char reply_bytes[16];
+  ssize_t got = -1;
+  if (sent == static_cast<ssize_t>(request.size())) {
+    do {
+      got = ::recv(*conn, reply_bytes, sizeof(reply_bytes), 0);
+    } while (got < 0 && errno == EINTR);
+  }
+  const std::optional<runspec::Reply> reply =
+      got > 0 ? runspec::DecodeReply(reply_bytes, static_cast<size_t>(got)) : std::nullopt;
+  if (!reply || reply->kind != runspec::ReplyKind::kStarted) {
+    ::close(out_pipe[0]);
+    ::close(*conn);
+    return absl::UnavailableError(
+        absl::StrCat("fork server ", server.socket_path(), ": ",
+                     reply && reply->kind == runspec::ReplyKind::kStartFailed
+                         ? absl::StrCat("fork failed: ", std::strerror(reply->value))
+                         : "no answer to a start request (it ended?)"));
+  }
+  return std::unique_ptr<ChildProcess>(new ChildProcess(reply->pid, out_pipe[0], *conn));
+}
+
 ChildProcess::~ChildProcess() {
   if (!exit_.has_value()) {
     Signal(SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
+    if (server_fd_ >= 0) {
+      ReadServerReply(/*block=*/true);
+    } else {
+      ::waitpid(pid_, nullptr, 0);
+    }
   }
+  if (server_fd_ >= 0) ::close(server_fd_);
   ::close(stdout_fd_);
+}
+
+void ChildProcess::ReadServerReply(bool block) {
+  char bytes[16];
+  ssize_t got;
+  do {
+    got = ::recv(server_fd_, bytes, sizeof(bytes), block ? 0 : MSG_DONTWAIT);
+  } while (got < 0 && errno == EINTR);
+  if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+  const std::optional<runspec::Reply> reply =
+      got > 0 ? runspec::DecodeReply(bytes, static_cast<size_t>(got)) : std::nullopt;
+  if (reply && reply->kind == runspec::ReplyKind::kExited) {
+    exit_ = DecodeWaitStatus(reply->value);
+    return;
+  }
+  // The server went away without a report: its children die with it (PR_SET_PDEATHSIG).
+  exit_ = ExitInfo{-1, SIGKILL};
 }
 
 void ChildProcess::Signal(int signal_number) {
@@ -128,6 +217,10 @@ void ChildProcess::Signal(int signal_number) {
 
 std::optional<ExitInfo> ChildProcess::Poll() {
   if (exit_.has_value()) return exit_;
+  if (server_fd_ >= 0) {
+    ReadServerReply(/*block=*/false);
+    return exit_;
+  }
   int status = 0;
   pid_t done = ::waitpid(pid_, &status, WNOHANG);
   if (done != pid_) return std::nullopt;
@@ -136,6 +229,7 @@ std::optional<ExitInfo> ChildProcess::Poll() {
 }
 
 ExitInfo ChildProcess::Wait() {
+  while (server_fd_ >= 0 && !exit_.has_value()) ReadServerReply(/*block=*/true);
   while (!exit_.has_value()) {
     int status = 0;
     pid_t done = ::waitpid(pid_, &status, 0);
@@ -146,6 +240,65 @@ ExitInfo ChildProcess::Wait() {
     }
   }
   return *exit_;
+}
+
+absl::StatusOr<std::unique_ptr<ForkServer>> ForkServer::Start(
+    const std::string& trainer_path, const std::string& socket_path, const std::string& stderr_path,
+    std::vector<std::pair<std::string, std::string>> env, double timeout_s) {
+  sockaddr_un address{};
+  if (socket_path.empty() || socket_path.size() >= sizeof(address.sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat("fork server socket \"", socket_path,
+                                                   "\": expected a path of 1..",
+                                                   sizeof(address.sun_path) - 1, " bytes"));
+  }
+  ::unlink(socket_path.c_str());  // a stale socket must not pass for a ready server
+  absl::StatusOr<std::unique_ptr<ChildProcess>> process = ChildProcess::Spawn(
+      {{trainer_path, absl::StrCat("--serve=", socket_path)}, stderr_path, "", std::move(env)});
+  if (!process.ok()) return process.status();
+  std::unique_ptr<ForkServer> server(new ForkServer(*std::move(process), socket_path));
+  const absl::Time deadline = absl::Now() + absl::Seconds(timeout_s);
+  while (absl::Now() < deadline) {
+    if (std::optional<ExitInfo> exit = server->process_->Poll()) {
+      return absl::UnavailableError(absl::StrCat(
+          "fork server ", trainer_path, " --serve ended at start (exit ", exit->exit_code,
+          ", signal ", exit->term_signal, "): ", TailOfFile(stderr_path, 5)));
+    }
+    absl::StatusOr<int> probe = server->Connect();
+    if (probe.ok()) {
+      ::close(*probe);  // the server drops a connection that sends no request
+      return server;
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return absl::UnavailableError(absl::StrCat("fork server ", trainer_path,
+                                             " --serve did not listen on ", socket_path, " within ",
+                                             timeout_s, " s"));
+}
+
+ForkServer::~ForkServer() {
+  process_->Signal(SIGTERM);
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (!process_->Poll().has_value() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  // ~ChildProcess SIGKILLs it if it is still there.
+  process_.reset();
+  ::unlink(socket_path_.c_str());
+}
+
+absl::StatusOr<int> ForkServer::Connect() const {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, socket_path_.c_str(), socket_path_.size());
+  const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::UnavailableError(absl::StrCat("socket: ", std::strerror(errno)));
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    const int error = errno;
+    ::close(fd);
+    return absl::UnavailableError(
+        absl::StrCat("fork server ", socket_path_, ": ", std::strerror(error)));
+  }
+  return fd;
 }
 
 std::string TailOfFile(const std::string& path, int max_lines) {

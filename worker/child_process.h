@@ -1,6 +1,8 @@
 // A child process with its stdout on a pipe and its stderr in a file. The child dies with the
 // worker (PR_SET_PDEATHSIG), so a worker killed with SIGKILL leaves no trainer behind to write
-// into a run that was requeued elsewhere.
+// into a run that was requeued elsewhere. A child is started by fork/exec, or forked by a
+// ForkServer (`scalelab-train --serve`, model/fork_server.h) that has already loaded the runtime:
+// the same process per run, without the runtime's start-up.
 #ifndef SCALELAB_WORKER_CHILD_PROCESS_H_
 #define SCALELAB_WORKER_CHILD_PROCESS_H_
 
@@ -31,10 +33,18 @@ struct ExitInfo {
 };
 
 // Not thread-safe; one owner. The destructor kills the child (SIGKILL) if it still runs.
+class ForkServer;
+
 class ChildProcess {
  public:
   // NotFound when argv[0] cannot be executed (the exec error is reported back by the child).
   static absl::StatusOr<std::unique_ptr<ChildProcess>> Spawn(const ChildOptions& options);
+  // The same child, forked by `server` instead: options.argv is what the server's child runs as
+  // its command line. Unavailable when the server does not answer (it died: fall back to Spawn).
+  // The child dies with the server and when this object closes its connection, so with the
+  // worker either way.
+  static absl::StatusOr<std::unique_ptr<ChildProcess>> SpawnWith(ForkServer& server,
+                                                                 const ChildOptions& options);
   ~ChildProcess();
 
   pid_t pid() const { return pid_; }
@@ -48,10 +58,41 @@ class ChildProcess {
   ExitInfo Wait();
 
  private:
-  ChildProcess(pid_t pid, int stdout_fd) : pid_(pid), stdout_fd_(stdout_fd) {}
+  ChildProcess(pid_t pid, int stdout_fd, int server_fd = -1)
+      : pid_(pid), stdout_fd_(stdout_fd), server_fd_(server_fd) {}
+  // Reads the fork server's exit report; `block` waits for it.
+  void ReadServerReply(bool block);
   pid_t pid_;
   int stdout_fd_;
+  int server_fd_;  // the connection to the fork server that forked it; -1 for fork/exec
   std::optional<ExitInfo> exit_;
+};
+
+// `scalelab-train --serve=SOCKET` started by this worker (a fork server). Thread-safe: each
+// SpawnWith opens its own connection. The destructor stops the server (SIGTERM), which kills
+// any child it still has.
+class ForkServer {
+ public:
+  // Starts `trainer_path --serve=<socket_path>` with `env` added (its children inherit it) and
+  // waits until it accepts connections. Unavailable when it does not within `timeout_s` or
+  // exits first (its stderr, in stderr_path, says why). Call it from a thread that lives as long
+  // as the server: the server dies with that thread (PR_SET_PDEATHSIG).
+  static absl::StatusOr<std::unique_ptr<ForkServer>> Start(
+      const std::string& trainer_path, const std::string& socket_path,
+      const std::string& stderr_path, std::vector<std::pair<std::string, std::string>> env,
+      double timeout_s = 30);
+  ~ForkServer();
+
+  const std::string& socket_path() const { return socket_path_; }
+  pid_t pid() const { return process_->pid(); }
+  // Connects to the server; Unavailable when it is gone.
+  absl::StatusOr<int> Connect() const;
+
+ private:
+  ForkServer(std::unique_ptr<ChildProcess> process, std::string socket_path)
+      : process_(std::move(process)), socket_path_(std::move(socket_path)) {}
+  std::unique_ptr<ChildProcess> process_;
+  std::string socket_path_;
 };
 
 // The last `max_lines` lines of a text file ("" if unreadable). For failure messages.

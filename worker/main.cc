@@ -21,6 +21,9 @@ ABSL_FLAG(std::string, data_root, ".", "folder that relative data sources are re
 ABSL_FLAG(std::string, work_dir, ".scalelab/worker", "per-attempt folders with trainer logs");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:0",
           "Prometheus /metrics address host:port; empty disables it; port 0 = any");
+ABSL_FLAG(bool, fork_server, true,
+          "start trainers through one scalelab-train --serve fork server (the runtime loads "
+          "once, not per run); falls back to fork/exec when it cannot start");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
 // Energy flags take their defaults from EnergyOptions (worker/energy.h), their one home.
 ABSL_FLAG(std::string, powercap_root, scalelab::worker::EnergyOptions{}.powercap_root,
@@ -49,6 +52,7 @@ int main(int argc, char** argv) {
   options.trainer_path = absl::GetFlag(FLAGS_trainer);
   options.data_root = absl::GetFlag(FLAGS_data_root);
   options.work_dir = absl::GetFlag(FLAGS_work_dir);
+  options.fork_server = absl::GetFlag(FLAGS_fork_server);
   options.metrics_address = absl::GetFlag(FLAGS_metrics_listen);
   options.energy.powercap_root = absl::GetFlag(FLAGS_powercap_root);
   options.energy.use_nvml = absl::GetFlag(FLAGS_nvml);

@@ -18,6 +18,7 @@
 namespace scalelab::model {
 
 class CausalLM;
+class DataParallelGroup;
 class SavedTrainState;
 
 struct TrainSummary {
@@ -46,6 +47,11 @@ struct LoopContext {
   // the loop restores the model, optimizer, RNG and its counters from it, trains only the steps
   // after it and reports metrics only for those.
   SavedTrainState* resume = nullptr;
+  // The data-parallel group when execution.world_size > 1 (model/dist.h), else null. Only the
+  // pretraining loop takes one (runspec refuses world_size > 1 for other kinds). Every rank runs
+  // the loop; rank 0 alone reports metrics and writes checkpoints and final weights (the other
+  // ranks' `sink` discards), and rank 0 alone validates.
+  DataParallelGroup* group = nullptr;
 };
 
 // A loop trains to completion or to the first error (statuses as Train() in model/trainer.h).

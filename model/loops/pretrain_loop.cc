@@ -16,6 +16,7 @@
 #include "model/causal_lm.h"
 #include "model/checkpoint.h"
 #include "model/data.h"
+#include "model/dist.h"
 #include "model/evaluation.h"
 #include "model/layerskip.h"
 #include "model/long_context.h"
@@ -83,7 +84,13 @@ class PretrainLoop {
         lr_spec_{plan_.schedule, plan_.peak_lr, plan_.warmup, plan_.decay, plan_.final_lr},
         divergence_(plan_.divergence_factor,
                     std::llround(plan_.warmup * static_cast<double>(plan_.steps))),
-        micro_batch_size_(plan_.micro_batch_size > 0 ? plan_.micro_batch_size : plan_.batch_size) {
+        group_(context.group),
+        rank_batch_size_(group_ == nullptr ? plan_.batch_size
+                                           : plan_.batch_size / group_->world_size()),
+        micro_batch_size_(plan_.micro_batch_size > 0
+                              ? std::min(plan_.micro_batch_size, rank_batch_size_)
+                              : rank_batch_size_),
+        reports_(group_ == nullptr || group_->rank() == 0) {
     const scalelab::v1::LayerSkipSpec& layerskip = context_.spec.config().train().layerskip();
     if (LayerSkipEnabled(layerskip)) {
       layerskip_ = &layerskip;
@@ -102,8 +109,9 @@ class PretrainLoop {
     if (context_.resume != nullptr) {
       if (absl::Status status = Resume(*context_.resume); !status.ok()) return status;
     }
+    if (absl::Status status = CheckRanksAgree(); !status.ok()) return status;
     ReportModel();
-    if (context_.from_init_weights && first_step_ == 0) Validate(0);
+    if (context_.from_init_weights && first_step_ == 0 && reports_) Validate(0);
     last_checkpoint_ = Clock::now();
     for (int64_t step_idx = first_step_; step_idx < plan_.steps; ++step_idx) {
       const Clock::time_point step_start = Clock::now();
@@ -124,8 +132,10 @@ class PretrainLoop {
 
       const bool last = step == plan_.steps;
       if (step % report_every_ == 0 || last) ReportTraining(step, lr);
-      if (EvaluationDue(step) || last) summary_.final_val_loss = Validate(step).mixture_loss;
-      if (CheckpointDue(step)) {
+      if (reports_ && (EvaluationDue(step) || last)) {
+        summary_.final_val_loss = Validate(step).mixture_loss;
+      }
+      if (reports_ && CheckpointDue(step)) {
         if (absl::Status status = SaveCheckpoint(step); !status.ok()) return status;
       }
     }
@@ -161,6 +171,21 @@ class PretrainLoop {
     return absl::OkStatus();
   }
 
+  // Every rank must continue from the same step: a rank that found no checkpoint (or another
+  // one) would train different weights. checkpoint_dir must be shared by the ranks' nodes.
+  absl::Status CheckRanksAgree() {
+    if (group_ == nullptr) return absl::OkStatus();
+    const int64_t lowest = group_->Min(first_step_);
+    const int64_t highest = group_->Max(first_step_);
+    if (lowest == highest) return absl::OkStatus();
+    return absl::FailedPreconditionError(
+        absl::StrCat("checkpoint_dir ", context_.spec.checkpoint_dir(),
+                     ": the ranks resume from different "
+                     "steps (",
+                     lowest, " to ", highest, "; this rank ", group_->rank(), ": ", first_step_,
+                     "); expected one checkpoint_dir every rank reads"));
+  }
+
   void ReportModel() {
     summary_.steps = plan_.steps;
     summary_.n_params = model_.NumNonEmbeddingParams();
@@ -194,7 +219,11 @@ class PretrainLoop {
 
   // One optimizer step over plan.batch_size windows in micro-batches of micro_batch_size_; each
   // micro-batch's mean loss is scaled by 1/n so the accumulated gradient is the whole batch's
-  // (equal token counts per micro-batch make the mean of means the batch mean). Returns the
+  // (equal token counts per micro-batch make the mean of means the batch mean). Data-parallel,
+  // every rank draws the same global batch (same seed, same position) and trains on its own
+  // contiguous rank_batch_size_ windows of it; averaging the gradients and the losses over the
+  // ranks (equal shares) then gives the global batch's, and every rank takes the same optimizer
+  // step and the same divergence decision. Returns the
   // step's training loss, or kAborted from the divergence detector, before the weights change.
   // With train.layerskip the loss is the LayerSkip loss at this step (layer dropout and the
   // weighted early exits, model/layerskip.h), so train_loss then is that weighted sum.
@@ -202,8 +231,13 @@ class PretrainLoop {
     const int64_t step = step_idx + 1;
     SetLearningRate(*optimizer_, lr);
     TokenTensors batch = batches_.Next(device_);
+    if (group_ != nullptr) {
+      const int64_t first = group_->rank() * rank_batch_size_;
+      batch.inputs = batch.inputs.narrow(0, first, rank_batch_size_);
+      batch.targets = batch.targets.narrow(0, first, rank_batch_size_);
+    }
     optimizer_->zero_grad();
-    const int64_t n_micro = plan_.batch_size / micro_batch_size_;
+    const int64_t n_micro = rank_batch_size_ / micro_batch_size_;
     double loss_value = 0;
     for (int64_t micro_idx = 0; micro_idx < n_micro; ++micro_idx) {
       torch::Tensor inputs =
@@ -220,6 +254,10 @@ class PretrainLoop {
       if (n_micro > 1) loss = loss / static_cast<double>(n_micro);
       loss_value += loss.item<double>();
       loss.backward();
+    }
+    if (group_ != nullptr) {
+      group_->AverageGradients(parameters_);
+      loss_value = group_->Average(loss_value);
     }
     if (absl::Status status = divergence_.Observe(step, loss_value); !status.ok()) return status;
     torch::nn::utils::clip_grad_norm_(parameters_, plan_.grad_clip);
@@ -291,6 +329,10 @@ class PretrainLoop {
     ReportRecord(summary_.tokens);
     summary_.train_tokens_per_s =
         static_cast<double>((plan_.steps - first_step_) * plan_.batch_tokens) / total_train_s_;
+    if (!reports_) {
+      summary_.wall_time_s = SecondsSince(context_.start);
+      return summary_;
+    }
     // Associative recall at eval.recall_lengths, once, on the final weights.
     absl::StatusOr<std::vector<std::pair<std::string, double>>> recall =
         RecallMetrics(model_, plan_, context_.spec.config().model().vocab_size());
@@ -324,7 +366,10 @@ class PretrainLoop {
   std::vector<torch::Tensor> parameters_;
   LrScheduleSpec lr_spec_;
   DivergenceDetector divergence_;
+  DataParallelGroup* group_;  // null: one process
+  int64_t rank_batch_size_;   // Windows this rank trains on per step (all of them alone).
   int64_t micro_batch_size_;
+  bool reports_;  // Rank 0 (or the only rank): validates, reports, checkpoints, saves weights.
   const scalelab::v1::LayerSkipSpec* layerskip_ = nullptr;  // Set when train.layerskip is on.
   TransformerImpl* transformer_ = nullptr;                  // model_, when layerskip_ is set.
   const int64_t report_every_ = std::max<int64_t>(1, plan_.steps / 100);

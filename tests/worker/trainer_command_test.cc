@@ -71,6 +71,38 @@ TEST_CASE("A run placed on GPUs sees only those GPUs and trains on cuda", "[work
   CHECK(TrainerEnvironment(*spec)[1].second == "3,5");
 }
 
+TEST_CASE("A data-parallel rank keeps its rank and rendezvous and sees only its own GPU",
+          "[worker][unit]") {
+  // One lease per rank of a gang (the scheduler fills the ExecutionSpec): rank 1 of 2 on this
+  // node's GPU 6. The trainer trains on cuda:0, which CUDA_VISIBLE_DEVICES makes GPU 6.
+  v1::RunSpec leased = LeasedSpec();
+  leased.mutable_config()->mutable_resources()->set_gpus(1);
+  leased.mutable_config()->mutable_resources()->set_ranks(2);
+  v1::ExecutionSpec& execution = *leased.mutable_execution();
+  execution.add_gpu_indices(6);
+  execution.set_rank(1);
+  execution.set_world_size(2);
+  execution.set_local_rank(1);
+  execution.set_rendezvous("10.1.2.3:29511");
+  execution.set_backend("nccl");
+  auto spec = CompleteRunSpec({"t", "/data", 1}, leased, "/w/a", "/w/c");
+  REQUIRE(spec.ok());
+  CHECK(spec->execution().rank() == 1);
+  CHECK(spec->execution().world_size() == 2);
+  CHECK(spec->execution().local_rank() == 1);
+  CHECK(spec->execution().rendezvous() == "10.1.2.3:29511");
+  CHECK(spec->execution().backend() == "nccl");
+  CHECK(spec->execution().device() == "cuda");
+  CHECK(TrainerEnvironment(*spec)[1] ==
+        std::pair<std::string, std::string>{"CUDA_VISIBLE_DEVICES", "6"});
+
+  // A gang whose global batch does not split over its ranks never starts.
+  leased.mutable_config()->mutable_train()->set_batch_tokens(64 * 3);
+  auto refused = CompleteRunSpec({"t", "/data", 1}, leased, "/w/a", "/w/c");
+  REQUIRE(absl::IsInvalidArgument(refused.status()));
+  CHECK(refused.status().message().find("train.batch_tokens") != absl::string_view::npos);
+}
+
 TEST_CASE("A spec the trainer would refuse is refused before the trainer starts",
           "[worker][unit]") {
   v1::RunSpec no_data = LeasedSpec();

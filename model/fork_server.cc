@@ -69,6 +69,7 @@ std::optional<runspec::StartRequest> ReceiveRequest(int conn_fd, int* out_fd, in
                            pid_t server, ChildMain child_main) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != server) ::_exit(127);  // the server died before prctl took effect
+  ::prctl(PR_SET_NAME, "scalelab-train");  // the run's process, named as if exec'd
   ::setpgid(0, 0);
   sigset_t none;
   sigemptyset(&none);
@@ -101,6 +102,8 @@ std::optional<runspec::StartRequest> ReceiveRequest(int conn_fd, int* out_fd, in
 int ServeForkRequests(const std::string& socket_path, ChildMain child_main) {
   const pid_t server = ::getpid();
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // Told apart from its children (the runs) in ps and /proc: 15 characters at most.
+  ::prctl(PR_SET_NAME, "scalelab-forksv");
   sockaddr_un address{};
   if (socket_path.empty() || socket_path.size() >= sizeof(address.sun_path)) {
     std::fprintf(stderr, "scalelab-train: --serve=%s: expected a socket path of 1..%zu bytes\n",

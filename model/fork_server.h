@@ -10,7 +10,8 @@
 // Lifetime: the server dies with the process that started it (PR_SET_PDEATHSIG), each child dies
 // with the server (the same), and the server SIGKILLs a child's process group when the
 // connection that asked for it closes. So a worker killed with SIGKILL never leaves a trainer
-// running: its connections close and its server dies, whichever comes first.
+// running: its connections close and its server dies, whichever comes first. The server names
+// itself "scalelab-forksv" (PR_SET_NAME); its children name themselves "scalelab-train" again.
 
 #ifndef SCALELAB_MODEL_FORK_SERVER_H_
 #define SCALELAB_MODEL_FORK_SERVER_H_

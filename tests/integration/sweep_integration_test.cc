@@ -237,6 +237,16 @@ std::vector<int> ChildrenNamed(int parent, const std::string& name) {
   return pids;
 }
 
+// The trainers of worker `worker_pid`: its children named scalelab-train, and the children of its
+// fork server (`scalelab-train --serve`, named scalelab-forksv) when it has one.
+std::vector<int> TrainersOf(int worker_pid) {
+  std::vector<int> trainers = ChildrenNamed(worker_pid, "scalelab-train");
+  for (int server : ChildrenNamed(worker_pid, "scalelab-forksv")) {
+    for (int trainer : ChildrenNamed(server, "scalelab-train")) trainers.push_back(trainer);
+  }
+  return trainers;
+}
+
 TEST_CASE("A worker cut off from the scheduler stops its trainers once its lease must be gone",
           "[integration][slow]") {
   Stack stack(absl::Seconds(3));
@@ -244,14 +254,14 @@ TEST_CASE("A worker cut off from the scheduler stops its trainers once its lease
   auto submitted = stack.Submit(stack.Manifest("isolated", 5e6, "{model.d_model: [16]}"));
   stack.WaitForRuns(submitted.sweep().id(), TrainingHasStarted, 60);
   const int worker_pid = stack.worker(isolated).pid();
-  REQUIRE(ChildrenNamed(worker_pid, "scalelab-train").size() == 1);
+  REQUIRE(TrainersOf(worker_pid).size() == 1);
 
   // The scheduler goes away; past one lease ttl without an answered heartbeat the run may be
   // training elsewhere, so the worker must have stopped its copy.
   stack.scheduler().Shutdown();
   std::vector<int> trainers;
   for (int i = 0; i < 100; ++i) {
-    trainers = ChildrenNamed(worker_pid, "scalelab-train");
+    trainers = TrainersOf(worker_pid);
     if (trainers.empty()) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }

@@ -123,7 +123,8 @@ TEST_CASE("Two data-parallel ranks reach the loss of one process with the same g
   // The per-rank losses are means over 4 windows, averaged over the ranks after the backward
   // pass; the one process sums the same 8 windows in one pass. Only the order of float
   // additions differs, so the curves agree to float32 rounding, amplified a little by 24 Adam
-  // steps. Measured: max |difference| below 1e-5 (train_loss ~5.5 -> ~2.5 nats); tolerance 1e-4.
+  // steps. Measured: max |difference| 2.4e-7 for train_loss (5.54 -> 3.72 nats over 24 steps)
+  // and 3e-8 for val_loss (3 evaluations); tolerance 1e-5.
   for (const char* metric : {"train_loss", "val_loss"}) {
     const std::map<int, double> one = Curve(single.out, metric);
     const std::map<int, double> two = Curve(rank0.out, metric);
@@ -136,7 +137,7 @@ TEST_CASE("Two data-parallel ranks reach the loss of one process with the same g
     }
     WARN(metric << ": max |1 rank - 2 ranks| = " << max_difference << " over " << one.size()
                 << " points; first " << one.begin()->second << ", last " << one.rbegin()->second);
-    CHECK(max_difference < 1e-4);
+    CHECK(max_difference < 1e-5);
     CHECK(one.rbegin()->second < one.begin()->second - 0.5);  // it learned something
   }
 }

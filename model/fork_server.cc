@@ -69,7 +69,7 @@ std::optional<runspec::StartRequest> ReceiveRequest(int conn_fd, int* out_fd, in
                            pid_t server, ChildMain child_main) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != server) ::_exit(127);  // the server died before prctl took effect
-  ::prctl(PR_SET_NAME, "scalelab-train");  // the run's process, named as if exec'd
+  ::prctl(PR_SET_NAME, "scalelab-train");   // the run's process, named as if exec'd
   ::setpgid(0, 0);
   sigset_t none;
   sigemptyset(&none);

@@ -324,10 +324,12 @@ int Main(int argc, char** argv) {
 
 // What one child of the fork server runs: everything main() does after the exec.
 int GuardedMain(int argc, char** argv) {
-  if (argc == 2 && absl::StartsWith(argv[1], "--serve=")) {
-    return scalelab::model::ServeForkRequests(argv[1] + std::strlen("--serve="), &GuardedMain);
+  // Train() already turns its exceptions into statuses; this guards spec reading.
+  try {
+    return Main(argc, argv);
+  } catch (const std::exception& error) {
+    return Fail(absl::InternalError(error.what()));
   }
-  return GuardedMain(argc, argv);
 }
 
 }  // namespace
@@ -341,10 +343,8 @@ int main(int argc, char** argv) {
     ::setenv("OMP_WAIT_POLICY", "PASSIVE", /*overwrite=*/1);
     ::execv("/proc/self/exe", argv);
   }
-  // Train() already turns its exceptions into statuses; this guards spec reading.
-  try {
-    return Main(argc, argv);
-  } catch (const std::exception& error) {
-    return Fail(absl::InternalError(error.what()));
+  if (argc == 2 && absl::StartsWith(argv[1], "--serve=")) {
+    return scalelab::model::ServeForkRequests(argv[1] + std::strlen("--serve="), &GuardedMain);
   }
+  return GuardedMain(argc, argv);
 }

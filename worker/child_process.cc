@@ -252,6 +252,10 @@ absl::StatusOr<std::unique_ptr<ForkServer>> ForkServer::Start(
                                                    sizeof(address.sun_path) - 1, " bytes"));
   }
   ::unlink(socket_path.c_str());  // a stale socket must not pass for a ready server
+  // OpenBLAS starts its thread pool when it loads, unless told to use one thread; the server must
+  // be single-threaded when it forks, and the trainer cuts that pool to one thread anyway
+  // (ops::ConfigureCpuThreads), so its children lose nothing.
+  env.emplace_back("OPENBLAS_NUM_THREADS", "1");
   absl::StatusOr<std::unique_ptr<ChildProcess>> process = ChildProcess::Spawn(
       {{trainer_path, absl::StrCat("--serve=", socket_path)}, stderr_path, "", std::move(env)});
   if (!process.ok()) return process.status();

@@ -73,7 +73,8 @@ class ChildProcess {
 // any child it still has.
 class ForkServer {
  public:
-  // Starts `trainer_path --serve=<socket_path>` with `env` added (its children inherit it) and
+  // Starts `trainer_path --serve=<socket_path>` with `env` and OPENBLAS_NUM_THREADS=1 added (its
+  // children inherit them; the latter keeps the server single-threaded when it forks) and
   // waits until it accepts connections. Unavailable when it does not within `timeout_s` or
   // exits first (its stderr, in stderr_path, says why). Call it from a thread that lives as long
   // as the server: the server dies with that thread (PR_SET_PDEATHSIG).

@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -88,6 +89,11 @@ TEST_CASE("A run through the fork server prints the same lines and exits as by f
   CHECK(forked.exit.term_signal == 0);
   REQUIRE(direct.lines.size() > 20);  // metrics of 20 steps, records, the final artifact
   CHECK(forked.lines == direct.lines);
+  // Nothing but the server's own thread when it forks (no OpenBLAS or OpenMP pool).
+  std::error_code error;
+  const auto tasks =
+      std::filesystem::directory_iterator(absl::StrCat("/proc/", (*server)->pid(), "/task"), error);
+  CHECK(std::distance(tasks, std::filesystem::directory_iterator()) == 1);
 
   // An invalid flag (exit 2), missing data (exit 3) and a SIGTERM: the same ends either way.
   const std::vector<std::vector<std::string>> failing{

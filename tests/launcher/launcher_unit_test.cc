@@ -141,11 +141,10 @@ CommandResult KubectlLocal(const std::string& path) {
   return *result;
 }
 
-TEST_CASE("The launcher's worker Pod manifest passes kubectl's offline check",
-          "[launcher][unit]") {
-  const std::string path =
-      (std::filesystem::temp_directory_path() / ("scalelab-pod-" + std::to_string(::getpid()) + ".json"))
-          .string();
+TEST_CASE("The launcher's worker Pod manifest passes kubectl's offline check", "[launcher][unit]") {
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("scalelab-pod-" + std::to_string(::getpid()) + ".json"))
+                               .string();
   WorkerTemplate worker;
   worker.scheduler_address = "scalelab-scheduler:7070";
   worker.name_prefix = "gpu-pool";
@@ -163,9 +162,9 @@ TEST_CASE("The launcher's worker Pod manifest passes kubectl's offline check",
   CHECK(PodManifest(worker, KubernetesOptions{}, "x").find("\"nvidia.com/gpu\": \"8\"") !=
         std::string::npos);
   // The binary's --dry_run prints the same manifest.
-  auto printed = RunCommand({std::string(SCALELAB_BIN_DIR) + "/scalelab-launcher",
-                             "--backend=kubernetes", "--dry_run", "--gpus=1",
-                             "--scheduler=scalelab-scheduler:7070"});
+  auto printed =
+      RunCommand({std::string(SCALELAB_BIN_DIR) + "/scalelab-launcher", "--backend=kubernetes",
+                  "--dry_run", "--gpus=1", "--scheduler=scalelab-scheduler:7070"});
   REQUIRE(printed.ok());
   CHECK(printed->exit_code == 0);
   CHECK(printed->out.find("\"kind\": \"Pod\"") != std::string::npos);

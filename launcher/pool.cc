@@ -39,6 +39,7 @@ int PoolPlanner::live_jobs() const {
 PoolDecision PoolPlanner::Plan(const v1::ClusterSummary& summary,
                                const std::vector<JobStatus>& jobs, absl::Time now) {
   PoolDecision decision;
+  int busy_lost = 0;
   std::map<std::string, const JobStatus*> listed;
   for (const JobStatus& job : jobs) listed[job.job_id] = &job;
 
@@ -52,6 +53,7 @@ PoolDecision PoolPlanner::Plan(const v1::ClusterSummary& summary,
       continue;
     }
     if (!it->second.released) {
+      if (it->second.active_runs > 0) ++busy_lost;
       decision.lost.push_back(found == listed.end() ? JobStatus{it->first, JobPhase::kEnded, "GONE"}
                                                     : *found->second);
     }
@@ -79,6 +81,7 @@ PoolDecision PoolPlanner::Plan(const v1::ClusterSummary& summary,
       free_gpus += options_.gpus;
       continue;
     }
+    job.active_runs = worker->second->active_runs();
     free_slots += std::max(0, worker->second->cpu_slots() - worker->second->active_runs());
     free_gpus += worker->second->active_runs() == 0 ? worker->second->gpus() : 0;
     if (worker->second->active_runs() > 0) {
@@ -95,9 +98,11 @@ PoolDecision PoolPlanner::Plan(const v1::ClusterSummary& summary,
     wanted = std::max(
         wanted, ceil_div(std::max<int64_t>(0, summary.pending_gpus() - free_gpus), options_.gpus));
   }
+  // The runs of a lost busy worker are not PENDING yet (their leases have not expired); its
+  // replacement starts now rather than one lease ttl later. An idle lost worker is replaced
+  // only when runs wait or the pool is below its minimum.
+  wanted += busy_lost;
   wanted = std::max<int64_t>(wanted, static_cast<int64_t>(options_.min_workers) - live);
-  // A lost job is replaced at once when runs wait or the pool is below its minimum; a lost job
-  // that held runs makes them PENDING again once their leases expire, which grows the pool then.
   decision.submit = static_cast<int>(std::min<int64_t>(wanted, options_.max_workers - live));
   decision.submit = std::max(decision.submit, 0);
 

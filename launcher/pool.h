@@ -27,7 +27,8 @@ struct PoolOptions {
 
 // What to do now. Jobs in `cancel` were idle (no LEASED/RUNNING run, nothing pending) for
 // idle_timeout; jobs in `lost` ended without the pool cancelling them (Slurm killed them, their
-// node failed, they timed out or were preempted) and are replaced within `submit`.
+// node failed, they timed out or were preempted). A lost job whose worker held runs is replaced
+// at once (within `submit`): its runs come back to the queue when their leases expire.
 struct PoolDecision {
   int submit = 0;
   std::vector<std::string> cancel;
@@ -52,6 +53,7 @@ class PoolPlanner {
   struct Job {
     absl::Time idle_since = absl::InfiniteFuture();
     bool released = false;  // cancelled by the pool: its end is expected
+    int active_runs = 0;    // its worker's LEASED/RUNNING attempts in the last summary
   };
   PoolOptions options_;
   std::function<std::string(const std::string&)> worker_name_;

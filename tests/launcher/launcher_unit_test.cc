@@ -78,27 +78,38 @@ TEST_CASE("Idle workers are cancelled only after the idle timeout with an empty 
   CHECK(planner.Plan(Summary(0, {{"pool-7", 1}}), ended, t0 + absl::Seconds(61)).lost.empty());
 }
 
-TEST_CASE("A job Slurm killed is reported lost and replaced while runs wait", "[launcher][unit]") {
+TEST_CASE("A job Slurm killed is reported lost and replaced", "[launcher][unit]") {
   PoolOptions options;
   options.max_workers = 2;
-  options.min_workers = 1;
   PoolPlanner planner(options, SlurmName);
   const absl::Time t0 = absl::FromUnixSeconds(1000);
-  planner.Submitted("4", t0);
   for (const char* state : {"NODE_FAIL", "TIMEOUT", "PREEMPTED", "CANCELLED", "FAILED"}) {
     CHECK(SlurmPhase(state) == JobPhase::kEnded);
   }
+  // A busy worker's job dies: replaced now, before its run's lease expires.
+  planner.Submitted("4", t0);
+  CHECK(planner.Plan(Summary(0, {{"pool-4", 1}}), {Job("4", JobPhase::kRunning, "RUNNING")}, t0)
+            .submit == 0);
   PoolDecision decision =
       planner.Plan(Summary(0, {{"pool-4", 1}}), {Job("4", JobPhase::kEnded, "NODE_FAIL")}, t0);
   REQUIRE(decision.lost.size() == 1);
   CHECK(decision.lost[0].state == "NODE_FAIL");
-  CHECK(decision.submit == 1);  // min_workers
-  // A job squeue no longer lists is lost too.
+  CHECK(decision.submit == 1);
+  // An idle worker's job that squeue no longer lists is lost, and replaced only for demand.
   planner.Submitted("5", t0);
-  PoolDecision gone = planner.Plan(Summary(1, {}), {}, t0 + absl::Seconds(1));
+  PoolDecision gone = planner.Plan(Summary(0, {}), {}, t0 + absl::Seconds(1));
   REQUIRE(gone.lost.size() == 1);
   CHECK(gone.lost[0].state == "GONE");
-  CHECK(gone.submit == 1);
+  CHECK(gone.submit == 0);
+  PoolDecision min_kept = [&] {
+    PoolOptions keep_one = options;
+    keep_one.min_workers = 1;
+    PoolPlanner with_minimum(keep_one, SlurmName);
+    with_minimum.Submitted("6", t0);
+    return with_minimum.Plan(Summary(0, {}), {Job("6", JobPhase::kEnded, "TIMEOUT")}, t0);
+  }();
+  CHECK(min_kept.lost.size() == 1);
+  CHECK(min_kept.submit == 1);
 }
 
 TEST_CASE("squeue output is parsed, and a malformed line is named", "[launcher][unit]") {

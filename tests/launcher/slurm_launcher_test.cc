@@ -19,6 +19,7 @@
 #include "launcher/slurm_backend.h"
 #include "scalelab/v1/cluster.grpc.pb.h"
 #include "services/api/grpc_server.h"
+#include "services/common/run_state.h"
 #include "tests/integration/stack.h"
 
 namespace scalelab::testing {
@@ -152,11 +153,15 @@ TEST_CASE("A sweep runs on worker agents that the launcher keeps as Slurm jobs",
       sweep_id,
       [](const std::vector<v1::Run>& all) {
         for (const auto& run : all) {
-          if (run.state() != v1::RUN_STATE_SUCCEEDED) return false;
+          if (!services::IsTerminal(run.state())) return false;
         }
         return !all.empty();
       },
       120);
+  for (const auto& run : runs) {
+    INFO("run " << run.id() << ": " << run.message());
+    CHECK(run.state() == v1::RUN_STATE_SUCCEEDED);
+  }
   REQUIRE(runs.size() == 3);
 
   // The kill was noticed (lost) and a replacement job submitted after it.

@@ -1,6 +1,8 @@
 // scalelab-launcher: flags -> LauncherOptions and a backend, then rounds until SIGINT/SIGTERM.
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -82,11 +84,10 @@ int main(int argc, char** argv) {
     auto created = SlurmBackend::Create(worker, slurm);
     if (!created.ok()) return Fail(created.status());
     if (absl::GetFlag(FLAGS_dry_run)) {
-      std::printf("# %s\n", (*created)->script_path().c_str());
-      std::fflush(stdout);
-      return std::system(("cat " + ShellQuote((*created)->script_path())).c_str()) == 0
-                 ? EXIT_SUCCESS
-                 : EXIT_FAILURE;
+      std::ifstream script((*created)->script_path());
+      std::printf("# %s\n%s", (*created)->script_path().c_str(),
+                  std::string(std::istreambuf_iterator<char>(script), {}).c_str());
+      return script ? EXIT_SUCCESS : EXIT_FAILURE;
     }
     backend = *std::move(created);
   } else if (backend_name == "kubernetes") {

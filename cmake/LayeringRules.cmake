@@ -73,4 +73,10 @@ scalelab_layering_rule(
          "^scalelab_analysis_fit$" "^Ceres::" "(^|/)libceres"
   REASON "scalelab_tasks (problems, verifiers, pass@k, suites) is torch-free and daemon-free over absl and yaml-cpp: the runtime, the CLI and the scheduler may all link it")
 
+scalelab_layering_rule(
+  TARGETS scalelab_launcher scalelab-launcher
+  DIRECTORIES launcher
+  FORBID ${_scalelab_pg} ${_scalelab_torch} "^scalelab_scheduler$" "^scalelab_worker$"
+  REASON "the launcher talks to the scheduler over gRPC and to Slurm/Kubernetes through their tools: no store, scheduler, worker or LibTorch")
+
 scalelab_layering_enforce()

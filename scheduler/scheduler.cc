@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "scheduler/cluster_service.h"
 #include "scheduler/results_service.h"
 #include "scheduler/retry_policy.h"
 #include "scheduler/scheduler_metrics.h"
@@ -62,6 +63,7 @@ struct Scheduler::Impl {
   std::unique_ptr<SweepServiceImpl> sweep_service;
   std::unique_ptr<WorkerServiceImpl> worker_service;
   std::unique_ptr<ResultsServiceImpl> results_service;
+  std::unique_ptr<ClusterServiceImpl> cluster_service;
   std::unique_ptr<grpc::Server> server;
   std::unique_ptr<Fitter> fitter;
 };
@@ -121,9 +123,10 @@ absl::Status Scheduler::Init() {
   impl_->sweep_service = std::make_unique<SweepServiceImpl>(context);
   impl_->worker_service = std::make_unique<WorkerServiceImpl>(context);
   impl_->results_service = std::make_unique<ResultsServiceImpl>(context);
+  impl_->cluster_service = std::make_unique<ClusterServiceImpl>(context);
   auto server = services::StartGrpcServer(
-      options_.listen_address,
-      {impl_->sweep_service.get(), impl_->worker_service.get(), impl_->results_service.get()});
+      options_.listen_address, {impl_->sweep_service.get(), impl_->worker_service.get(),
+                                impl_->results_service.get(), impl_->cluster_service.get()});
   if (!server.ok()) return server.status();
   impl_->server = std::move(server->server);
   grpc_port_ = server->port;

@@ -11,7 +11,11 @@ PACKAGES=(
   libtorch-dev libopenblas0-pthread libgloo-dev
   libceres-dev libeigen3-dev gnuplot-nox
   libssl-dev catch2 curl dict-gcide
+  slurm-wlm munge
 )
+# kubectl checks deploy/kubernetes offline (tests/launcher). Debian's kubernetes-client conflicts
+# with another kubectl package (Google's) where one is already installed; either will do.
+if ! command -v kubectl >/dev/null 2>&1; then PACKAGES+=(kubernetes-client); fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

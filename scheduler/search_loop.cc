@@ -166,8 +166,9 @@ absl::StatusOr<SearchPassResult> SearchLoop::RunOnce() {
       seen_.erase(sweep_id);
       continue;
     }
-    // A step that made runs changed the counts itself; the next pass reads them fresh.
-    if (result->runs_created == 0) {
+    // Only a step that changed nothing may be skipped until the counts move: one that made runs
+    // changed them itself, and one that skipped configs may find valid ones on the next step.
+    if (result->runs_created == 0 && result->configs_skipped == 0 && result->searches_closed == 0) {
       seen_[sweep_id] = fingerprint;
     } else {
       seen_.erase(sweep_id);

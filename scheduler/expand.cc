@@ -3,11 +3,15 @@
 #include <algorithm>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "runspec/text.h"
+#include "scheduler/search_policy.h"
 
 namespace scalelab::scheduler {
 namespace {
@@ -106,7 +110,98 @@ std::string MainStageName(const SweepSpec& spec) {
   return spec.stage().empty() ? std::string(kDefaultMainStage) : spec.stage();
 }
 
+const google::protobuf::RepeatedPtrField<scalelab::v1::SearchDimension>& SpaceDimensions(
+    const scalelab::v1::SweepDef& sweep) {
+  if (sweep.has_search()) return sweep.search().dimensions();
+  return sweep.random().dimensions();  // the default instance's: empty for a grid
+}
+
+std::string SpacePath(const scalelab::v1::SweepDef& sweep) {
+  return sweep.has_search() ? "sweep.search.space" : "sweep.random.space";
+}
+
+absl::StatusOr<ExpandedRun> BuildPointRun(const SweepSpec& spec, const SearchPoint& point,
+                                          int index) {
+  ExpandedRun run;
+  run.index = index;
+  run.config = spec.base();
+  run.kind = spec.kind();
+  run.stage = MainStageName(spec);
+  std::vector<std::pair<std::string, std::string>> applied(point.begin(), point.end());
+  for (const auto& [key, value] : point) {
+    if (std::optional<FieldError> error = SetRunConfigValue(key, value, &run.config)) {
+      return absl::InvalidArgumentError(absl::StrCat("run ", index, " (",
+                                                     DescribeOverrides(applied), "): ", Quoted(key),
+                                                     ": ", error->Message()));
+    }
+  }
+  run.overrides = point;
+  ApplyRunDefaults(&run.config, spec.kind());
+  if (absl::Status status = ValidateRunConfig(run.config, spec.kind()); !status.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("run ", index, " (", DescribeOverrides(applied), "): ", status.message()));
+  }
+  return run;
+}
+
+absl::StatusOr<std::vector<ExpandedRun>> DrawSearchRuns(const SweepSpec& spec,
+                                                        const SearchSpace& space, int count,
+                                                        SearchRng& rng, int first_index) {
+  constexpr int kDrawsPerRun = 20;
+  std::vector<ExpandedRun> runs;
+  std::set<SearchPoint> taken;
+  std::optional<absl::Status> first_problem;
+  for (int64_t draw = 0;
+       static_cast<int>(runs.size()) < count && draw < int64_t{kDrawsPerRun} * count; ++draw) {
+    SearchPoint point = space.Sample(rng);
+    if (!taken.insert(point).second) continue;
+    absl::StatusOr<ExpandedRun> run =
+        BuildPointRun(spec, point, first_index + static_cast<int>(runs.size()));
+    if (!run.ok()) {
+      if (!first_problem) first_problem = run.status();
+      continue;
+    }
+    runs.push_back(*std::move(run));
+  }
+  if (static_cast<int>(runs.size()) < count) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        SpacePath(spec.sweep()), ": expected ", count,
+        " distinct points whose runs pass validation, got ", runs.size(), " in ",
+        kDrawsPerRun * count, " draws",
+        first_problem ? absl::StrCat("; the first that failed: ", first_problem->message()) : ""));
+  }
+  return runs;
+}
+
 absl::StatusOr<std::vector<ExpandedRun>> ExpandSweep(const SweepSpec& spec) {
+  if (spec.sweep().has_random() || spec.sweep().has_search()) {
+    absl::StatusOr<SearchSpace> space =
+        SearchSpace::Create(SpaceDimensions(spec.sweep()), SpacePath(spec.sweep()));
+    if (!space.ok()) return space.status();
+    if (spec.sweep().has_random()) {
+      const scalelab::v1::RandomSweep& random = spec.sweep().random();
+      if (random.runs() < 1 || random.runs() > kMaxRunsPerSweep) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("sweep.random.runs: expected an integer in [1, ", kMaxRunsPerSweep,
+                         "], got ", random.runs()));
+      }
+      SearchRng rng(static_cast<uint64_t>(random.seed() == 0 ? 1 : random.seed()));
+      return DrawSearchRuns(spec, *space, random.runs(), rng, 0);
+    }
+    scalelab::v1::SearchSweep search = spec.sweep().search();
+    ApplySearchDefaults(&search);
+    if (search.initial() < 1 || search.initial() > kMaxRunsPerSweep) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("sweep.search.initial: expected an integer in [1, ", kMaxRunsPerSweep,
+                       "], got ", search.initial()));
+    }
+    SearchRng rng = SearchRng::ForGeneration(search.seed(), 0);
+    absl::StatusOr<std::vector<ExpandedRun>> runs =
+        DrawSearchRuns(spec, *space, search.initial(), rng, 0);
+    if (!runs.ok()) return runs;
+    for (ExpandedRun& run : *runs) run.search_operator = "draft";
+    return runs;
+  }
   absl::StatusOr<std::vector<ExpandedRun>> runs =
       ExpandGrid(spec.base(), spec.sweep(), spec.kind(), nullptr);
   if (!runs.ok()) return runs;

@@ -17,6 +17,7 @@
 #include "runspec/keys.h"
 #include "runspec/run_config.h"
 #include "scalelab/v1/common.pb.h"
+#include "scheduler/search_space.h"
 
 namespace scalelab::scheduler {
 
@@ -48,6 +49,8 @@ struct ExpandedRun {
   // Index (in the same expansion) of the run this one starts from; -1 for main-stage runs.
   // config.init.from_run is left 0 for the store to fill with that run's id.
   int parent_index = -1;
+  // A search sweep's run: the operator that made it ("draft" at submission); "" otherwise.
+  std::string search_operator;
 };
 
 // Expands `spec.sweep` into runs: the cross product of the grid axes in order, the first axis
@@ -62,7 +65,29 @@ struct ExpandedRun {
 // the run and its overrides, e.g.
 //   run 3 (model.d_model=100, train.tokens=1e6): model.d_model: expected a multiple of
 //   model.n_heads (8), got 100
+//
+// A random sweep gives random.runs distinct points of its space drawn with random.seed; a search
+// sweep gives its search.initial drafts (SearchRng::ForGeneration(seed, 0)); draws whose run
+// fails validation are redrawn (DrawSearchRuns).
 absl::StatusOr<std::vector<ExpandedRun>> ExpandSweep(const scalelab::v1::SweepSpec& spec);
+
+// The dimensions of a random or search sweep's space (empty for a grid) and the path errors use
+// ("sweep.random.space", "sweep.search.space").
+const google::protobuf::RepeatedPtrField<scalelab::v1::SearchDimension>& SpaceDimensions(
+    const scalelab::v1::SweepDef& sweep);
+std::string SpacePath(const scalelab::v1::SweepDef& sweep);
+
+// One main-stage run at `point`: spec.base with the point's values applied, ApplyRunDefaults,
+// then ValidateRunConfig. InvalidArgument "run <index> (<key>=<value>, ...): <problem>".
+absl::StatusOr<ExpandedRun> BuildPointRun(const scalelab::v1::SweepSpec& spec,
+                                          const SearchPoint& point, int index);
+
+// `count` runs at distinct points drawn from `space` (none in `taken`), indexes from
+// `first_index`. A draw whose run fails validation is redrawn, up to 20 draws per run; when
+// fewer valid points turn up, InvalidArgument naming the count found and the first problem.
+absl::StatusOr<std::vector<ExpandedRun>> DrawSearchRuns(const scalelab::v1::SweepSpec& spec,
+                                                        const SearchSpace& space, int count,
+                                                        SearchRng& rng, int first_index);
 
 // Expands a whole pipeline: the main stage as ExpandSweep does, then each of spec.stages in
 // order. For every run of the stage's parent stage (`after`, "" = the main stage) and every point

@@ -1,6 +1,7 @@
 #include "scheduler/manifest.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -16,11 +17,14 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "runspec/run_config.h"
 #include "runspec/text.h"
 #include "scheduler/expand.h"
+#include "scheduler/search_policy.h"
+#include "scheduler/search_space.h"
 #include "yaml-cpp/yaml.h"
 
 namespace scalelab::scheduler {
@@ -114,12 +118,31 @@ class Reporter {
     return nested;
   }
 
+  // The same reporter with `from` spelled `to` in its paths and messages: a random or search
+  // sweep's space is checked as a grid of its boundary values, reported under its own name.
+  Reporter Renaming(absl::string_view from, absl::string_view to) const {
+    Reporter renamed = *this;
+    renamed.rename_from_ = std::string(from);
+    renamed.rename_to_ = std::string(to);
+    return renamed;
+  }
+
   // `line_path` picks the line; `message` starts with the field path the user sees.
   absl::Status Fail(absl::string_view line_path, absl::string_view message) const {
-    const std::string full_message = absl::StrCat(prefix_, message);
+    std::string full_message = absl::StrCat(prefix_, message);
+    std::string full_line_path = absl::StrCat(prefix_, line_path);
+    if (!rename_from_.empty()) {
+      full_message = absl::StrReplaceAll(full_message, {{rename_from_, rename_to_}});
+      full_line_path = absl::StrReplaceAll(full_line_path, {{rename_from_, rename_to_}});
+    }
     if (lines_ == nullptr) return absl::InvalidArgumentError(full_message);
-    return absl::InvalidArgumentError(absl::StrCat(
-        source_, ":", lines_->LineOf(absl::StrCat(prefix_, line_path)), ": ", full_message));
+    return absl::InvalidArgumentError(
+        absl::StrCat(source_, ":", lines_->LineOf(full_line_path), ": ", full_message));
+  }
+  // A status whose message starts with a field path ("sweep.search.budget: expected ...").
+  absl::Status FailAtMessagePath(const absl::Status& status) const {
+    const absl::string_view message = status.message();
+    return Fail(message.substr(0, message.find(": ")), message);
   }
   absl::Status Fail(absl::string_view path, absl::string_view expected,
                     absl::string_view found) const {
@@ -134,6 +157,8 @@ class Reporter {
   std::string source_;
   const LineIndex* lines_ = nullptr;
   std::string prefix_;
+  std::string rename_from_;
+  std::string rename_to_;
 };
 
 bool OverlapsAny(const std::string& key, const std::vector<std::string>& keys) {
@@ -368,6 +393,49 @@ absl::Status ValidateStages(const SweepSpec& spec, const RunConfig& main_first_r
   return absl::OkStatus();
 }
 
+// The main stage's sweep: a grid as ValidateStageGrid checks it; a random or search sweep's
+// space and fields, then its space as a grid of each dimension's boundary values (a list's
+// values, a range's rounded ends), so that every value a draw or an operator can produce (they
+// stay within the range) passes the rules that read one field. Rules relating two fields are
+// checked on each run: the drafts here (ExpandPipeline), later runs by the search loop.
+absl::Status ValidateMainSweep(const SweepSpec& spec, const Reporter& report,
+                               RunConfig* main_first_run) {
+  const scalelab::v1::SweepDef& sweep = spec.sweep();
+  if (!sweep.has_random() && !sweep.has_search()) {
+    return ValidateStageGrid(spec.base(), sweep, spec.kind(), nullptr, report, main_first_run);
+  }
+  const std::string space_path = SpacePath(sweep);
+  absl::StatusOr<SearchSpace> space = SearchSpace::Create(SpaceDimensions(sweep), space_path);
+  if (!space.ok()) return report.FailAtMessagePath(space.status());
+  if (sweep.has_random() &&
+      (sweep.random().runs() < 1 || sweep.random().runs() > kMaxRunsPerSweep)) {
+    return report.Fail("sweep.random.runs",
+                       absl::StrCat("an integer in [1, ", kMaxRunsPerSweep, "]"),
+                       absl::StrCat(sweep.random().runs()));
+  }
+  if (sweep.has_search()) {
+    scalelab::v1::SearchSweep search = sweep.search();
+    ApplySearchDefaults(&search);
+    if (absl::Status status = ValidateSearchFields(search, "sweep.search"); !status.ok()) {
+      return report.FailAtMessagePath(status);
+    }
+    if (spec.stages_size() > 0) {
+      return report.Fail("stages", "stages",
+                         "no stages in a search sweep (its runs are made as results arrive)",
+                         absl::StrCat(spec.stages_size(), " stages"));
+    }
+  }
+  scalelab::v1::SweepDef boundaries;
+  for (int dimension_idx = 0; dimension_idx < static_cast<int>(space->dimensions().size());
+       ++dimension_idx) {
+    scalelab::v1::Axis* axis = boundaries.mutable_grid()->add_axes();
+    axis->set_key(space->dimensions()[dimension_idx].key());
+    for (std::string& value : space->BoundaryValues(dimension_idx)) axis->add_values(value);
+  }
+  return ValidateStageGrid(spec.base(), boundaries, spec.kind(), nullptr,
+                           report.Renaming("sweep.grid", space_path), main_first_run);
+}
+
 // The validation behind ValidateSweepSpec and ParseManifest; see the order in manifest.h.
 absl::Status ValidateSpec(const SweepSpec& spec, const Reporter& report) {
   if (!IsValidName(spec.name())) return report.Fail("name", kNameExpectation, Quoted(spec.name()));
@@ -379,13 +447,14 @@ absl::Status ValidateSpec(const SweepSpec& spec, const Reporter& report) {
                        spec.kind() == 0 ? "none" : absl::StrCat(spec.kind()));
   }
   RunConfig main_first_run;
-  if (absl::Status status = ValidateStageGrid(spec.base(), spec.sweep(), spec.kind(), nullptr,
-                                              report, &main_first_run);
-      !status.ok()) {
+  if (absl::Status status = ValidateMainSweep(spec, report, &main_first_run); !status.ok()) {
     return status;
   }
   std::vector<std::string> swept;
   for (const scalelab::v1::Axis& axis : spec.sweep().grid().axes()) swept.push_back(axis.key());
+  for (const scalelab::v1::SearchDimension& dimension : SpaceDimensions(spec.sweep())) {
+    swept.push_back(dimension.key());
+  }
 
   const scalelab::v1::FitSpec& fit = spec.fit();
   // Empty and 0 mean "the default" (ApplySweepDefaults).
@@ -460,6 +529,23 @@ class ManifestParser {
                                        absl::string_view path);
   absl::Status ParseGrid(const YAML::Node& key_node, const YAML::Node& value,
                          scalelab::v1::GridSweep* grid);
+  absl::Status ParseRandom(const YAML::Node& key_node, const YAML::Node& value,
+                           scalelab::v1::RandomSweep* random);
+  absl::Status ParseSearch(const YAML::Node& key_node, const YAML::Node& value,
+                           scalelab::v1::SearchSweep* search);
+  // `space: {key: [values] | {low, high, log, integer, step}}` at `path`.
+  absl::Status ParseSpace(const YAML::Node& key_node, const YAML::Node& value,
+                          const std::string& path,
+                          google::protobuf::RepeatedPtrField<scalelab::v1::SearchDimension>* out);
+  absl::Status ParseOperators(const YAML::Node& key_node, const YAML::Node& value,
+                              const std::string& path, scalelab::v1::SearchSweep* search);
+  // Scalars of a given type at `path`.
+  absl::StatusOr<int64_t> IntAt(const YAML::Node& key_node, const YAML::Node& value,
+                                const std::string& path, absl::string_view expected);
+  absl::StatusOr<double> NumberAt(const YAML::Node& key_node, const YAML::Node& value,
+                                  const std::string& path);
+  absl::StatusOr<bool> BoolAt(const YAML::Node& key_node, const YAML::Node& value,
+                              const std::string& path);
   absl::Status ParseFit(const YAML::Node& key_node, const YAML::Node& value,
                         scalelab::v1::FitSpec* fit);
 
@@ -727,16 +813,315 @@ absl::Status ManifestParser::ParseSweep(const YAML::Node& key_node, const YAML::
       !status.ok()) {
     return status;
   }
-  if (value.size() == 0) return Error(value, path, "the key grid", "an empty map");
+  // Random and search sweeps make runs of the main stage only.
+  const absl::string_view expected =
+      prefix_.empty() ? "one of the keys grid, random, search" : "the key grid";
+  if (value.size() == 0) return Error(value, path, expected, "an empty map");
+  if (value.size() > 1) return Error(value, path, absl::StrCat(expected, ", once"), "several");
   return ForEachEntry(
       value, path,
       [&](const std::string& key, const YAML::Node& strategy_key_node, const YAML::Node& strategy) {
         lines_.Record(absl::StrCat(path, ".", key), strategy_key_node.Mark());
-        if (key != "grid") {
-          return Error(strategy_key_node, path, "the key grid", Quoted(key));
+        if (key == "grid") return ParseGrid(strategy_key_node, strategy, sweep->mutable_grid());
+        if (prefix_.empty() && key == "random") {
+          return ParseRandom(strategy_key_node, strategy, sweep->mutable_random());
         }
-        return ParseGrid(strategy_key_node, strategy, sweep->mutable_grid());
+        if (prefix_.empty() && key == "search") {
+          return ParseSearch(strategy_key_node, strategy, sweep->mutable_search());
+        }
+        return Error(strategy_key_node, path, expected, Quoted(key));
       });
+}
+
+absl::StatusOr<int64_t> ManifestParser::IntAt(const YAML::Node& key_node, const YAML::Node& value,
+                                              const std::string& path, absl::string_view expected) {
+  absl::StatusOr<std::string> text = ScalarText(key_node, value, path, expected);
+  if (!text.ok()) return text.status();
+  int64_t number = 0;
+  if (!absl::SimpleAtoi(*text, &number)) return Error(value, path, expected, Quoted(*text));
+  return number;
+}
+
+absl::StatusOr<double> ManifestParser::NumberAt(const YAML::Node& key_node, const YAML::Node& value,
+                                                const std::string& path) {
+  absl::StatusOr<std::string> text = ScalarText(key_node, value, path, "a number");
+  if (!text.ok()) return text.status();
+  double number = 0;
+  if (!absl::SimpleAtod(*text, &number) || !std::isfinite(number)) {
+    return Error(value, path, "a number", Quoted(*text));
+  }
+  return number;
+}
+
+absl::StatusOr<bool> ManifestParser::BoolAt(const YAML::Node& key_node, const YAML::Node& value,
+                                            const std::string& path) {
+  absl::StatusOr<std::string> text = ScalarText(key_node, value, path, "true or false");
+  if (!text.ok()) return text.status();
+  if (*text == "true") return true;
+  if (*text == "false") return false;
+  return Error(value, path, "true or false", Quoted(*text));
+}
+
+absl::Status ManifestParser::ParseSpace(
+    const YAML::Node& key_node, const YAML::Node& value, const std::string& path,
+    google::protobuf::RepeatedPtrField<scalelab::v1::SearchDimension>* out) {
+  if (absl::Status status = RequireMap(
+          key_node, value, path,
+          "a map of dotted keys to lists of values or ranges {low, high, log, integer, step}");
+      !status.ok()) {
+    return status;
+  }
+  if (value.size() == 0) return Error(value, path, "at least one dimension", "an empty map");
+  return ForEachEntry(
+      value, path,
+      [&](const std::string& key, const YAML::Node& dim_key_node,
+          const YAML::Node& dim) -> absl::Status {
+        const std::string where = absl::StrCat(path, ".", Quoted(key));
+        lines_.Record(where, dim_key_node.Mark());
+        scalelab::v1::SearchDimension* dimension = out->Add();
+        dimension->set_key(key);
+        if (dim.IsSequence()) {
+          if (dim.size() == 0) return Error(dim, where, "a non-empty list", "an empty list");
+          for (size_t value_idx = 0; value_idx < dim.size(); ++value_idx) {
+            const YAML::Node element = dim[value_idx];
+            lines_.Record(ElementPath(where, static_cast<int>(value_idx)), element.Mark());
+            if (!element.IsScalar()) {
+              return Error(element, where, "each value to be a single value", Describe(element));
+            }
+            dimension->add_values(element.Scalar());
+          }
+          return absl::OkStatus();
+        }
+        if (!dim.IsMap()) {
+          return Error(dim.IsNull() ? dim_key_node : dim, where,
+                       "a list of values or a range {low, high, log, integer, step}",
+                       Describe(dim));
+        }
+        bool has_low = false, has_high = false;
+        if (absl::Status status = ForEachEntry(
+                dim, where,
+                [&](const std::string& field, const YAML::Node& field_key_node,
+                    const YAML::Node& field_value) -> absl::Status {
+                  const std::string field_path = absl::StrCat(where, ".", field);
+                  lines_.Record(field_path, field_key_node.Mark());
+                  if (field == "low" || field == "high" || field == "step") {
+                    absl::StatusOr<double> number =
+                        NumberAt(field_key_node, field_value, field_path);
+                    if (!number.ok()) return number.status();
+                    if (field == "low") {
+                      // The boundary values are checked as grid values [0] (low), [1] (high).
+                      lines_.Record(ElementPath(where, 0), field_key_node.Mark());
+                      dimension->set_low(*number);
+                      has_low = true;
+                    } else if (field == "high") {
+                      lines_.Record(ElementPath(where, 1), field_key_node.Mark());
+                      dimension->set_high(*number);
+                      has_high = true;
+                    } else {
+                      dimension->set_step(*number);
+                    }
+                    return absl::OkStatus();
+                  }
+                  if (field == "log" || field == "integer") {
+                    absl::StatusOr<bool> flag = BoolAt(field_key_node, field_value, field_path);
+                    if (!flag.ok()) return flag.status();
+                    field == "log" ? dimension->set_log(*flag) : dimension->set_integer(*flag);
+                    return absl::OkStatus();
+                  }
+                  return Error(field_key_node, where,
+                               "one of the keys low, high, log, integer, step", Quoted(field));
+                });
+            !status.ok()) {
+          return status;
+        }
+        if (!has_low || !has_high) {
+          return Error(dim, where, "both low and high", has_low ? "no high" : "no low");
+        }
+        return absl::OkStatus();
+      });
+}
+
+absl::Status ManifestParser::ParseRandom(const YAML::Node& key_node, const YAML::Node& value,
+                                         scalelab::v1::RandomSweep* random) {
+  const std::string path = "sweep.random";
+  if (absl::Status status = RequireMap(key_node, value, path, "a map with keys space, runs, seed");
+      !status.ok()) {
+    return status;
+  }
+  bool has_space = false, has_runs = false;
+  if (absl::Status status = ForEachEntry(
+          value, path,
+          [&](const std::string& key, const YAML::Node& field_key_node,
+              const YAML::Node& field) -> absl::Status {
+            const std::string field_path = absl::StrCat(path, ".", key);
+            lines_.Record(field_path, field_key_node.Mark());
+            if (key == "space") {
+              has_space = true;
+              return ParseSpace(field_key_node, field, field_path, random->mutable_dimensions());
+            }
+            if (key == "runs" || key == "seed") {
+              const std::string expected =
+                  key == "runs" ? absl::StrCat("an integer in [1, ", kMaxRunsPerSweep, "]")
+                                : std::string("an integer");
+              absl::StatusOr<int64_t> number = IntAt(field_key_node, field, field_path, expected);
+              if (!number.ok()) return number.status();
+              if (key == "seed") {
+                random->set_seed(*number);
+                return absl::OkStatus();
+              }
+              if (*number < 1 || *number > kMaxRunsPerSweep) {
+                return Error(field, field_path, expected, absl::StrCat(*number));
+              }
+              has_runs = true;
+              random->set_runs(static_cast<int32_t>(*number));
+              return absl::OkStatus();
+            }
+            return Error(field_key_node, path, "one of the keys space, runs, seed", Quoted(key));
+          });
+      !status.ok()) {
+    return status;
+  }
+  if (!has_space) return Error(value, path, "the key space", "none");
+  if (!has_runs) return Error(value, path, "the key runs", "none");
+  return absl::OkStatus();
+}
+
+absl::Status ManifestParser::ParseOperators(const YAML::Node& key_node, const YAML::Node& value,
+                                            const std::string& path,
+                                            scalelab::v1::SearchSweep* search) {
+  if (!value.IsSequence() || value.size() == 0) {
+    return Error(value.IsNull() ? key_node : value, path,
+                 "a non-empty list of operators (perturb, crossover, scale, or a map "
+                 "{name, factor, key})",
+                 Describe(value));
+  }
+  for (size_t op_idx = 0; op_idx < value.size(); ++op_idx) {
+    const YAML::Node element = value[op_idx];
+    const std::string element_path = ElementPath(path, static_cast<int>(op_idx));
+    lines_.Record(element_path, element.Mark());
+    scalelab::v1::SearchOperator* op = search->add_operators();
+    if (element.IsScalar()) {
+      op->set_name(element.Scalar());
+      continue;
+    }
+    if (!element.IsMap()) {
+      return Error(element, element_path, "an operator name or a map {name, factor, key}",
+                   Describe(element));
+    }
+    if (absl::Status status = ForEachEntry(
+            element, element_path,
+            [&](const std::string& field, const YAML::Node& field_key_node,
+                const YAML::Node& field_value) -> absl::Status {
+              const std::string field_path = absl::StrCat(element_path, ".", field);
+              lines_.Record(field_path, field_key_node.Mark());
+              if (field == "factor") {
+                absl::StatusOr<double> factor = NumberAt(field_key_node, field_value, field_path);
+                if (!factor.ok()) return factor.status();
+                op->set_factor(*factor);
+                return absl::OkStatus();
+              }
+              if (field == "name" || field == "key") {
+                absl::StatusOr<std::string> text =
+                    ScalarText(field_key_node, field_value, field_path, "a single value");
+                if (!text.ok()) return text.status();
+                field == "name" ? op->set_name(*text) : op->set_key(*text);
+                return absl::OkStatus();
+              }
+              return Error(field_key_node, element_path, "one of the keys name, factor, key",
+                           Quoted(field));
+            });
+        !status.ok()) {
+      return status;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ManifestParser::ParseSearch(const YAML::Node& key_node, const YAML::Node& value,
+                                         scalelab::v1::SearchSweep* search) {
+  const std::string path = "sweep.search";
+  constexpr absl::string_view kKeys =
+      "one of the keys space, policy, operators, objective, goal, budget, parallel, initial, "
+      "seed, population, tournament, exploration";
+  if (absl::Status status =
+          RequireMap(key_node, value, path, "a map with keys such as space, policy, budget");
+      !status.ok()) {
+    return status;
+  }
+  bool has_space = false, has_budget = false, has_policy = false;
+  if (absl::Status status = ForEachEntry(
+          value, path,
+          [&](const std::string& key, const YAML::Node& field_key_node,
+              const YAML::Node& field) -> absl::Status {
+            const std::string field_path = absl::StrCat(path, ".", key);
+            lines_.Record(field_path, field_key_node.Mark());
+            if (key == "space") {
+              has_space = true;
+              return ParseSpace(field_key_node, field, field_path, search->mutable_dimensions());
+            }
+            if (key == "operators")
+              return ParseOperators(field_key_node, field, field_path, search);
+            if (key == "policy" || key == "objective" || key == "goal") {
+              absl::StatusOr<std::string> text =
+                  ScalarText(field_key_node, field, field_path, "a single value");
+              if (!text.ok()) return text.status();
+              if (key == "policy") {
+                has_policy = true;
+                search->set_policy(*text);
+              } else if (key == "objective") {
+                search->set_objective(*text);
+              } else {
+                search->set_goal(*text);
+              }
+              return absl::OkStatus();
+            }
+            if (key == "exploration") {
+              absl::StatusOr<double> number = NumberAt(field_key_node, field, field_path);
+              if (!number.ok()) return number.status();
+              search->set_exploration(*number);
+              return absl::OkStatus();
+            }
+            if (key == "budget" || key == "parallel" || key == "initial" || key == "seed" ||
+                key == "population" || key == "tournament") {
+              const bool is_seed = key == "seed";
+              const std::string expected = is_seed ? "an integer" : "a positive integer";
+              absl::StatusOr<int64_t> number = IntAt(field_key_node, field, field_path, expected);
+              if (!number.ok()) return number.status();
+              if (is_seed) {
+                search->set_seed(*number);
+                return absl::OkStatus();
+              }
+              // Zero would read as "the default" once stored; ranges are checked after parsing.
+              if (*number < 1 || *number > kMaxSearchBudget) {
+                return Error(field, field_path,
+                             absl::StrCat("an integer in [1, ", kMaxSearchBudget, "]"),
+                             absl::StrCat(*number));
+              }
+              const int32_t count = static_cast<int32_t>(*number);
+              if (key == "budget") {
+                has_budget = true;
+                search->set_budget(count);
+              } else if (key == "parallel") {
+                search->set_parallel(count);
+              } else if (key == "initial") {
+                search->set_initial(count);
+              } else if (key == "population") {
+                search->set_population(count);
+              } else {
+                search->set_tournament(count);
+              }
+              return absl::OkStatus();
+            }
+            return Error(field_key_node, path, kKeys, Quoted(key));
+          });
+      !status.ok()) {
+    return status;
+  }
+  if (!has_space) return Error(value, path, "the key space", "none");
+  if (!has_policy)
+    return Error(value, path, "the key policy (greedy, mcts or evolutionary)", "none");
+  if (!has_budget) return Error(value, path, "the key budget", "none");
+  return absl::OkStatus();
 }
 
 absl::Status ManifestParser::ParseGrid(const YAML::Node& key_node, const YAML::Node& value,
@@ -925,6 +1310,10 @@ void ApplySweepDefaults(SweepSpec* spec) {
   for (const scalelab::v1::Axis& axis : spec->sweep().grid().axes()) {
     tokens_swept = tokens_swept || KeysOverlap(axis.key(), "train.tokens");
   }
+  for (const scalelab::v1::SearchDimension& dimension : SpaceDimensions(spec->sweep())) {
+    tokens_swept = tokens_swept || KeysOverlap(dimension.key(), "train.tokens");
+  }
+  if (spec->sweep().has_search()) ApplySearchDefaults(spec->mutable_sweep()->mutable_search());
   const bool every_tokens_unset = spec->base().eval().every_tokens() == 0;
   ApplyRunDefaults(spec->mutable_base(), spec->kind());
   // A swept token budget gives each run its own evaluation interval (ExpandSweep fills it).

@@ -42,6 +42,7 @@ absl::Status SchedulerOptions::Validate() const {
   if (absl::Status valid = placement.Validate(); !valid.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("placement.", valid.message()));
   }
+  if (absl::Status valid = search.Validate(); !valid.ok()) return valid;
   if (absl::Status valid = fitter.Validate(); !valid.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("fitter.", valid.message()));
   }
@@ -66,6 +67,7 @@ struct Scheduler::Impl {
   std::unique_ptr<ClusterServiceImpl> cluster_service;
   std::unique_ptr<grpc::Server> server;
   std::unique_ptr<Fitter> fitter;
+  std::unique_ptr<SearchLoop> search_loop;
 };
 
 Scheduler::Scheduler(SchedulerOptions options)
@@ -148,6 +150,8 @@ absl::Status Scheduler::Init() {
       }
     });
   }
+  impl_->search_loop = std::make_unique<SearchLoop>(store_.get(), options_.search);
+  if (options_.run_search) impl_->search_loop->Start();
   spdlog::info("scheduler listening grpc=127.0.0.1:{} metrics_port={}", grpc_port_, metrics_port());
   return absl::OkStatus();
 }
@@ -176,6 +180,8 @@ absl::Status Scheduler::ReapOnce() {
 
 absl::StatusOr<FitPassResult> Scheduler::FitOnce() { return impl_->fitter->RunOnce(); }
 
+SearchLoop* Scheduler::search_loop() { return impl_->search_loop.get(); }
+
 int Scheduler::metrics_port() const {
   return impl_->metrics_server ? impl_->metrics_server->port() : 0;
 }
@@ -193,6 +199,7 @@ void Scheduler::Shutdown() {
   stopped_.Notify();
   if (reaper_.joinable()) reaper_.join();
   if (fitter_thread_.joinable()) fitter_thread_.join();
+  if (impl_->search_loop) impl_->search_loop->Stop();
   impl_->metrics_server.reset();
   store_.reset();
   if (postgres_) {

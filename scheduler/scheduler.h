@@ -16,6 +16,7 @@
 #include "scheduler/fitter.h"
 #include "scheduler/placement.h"
 #include "scheduler/reports.h"
+#include "scheduler/search_loop.h"
 #include "services/analysis/carbon.h"
 #include "services/api/grpc_server.h"
 #include "services/api/metrics.h"
@@ -47,6 +48,10 @@ struct SchedulerOptions {
   // thread; tests then call FitOnce.
   FitterOptions fitter;
   bool run_fitter = true;
+  // How search sweeps make their runs (scheduler/search_loop.h). run_search false starts no
+  // search thread; tests then call search_loop()->RunOnce().
+  SearchLoopOptions search;
+  bool run_search = true;
   // Defaults of carbon and reliability reports (services/analysis/carbon.h, scheduler/reports.h).
   analysis::CarbonAssumptions carbon;
   ReliabilityAssumptions reliability;
@@ -72,6 +77,9 @@ class Scheduler {
   // One fitter pass (what the fitter thread runs every fitter.interval). Not concurrently with
   // itself: tests that call it should set run_fitter = false.
   absl::StatusOr<FitPassResult> FitOnce();
+
+  // The search loop (woken when a run of a search sweep may have finished).
+  SearchLoop* search_loop();
 
   int grpc_port() const { return grpc_port_; }
   int metrics_port() const;

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "scheduler/expand.h"
 #include "scheduler/manifest.h"
+#include "scheduler/search_loop.h"
 #include "services/api/status_util.h"
 #include "services/common/run_state.h"
 #include "spdlog/spdlog.h"
@@ -85,6 +86,7 @@ grpc::Status SweepServiceImpl::SubmitSweep(grpc::ServerContext*,
     stored.kind = run.kind;
     stored.stage = run.stage;
     stored.parent_index = run.parent_index;
+    stored.search_operator = run.search_operator;
     if (auto attempts = stage_attempts.find(run.stage); attempts != stage_attempts.end()) {
       stored.max_attempts = attempts->second;
     }
@@ -148,6 +150,16 @@ grpc::Status SweepServiceImpl::CancelSweep(grpc::ServerContext*,
   if (!sweep.ok()) return ToGrpcStatus(sweep.status());
   spdlog::info("sweep cancelled id={} reason={}", request->sweep_id(), request->reason());
   *response = *std::move(sweep);
+  return grpc::Status::OK;
+}
+
+grpc::Status SweepServiceImpl::GetSearchTree(grpc::ServerContext*,
+                                             const v1::GetSearchTreeRequest* request,
+                                             v1::GetSearchTreeResponse* response) {
+  RpcTimer timer(ctx_.metrics, "GetSearchTree");
+  auto tree = ReadSearchTree(ctx_.store, request->sweep_id());
+  if (!tree.ok()) return ToGrpcStatus(tree.status());
+  *response = *std::move(tree);
   return grpc::Status::OK;
 }
 

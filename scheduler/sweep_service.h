@@ -27,6 +27,8 @@ class SweepServiceImpl final : public v1::SweepService::Service {
                         v1::ListRunsResponse* response) override;
   grpc::Status CancelSweep(grpc::ServerContext* context, const v1::CancelSweepRequest* request,
                            v1::Sweep* response) override;
+  grpc::Status GetSearchTree(grpc::ServerContext* context, const v1::GetSearchTreeRequest* request,
+                             v1::GetSearchTreeResponse* response) override;
   grpc::Status WatchSweep(grpc::ServerContext* context, const v1::WatchSweepRequest* request,
                           grpc::ServerWriter<v1::SweepEvent>* writer) override;
 

@@ -15,6 +15,7 @@
 #include "services/cli/local_fit.h"
 #include "services/cli/predict.h"
 #include "services/cli/results_commands.h"
+#include "services/cli/search_command.h"
 #include "services/cli/tasks_command.h"
 
 ABSL_FLAG(std::string, addr, "",
@@ -90,6 +91,7 @@ usage: scalelab [flags] COMMAND [ARGS]
   status [SWEEP]      sweeps, or one sweep's runs with state, step and loss (--all)
   watch SWEEP         live progress until the sweep ends
   runs                runs (--sweep, --state, --all)
+  search SWEEP        a search sweep's tree: each run's operator, parents, objective, best
   metrics RUN         a run's metric points (--format csv|json, --names)
   artifacts RUN       a run's checkpoints and final weights: step, size, sha256, location
   evals run RUN       evaluation results (pass@k, accuracy, grades) of a run, or of every
@@ -214,6 +216,10 @@ int main(int argc, char** argv) {
   if (command == "runs") {
     return scalelab::cli::Runs(cli, absl::GetFlag(FLAGS_sweep), absl::GetFlag(FLAGS_state),
                                absl::GetFlag(FLAGS_all));
+  }
+  if (command == "search") {
+    if (!ParseId(args, 2, "search", &id)) return id < 0 ? 2 : Usage("search: expected a sweep id");
+    return scalelab::cli::Search(cli, id);
   }
   if (command == "watch") {
     if (!ParseId(args, 2, "watch", &id)) return id < 0 ? 2 : Usage("watch: expected a sweep id");

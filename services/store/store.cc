@@ -61,7 +61,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
   return std::unique_ptr<Store>(new Store(std::move(pool), options));
 }
 
-namespace {
+namespace internal {
 
 absl::StatusOr<v1::Sweep> LoadSweep(pqxx::work& txn, int64_t sweep_id) {
   pqxx::result rows = txn.exec_params(
@@ -75,7 +75,9 @@ absl::StatusOr<v1::Sweep> LoadSweep(pqxx::work& txn, int64_t sweep_id) {
   return sweep;
 }
 
-}  // namespace
+}  // namespace internal
+
+using internal::LoadSweep;
 
 absl::StatusOr<CreateSweepResult> Store::CreateSweep(const v1::SweepSpec& spec,
                                                      const std::string& manifest,
@@ -152,6 +154,12 @@ absl::StatusOr<CreateSweepResult> Store::CreateSweep(const v1::SweepSpec& spec,
           "INSERT INTO run_transitions (run_id, attempt, from_state, to_state, reason) "
           "VALUES ($1, 0, '', 'PENDING', 'submitted')",
           run_id);
+      if (!run.search_operator.empty()) {
+        internal::InsertSearchNode(txn, run_id, sweep_id, run, 0);
+      }
+    }
+    if (spec.sweep().has_search()) {
+      txn.exec_params("UPDATE sweeps SET search_open = true WHERE id = $1", sweep_id);
     }
     auto sweep = LoadSweep(txn, sweep_id);
     if (!sweep.ok()) return sweep.status();

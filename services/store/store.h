@@ -58,6 +58,42 @@ struct NewRun {
   // CreateSweep stores that run's id as parent_run_id and as config.init.from_run.
   int parent_index = -1;
   int max_attempts = 0;  // 0 = the sweep's
+  // A search sweep's run: its place in the search tree (search_nodes). "" = not a search run.
+  std::string search_operator;
+  std::vector<int64_t> search_parents;     // run ids
+  std::string search_policy_state = "{}";  // JSON object
+};
+
+// What a search's objective reads of a succeeded run: the last value its current attempt
+// reported of `metric` (from metric_points), or with `eval` set, the newest evals row (latest
+// attempt, highest step) whose metric is `metric`, with k = `k` when k > 0, over the whole task
+// set (category ''), whatever the task set and split.
+struct SearchObjectiveQuery {
+  bool eval = false;
+  std::string metric = "val_loss";
+  int k = 0;
+};
+
+// A search sweep as the search loop sees it (GetSearchState).
+struct SearchState {
+  v1::Sweep sweep;
+  int32_t generation = 0;  // steps stored so far
+  bool open = false;       // the search may still make runs
+  int32_t skipped = 0;     // generated configs that failed validation
+  std::vector<std::map<std::string, std::string>> skipped_points;  // their points, distinct
+  int32_t runs = 0;        // runs of the sweep (search nodes or not)
+  int32_t unfinished = 0;  // of those, not terminal
+  // Every run of the sweep in index order, with has_objective/objective read for the succeeded
+  // ones by the query given.
+  std::vector<v1::SearchNode> nodes;
+};
+
+// A config a search step generated that failed validation: recorded, never stored as a run.
+struct SkippedSearchConfig {
+  std::map<std::string, std::string> point;
+  std::vector<int64_t> parents;
+  std::string op;
+  std::string reason;
 };
 
 struct CreateSweepResult {
@@ -296,6 +332,26 @@ class Store {
   // becomes FAILED (class USER). Returns what it ended, with the reason stored as the run's
   // message; each change has its run_transitions row and the sweeps' states are refreshed.
   absl::StatusOr<std::vector<UnstartableRun>> FailUnstartableRuns();
+  // --- adaptive search (store_search.cc) -----------------------------------------------------
+  // The store keeps the search's tree and progress; the policy lives in the scheduler
+  // (scheduler/search_policy.h). CreateSweep stores a NewRun's search fields as its search_nodes
+  // row (generation 0) and opens the search of a sweep whose spec has sweep.search.
+  //
+  // Sweeps whose search is open, oldest first. One index scan.
+  absl::StatusOr<std::vector<int64_t>> ListOpenSearches();
+  // The sweep, the search's progress and tree. NotFound: no such sweep.
+  absl::StatusOr<SearchState> GetSearchState(int64_t sweep_id, const SearchObjectiveQuery& query);
+  // One search step, in one transaction: when the sweep's generation is still `generation`,
+  // stores `runs` (PENDING, indexes continuing after the sweep's last, each with its search_nodes
+  // row at generation + 1; NewRun.index is ignored), records `skipped`, moves the generation to
+  // generation + 1, closes the search when `close` and refreshes the sweep's state. Returns the
+  // new runs' ids. Aborted when the generation moved (another scheduler took this step: read the
+  // state again); FailedPrecondition when runs are given for a CANCELLED sweep or one whose
+  // search is closed; NotFound: no such sweep.
+  absl::StatusOr<std::vector<int64_t>> AddSearchRuns(
+      int64_t sweep_id, int32_t generation, const std::vector<NewRun>& runs,
+      const std::vector<SkippedSearchConfig>& skipped, bool close);
+
   // OK when `init` names nothing or something that exists: a run (any state) or an artifact.
   // InvalidArgument naming init.from_run / init.from_artifact otherwise. For submission.
   absl::Status CheckInitExists(const v1::InitSpec& init);

@@ -440,13 +440,14 @@ void RefreshSweepState(pqxx::work& txn, int64_t sweep_id) {
       "SELECT s.state, "
       "  count(r.id) FILTER (WHERE r.state NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED')), "
       "  count(r.id) FILTER (WHERE r.state = 'FAILED'), "
-      "  count(r.id) FILTER (WHERE r.state = 'CANCELLED') "
-      "FROM sweeps s LEFT JOIN runs r ON r.sweep_id = s.id WHERE s.id = $1 GROUP BY s.state",
+      "  count(r.id) FILTER (WHERE r.state = 'CANCELLED'), s.search_open "
+      "FROM sweeps s LEFT JOIN runs r ON r.sweep_id = s.id WHERE s.id = $1 "
+      "GROUP BY s.state, s.search_open",
       sweep_id);
   std::string current = row[0].as<std::string>();
   if (current == "CANCELLED") return;
   std::string next;
-  if (row[1].as<int64_t>() > 0) {
+  if (row[1].as<int64_t>() > 0 || row[4].as<bool>()) {
     next = "RUNNING";
   } else if (row[2].as<int64_t>() > 0) {
     next = "FAILED";

@@ -19,6 +19,7 @@
 
 namespace scalelab::services {
 struct PgPoolOptions;
+struct NewRun;
 }  // namespace scalelab::services
 
 namespace scalelab::services::internal {
@@ -116,7 +117,13 @@ void AddRunCounts(pqxx::work& txn, v1::Sweep* sweep);
 void RecordTransition(pqxx::work& txn, int64_t run_id, int32_t attempt, v1::RunState from,
                       v1::RunState to, const std::string& reason);
 // Recomputes a sweep's state from its runs (a CANCELLED sweep stays CANCELLED).
+// A sweep whose search is open stays RUNNING when its runs have all ended: more are coming.
 void RefreshSweepState(pqxx::work& txn, int64_t sweep_id);
+// The sweep with its run counts (store.cc); NotFound when it does not exist.
+absl::StatusOr<v1::Sweep> LoadSweep(pqxx::work& txn, int64_t sweep_id);
+// The search_nodes row of a run (store_search.cc).
+void InsertSearchNode(pqxx::work& txn, int64_t run_id, int64_t sweep_id, const NewRun& run,
+                      int32_t generation);
 
 // Selected from `artifacts a`; decoded by ArtifactFromRow (store_artifacts.cc).
 extern const char* const kArtifactColumns;

@@ -8,7 +8,8 @@ ALTER TABLE runs
   ADD COLUMN not_before     TIMESTAMPTZ,                 -- retry backoff; NULL = now
   ADD COLUMN avoid_workers  BIGINT[] NOT NULL DEFAULT '{}',
   ADD COLUMN infra_retries  INT      NOT NULL DEFAULT 0,
-  ADD COLUMN oom_retries    INT      NOT NULL DEFAULT 0;
+  ADD COLUMN oom_retries    INT      NOT NULL DEFAULT 0,
+  ADD COLUMN failure_evidence TEXT   NOT NULL DEFAULT '';  -- of the last failed attempt
 ALTER TABLE run_attempts
   ADD COLUMN lease_token  BIGINT NOT NULL DEFAULT 0,
   ADD COLUMN evidence     TEXT   NOT NULL DEFAULT '';

@@ -28,6 +28,13 @@ SchedulerMetrics::SchedulerMetrics(prometheus::Registry& registry)
                                    "Run attempts leased to workers.")),
       leases_expired(SimpleCounter(registry, "scalelab_scheduler_leases_expired_total",
                                    "Leases that ended because their worker stopped heartbeating.")),
+      fenced_reports(prometheus::BuildCounter()
+                         .Name("scalelab_scheduler_fenced_reports_total")
+                         .Help("Reports refused because their lease token was not the run's "
+                               "current lease.")
+                         .Register(registry)),
+      quarantines(SimpleCounter(registry, "scalelab_scheduler_worker_quarantines_total",
+                                "Workers put in quarantine for their infrastructure failures.")),
       runs_finished(prometheus::BuildCounter()
                         .Name("scalelab_scheduler_runs_finished_total")
                         .Help("Attempt completions by the run state they led to.")

@@ -11,6 +11,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "services/common/run_state.h"
 
 namespace scalelab::services::internal {
@@ -327,6 +328,13 @@ bool ParseStringMap(absl::string_view json, google::protobuf::Map<std::string, s
 
 }  // namespace
 
+absl::Status CheckLeaseToken(int64_t run_id, int64_t given, int64_t current) {
+  if (given == 0 || given == current) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "lease token ", given, " is not the current lease of run ", run_id, " (current ", current,
+      ")"));
+}
+
 absl::StatusOr<v1::Run> RunFromRow(const pqxx::row& row) {
   v1::Run run;
   run.set_id(row[0].as<int64_t>());
@@ -390,6 +398,18 @@ absl::StatusOr<v1::Run> RunFromRow(const pqxx::row& row) {
   run.set_kind(*kind);
   run.set_stage(row[32].as<std::string>());
   run.set_parent_run_id(row[33].as<int64_t>());
+  run.set_infra_retries(row[34].as<int32_t>());
+  run.set_oom_retries(row[35].as<int32_t>());
+  if (!row[36].is_null()) *run.mutable_not_before() = TimestampFromEpoch(Float8(row[36]));
+  for (absl::string_view part : absl::StrSplit(row[37].c_str(), ',', absl::SkipEmpty())) {
+    int64_t worker_id = 0;
+    if (!absl::SimpleAtoi(part, &worker_id)) {
+      return absl::InternalError(
+          absl::StrCat("run ", run.id(), ": runs.avoid_workers: bad element \"", part, "\""));
+    }
+    run.add_avoid_workers(worker_id);
+  }
+  run.set_failure_evidence(row[38].as<std::string>());
   return run;
 }
 

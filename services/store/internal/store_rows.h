@@ -48,7 +48,10 @@ inline constexpr char kRunColumns[] =
     "date_part('epoch', r.updated_at), "
     "r.n_params, r.n_params_total, r.flops_per_token, r.tokens_trained, r.flops, r.family, "
     "e.energy_j, e.source, e.device_seconds, e.device_kind, e.devices, e.wall_s, "
-    "r.kind, r.stage, COALESCE(r.parent_run_id, 0)";
+    "r.kind, r.stage, COALESCE(r.parent_run_id, 0), "
+    // Failures (34..38).
+    "r.infra_retries, r.oom_retries, date_part('epoch', r.not_before), "
+    "array_to_string(r.avoid_workers, ','), r.failure_evidence";
 
 // The FROM clause of kRunColumns: each run with one aggregate over its attempts, evaluated per
 // run row (an index lookup on run_attempts' key), so listing runs costs no query per run. The
@@ -72,6 +75,11 @@ inline constexpr char kRunFrom[] =
 inline constexpr char kSweepColumns[] =
     "s.id, s.name, p.name, s.kind, s.state, s.spec::text, COALESCE(s.idempotency_key, ''), "
     "extract(epoch from s.created_at)::float8, extract(epoch from s.updated_at)::float8";
+
+// Fencing: OK when `given` (a report's lease token) is 0 (an old worker: the attempt check
+// alone decides) or the run's `current` token; else FailedPrecondition "lease token T is not the
+// current lease of run R (current U)".
+absl::Status CheckLeaseToken(int64_t run_id, int64_t given, int64_t current);
 
 // Times as the SQL here passes them: seconds since the epoch, to_timestamp($n) and
 // extract(epoch FROM ...)::float8. Microseconds survive the round trip, as in PostgreSQL.

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "runspec/eval_result.h"
+#include "runspec/exit_codes.h"
 #include "runspec/spec_file.h"
 #include "scalelab/v1/worker.grpc.pb.h"
 #include "services/api/grpc_server.h"
@@ -27,6 +28,7 @@
 #include "services/common/run_state.h"
 #include "spdlog/spdlog.h"
 #include "worker/child_process.h"
+#include "worker/health.h"
 #include "worker/inventory.h"
 #include "worker/trainer_command.h"
 
@@ -40,6 +42,13 @@ struct Attempt {
   v1::Lease lease;  // lease.spec() as the scheduler sent it
   int64_t run_id() const { return lease.spec().run_id(); }
   int32_t number() const { return lease.spec().attempt(); }
+  int64_t lease_token() const { return lease.spec().lease_token(); }
+  // Failure evidence (runspec::ClassifyFailure): the trainer's failure record (guarded by mu),
+  // the cgroup's OOM-kill count when the child started, and the first health check that failed
+  // while it ran (loop thread only).
+  std::optional<TrainerFailure> reported_failure;
+  int64_t oom_kills_at_start = -1;
+  std::optional<v1::HealthCheck> failed_health;
   std::string dir;
   std::unique_ptr<ChildProcess> child;
   std::thread reader;
@@ -98,6 +107,7 @@ void ReadMetrics(Attempt* attempt, int fd) {
         }
       }
       std::lock_guard<std::mutex> lock(attempt->mu);
+      if (parsed->failure) attempt->reported_failure = *std::move(parsed->failure);
       if (parsed->metric) attempt->pending.push_back(*std::move(parsed->metric));
       if (parsed->artifact) attempt->artifacts.push_back(*std::move(parsed->artifact));
       if (parsed->eval) attempt->evals.push_back(*std::move(parsed->eval));
@@ -148,6 +158,7 @@ struct Agent::Impl {
 
   absl::Notification stop_requested;
   int64_t worker_id = 0;
+  int registered_gpus = 0;  // as the last Register sent them; the "gpu" health check's baseline
   absl::Duration heartbeat_interval = absl::Seconds(2);
   absl::Duration lease_ttl = absl::Seconds(15);
   // Last heartbeat the scheduler answered. Silent for a whole lease ttl, this worker must assume
@@ -176,6 +187,14 @@ struct Agent::Impl {
   GpuEnergySource* Nvml();
 
   absl::Status Register();
+  HealthOptions HealthOptionsNow() const {
+    HealthOptions health;
+    health.work_dir = options.work_dir;
+    health.min_free_disk_bytes = options.min_free_disk_bytes;
+    health.registered_gpus = registered_gpus;
+    health.trainer_path = options.trainer_path;
+    return health;
+  }
   void Heartbeat();
   void LeaseAndStart();
   void StartAttempt(const v1::Lease& lease);
@@ -198,6 +217,7 @@ absl::Status Agent::Impl::Register() {
   request.set_hostname(Hostname());
   request.set_cpu_slots(options.cpu_slots);
   for (const v1::GpuInfo& gpu : DetectGpus()) *request.add_gpus() = gpu;
+  registered_gpus = request.gpus_size();
   v1::RegisterResponse response;
   auto context = Context();
   if (auto status = Call("Register", stub->Register(context.get(), request, &response));
@@ -230,6 +250,15 @@ void Agent::Impl::Heartbeat() {
     v1::RunAttempt* held = request.add_running();
     held->set_run_id(attempt->run_id());
     held->set_attempt(attempt->number());
+    held->set_lease_token(attempt->lease_token());
+  }
+  const std::vector<v1::HealthCheck> health = RunHealthChecks(HealthOptionsNow());
+  for (const v1::HealthCheck& check : health) *request.add_health() = check;
+  if (const v1::HealthCheck* failed = FirstFailed(health); failed != nullptr) {
+    spdlog::warn("health check {} failed: {}", failed->name(), failed->message());
+    for (auto& attempt : attempts) {
+      if (!attempt->exit.has_value() && !attempt->failed_health) attempt->failed_health = *failed;
+    }
   }
   v1::HeartbeatResponse response;
   auto context = Context();
@@ -295,6 +324,7 @@ void Agent::Impl::StartAttempt(const v1::Lease& lease) {
     GpuEnergySource* gpus = spec->execution().gpu_indices().empty() ? nullptr : Nvml();
     attempt->meter =
         std::make_unique<EnergyMeter>(options.energy, options.cpu_slots, *spec, gpus, Now());
+    attempt->oom_kills_at_start = ReadOomKills();
     auto child = ChildProcess::Spawn({BuildTrainerArgv(invocation, attempt_dir + "/spec.json"),
                                       attempt->dir + "/stderr.log", "", TrainerEnvironment(*spec)});
     if (child.ok()) {
@@ -313,11 +343,14 @@ void Agent::Impl::StartAttempt(const v1::Lease& lease) {
     request.set_worker_id(worker_id);
     request.set_run_id(leased.run_id());
     request.set_attempt(leased.attempt());
+    request.set_lease_token(leased.lease_token());
     request.set_exit_code(-1);
     // A spec the trainer would refuse is the run's fault; anything else is this node's.
     request.set_failure_class(absl::IsInvalidArgument(status) ? v1::FAILURE_CLASS_USER
                                                               : v1::FAILURE_CLASS_SYSTEM_SOFTWARE);
     request.set_message(status.ToString());
+    request.set_failure_evidence(absl::StrCat("the worker could not start the trainer: ",
+                                              status.ToString()));
     v1::CompleteRunResponse response;
     auto context = Context();
     Call("CompleteRun", stub->CompleteRun(context.get(), request, &response)).IgnoreError();
@@ -396,6 +429,7 @@ void Agent::Impl::Flush(Attempt& attempt) {
   request.set_worker_id(worker_id);
   request.set_run_id(attempt.run_id());
   request.set_attempt(attempt.number());
+  request.set_lease_token(attempt.lease_token());
   v1::ReportMetricsResponse response;
   auto context = Context();
   absl::Status status =
@@ -441,6 +475,7 @@ void Agent::Impl::FlushEvals(Attempt& attempt) {
   request.set_worker_id(worker_id);
   request.set_run_id(attempt.run_id());
   request.set_attempt(attempt.number());
+  request.set_lease_token(attempt.lease_token());
   v1::ReportEvalsResponse response;
   auto context = Context();
   absl::Status status = Call("ReportEvals", stub->ReportEvals(context.get(), request, &response));
@@ -476,6 +511,7 @@ void Agent::Impl::FlushArtifacts(Attempt& attempt) {
   request.set_worker_id(worker_id);
   request.set_run_id(attempt.run_id());
   request.set_attempt(attempt.number());
+  request.set_lease_token(attempt.lease_token());
   v1::ReportArtifactsResponse response;
   auto context = Context();
   absl::Status status =
@@ -536,14 +572,39 @@ bool Agent::Impl::Finish(Attempt& attempt) {
   request.set_worker_id(worker_id);
   request.set_run_id(attempt.run_id());
   request.set_attempt(attempt.number());
+  request.set_lease_token(attempt.lease_token());
   request.set_succeeded(succeeded);
   request.set_exit_code(exit.exit_code);
   request.set_term_signal(exit.term_signal);
   *request.mutable_energy() = *attempt.energy;
   if (!succeeded) {
-    request.set_failure_class(attempt.stop == StopReason::kShutdown
-                                  ? v1::FAILURE_CLASS_PREEMPTED
-                                  : ClassifyExit(exit, attempt.stop != StopReason::kNone));
+    if (attempt.stop == StopReason::kShutdown) {
+      request.set_failure_class(v1::FAILURE_CLASS_PREEMPTED);
+      request.set_failure_evidence("the worker shut down");
+    } else {
+      runspec::TrainerExit trainer_exit;
+      trainer_exit.exit_code = exit.exit_code;
+      trainer_exit.term_signal = exit.term_signal;
+      trainer_exit.stopped_by_worker = attempt.stop != StopReason::kNone;
+      const int64_t oom_kills_now = ReadOomKills();
+      if (attempt.oom_kills_at_start >= 0 && oom_kills_now >= 0) {
+        trainer_exit.oom_kills = oom_kills_now - attempt.oom_kills_at_start;
+      }
+      {
+        std::lock_guard<std::mutex> lock(attempt.mu);
+        if (attempt.reported_failure) {
+          trainer_exit.reported_class = attempt.reported_failure->failure_class;
+          trainer_exit.reported_message = attempt.reported_failure->message;
+        }
+      }
+      if (attempt.failed_health) {
+        trainer_exit.failed_health_check = attempt.failed_health->name();
+        trainer_exit.health_message = attempt.failed_health->message();
+      }
+      runspec::FailureClassification classified = runspec::ClassifyFailure(trainer_exit);
+      request.set_failure_class(classified.failure_class);
+      request.set_failure_evidence(classified.evidence);
+    }
     // Lines are counted, not bytes: one huge line must not push the report past gRPC's limit.
     constexpr size_t kMaxMessageBytes = 8192;
     std::string tail = TailOfFile(attempt.dir + "/stderr.log", 20);

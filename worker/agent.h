@@ -38,6 +38,8 @@ struct AgentOptions {
   absl::Duration lease_poll_interval = absl::Seconds(1);     // LeaseRuns at most this often
   absl::Duration rpc_timeout = absl::Seconds(10);
   absl::Duration stop_grace = absl::Seconds(5);  // SIGTERM -> SIGKILL
+  // The "disk" health check fails below this much free space under work_dir (worker/health.h).
+  int64_t min_free_disk_bytes = int64_t{1} << 30;
   // Source of every time the agent decides by (heartbeat, lease poll and report schedules,
   // the lease-ttl self-fence, the SIGKILL grace, the shutdown deadline). Not owned; must
   // outlive the agent. nullptr = the real clock. Real time remains only in the loop's 100 ms

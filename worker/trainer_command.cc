@@ -248,6 +248,21 @@ absl::StatusOr<TrainerLine> ParseTrainerLine(absl::string_view line) {
         parsed.artifact = *std::move(artifact);
         return parsed;
       }
+      if (fields.contains("record") && TextField(fields, "record") == "failure") {
+        TrainerFailure failure;
+        const std::string name = TextField(fields, "class");
+        if (!v1::FailureClass_Parse(absl::StrCat("FAILURE_CLASS_", name),
+                                    &failure.failure_class) ||
+            failure.failure_class == v1::FAILURE_CLASS_UNSPECIFIED) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "trainer output: failure record \"class\": expected a failure class such as "
+              "OUT_OF_MEMORY, got \"",
+              name.substr(0, 100), "\""));
+        }
+        failure.message = TextField(fields, "message");
+        parsed.failure = std::move(failure);
+        return parsed;
+      }
       if (fields.contains("record")) {
         absl::StatusOr<v1::RunRecord> record = RecordFromFields(fields, line);
         if (!record.ok()) return record.status();

@@ -66,6 +66,7 @@ bool IsInfrastructureFailure(v1::FailureClass failure_class) {
 }
 
 services::RetryDecision DecideAfterFailure(const v1::Run& run, v1::FailureClass failure_class,
+                                           const services::RetryCounts& counts,
                                            const RetryOptions& options) {
   using Budget = services::RetryDecision::Budget;
   switch (failure_class) {
@@ -81,25 +82,25 @@ services::RetryDecision DecideAfterFailure(const v1::Run& run, v1::FailureClass 
       return decision;
     }
     case v1::FAILURE_CLASS_OUT_OF_MEMORY: {
-      if (run.oom_retries() >= options.oom_retries) {
+      if (counts.oom_retries >= options.oom_retries) {
         services::RetryDecision decision(v1::RUN_STATE_FAILED);
-        decision.why = absl::StrCat("out of memory again after ", run.oom_retries(), " retries");
+        decision.why = absl::StrCat("out of memory again after ", counts.oom_retries, " retries");
         return decision;
       }
-      return Retry(run, run.oom_retries() + 1, options, Budget::kOom, "out-of-memory");
+      return Retry(run, counts.oom_retries + 1, options, Budget::kOom, "out-of-memory");
     }
     default:
       break;
   }
   const int max_attempts =
       run.max_attempts() > 0 ? run.max_attempts() : runspec::kDefaultMaxAttempts;
-  if (run.infra_retries() >= max_attempts - 1) {
+  if (counts.infra_retries >= max_attempts - 1) {
     services::RetryDecision decision(v1::RUN_STATE_FAILED);
-    decision.why = absl::StrCat("infrastructure retry budget spent (", run.infra_retries(), " of ",
+    decision.why = absl::StrCat("infrastructure retry budget spent (", counts.infra_retries, " of ",
                                 max_attempts - 1, ")");
     return decision;
   }
-  return Retry(run, run.infra_retries() + 1, options, Budget::kInfra, "infrastructure");
+  return Retry(run, counts.infra_retries + 1, options, Budget::kInfra, "infrastructure");
 }
 
 }  // namespace scalelab::scheduler

@@ -37,9 +37,10 @@ struct RetryOptions {
 // max_backoff, times a jitter in [0.5, 1] that depends only on (run_id, retry).
 absl::Duration RetryBackoff(const RetryOptions& options, int64_t run_id, int retry);
 
-// `run.infra_retries()` / `run.oom_retries()` are the retries spent so far; `run.max_attempts()`
-// 0 means runspec::kDefaultMaxAttempts.
+// `counts` are the retries the run spent so far; `run.max_attempts()` 0 means
+// runspec::kDefaultMaxAttempts.
 services::RetryDecision DecideAfterFailure(const v1::Run& run, v1::FailureClass failure_class,
+                                           const services::RetryCounts& counts,
                                            const RetryOptions& options = RetryOptions());
 
 // True for the classes that count against a node (quarantine) and retry elsewhere.

@@ -161,8 +161,9 @@ absl::Status Scheduler::ReapOnce() {
   const RetryOptions retry = options_.retry;
   auto expired = store_->ExpireLeases(
       clock_->Now(), options_.lease_ttl,
-      [&retry](const v1::Run& run, v1::FailureClass failure_class) {
-        return DecideAfterFailure(run, failure_class, retry);
+      [&retry](const v1::Run& run, v1::FailureClass failure_class,
+                 const services::RetryCounts& counts) {
+        return DecideAfterFailure(run, failure_class, counts, retry);
       });
   if (!expired.ok()) return expired.status();
   for (const services::ExpiredLease& lease : *expired) {

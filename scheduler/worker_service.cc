@@ -96,8 +96,9 @@ grpc::Status WorkerServiceImpl::CompleteRun(grpc::ServerContext*,
   RpcTimer timer(ctx_.metrics, "CompleteRun");
   const RetryOptions& retry = ctx_.retry;
   auto state = ctx_.store->CompleteRun(
-      *request, [&retry](const v1::Run& run, v1::FailureClass failure_class) {
-        return DecideAfterFailure(run, failure_class, retry);
+      *request, [&retry](const v1::Run& run, v1::FailureClass failure_class,
+                 const services::RetryCounts& counts) {
+        return DecideAfterFailure(run, failure_class, counts, retry);
       });
   if (!state.ok()) return ToGrpcStatus(CountFenced("CompleteRun", state.status()));
   std::string state_name = services::RunStateName(*state);

@@ -17,6 +17,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -79,9 +81,39 @@ struct RetryDecision {
   std::string why;                // appended to the transition's reason
 };
 
-// Called inside the store's transaction with the run as stored.
-using RetryDecider =
-    std::function<RetryDecision(const v1::Run& run, v1::FailureClass failure_class)>;
+// The retries a run has spent, per budget (runs.infra_retries, runs.oom_retries).
+struct RetryCounts {
+  int infra_retries = 0;
+  int oom_retries = 0;
+};
+
+// Called inside the store's transaction with the run as stored and its retry counts. Built from
+// any callable taking (run, class, counts) or (run, class) and returning a RetryDecision or a
+// RunState.
+class RetryDecider {
+ public:
+  template <typename F, std::enable_if_t<std::is_invocable_v<const F&, const v1::Run&,
+                                                             v1::FailureClass, const RetryCounts&>,
+                                         int> = 0>
+  RetryDecider(F decide) : decide_(std::move(decide)) {}  // NOLINT: implicit on purpose
+  template <typename F,
+            std::enable_if_t<std::is_invocable_v<const F&, const v1::Run&, v1::FailureClass> &&
+                                 !std::is_invocable_v<const F&, const v1::Run&, v1::FailureClass,
+                                                      const RetryCounts&>,
+                             int> = 0>
+  RetryDecider(F decide)  // NOLINT: implicit on purpose
+      : decide_([decide = std::move(decide)](const v1::Run& run, v1::FailureClass failure_class,
+                                             const RetryCounts&) {
+          return RetryDecision(decide(run, failure_class));
+        }) {}
+  RetryDecision operator()(const v1::Run& run, v1::FailureClass failure_class,
+                           const RetryCounts& counts) const {
+    return decide_(run, failure_class, counts);
+  }
+
+ private:
+  std::function<RetryDecision(const v1::Run&, v1::FailureClass, const RetryCounts&)> decide_;
+};
 
 struct HeartbeatResult {
   bool known = true;                 // false: unknown or LOST worker, it must re-register

@@ -35,15 +35,24 @@ absl::Status LockSweepOfRun(pqxx::work& txn, int64_t run_id) {
 // Loads the run and locks it for the rest of the transaction, then checks that `attempt` held
 // by `worker_id` is its current attempt. Returns the run, or FailedPrecondition when a newer
 // attempt (or no lease) owns it.
+// Selected after kRunColumns where a retry is decided: the retry counts, then the lease token.
+constexpr char kRetryColumns[] = ", r.infra_retries, r.oom_retries, r.lease_token";
+RetryCounts RetryCountsFromRow(const pqxx::row& row) {
+  const auto size = static_cast<pqxx::row::size_type>(row.size());
+  return {row[size - 3].as<int>(), row[size - 2].as<int>()};
+}
+
 absl::StatusOr<v1::Run> LockCurrentAttempt(pqxx::work& txn, int64_t run_id, int32_t attempt,
-                                           int64_t worker_id, int64_t lease_token) {
+                                           int64_t worker_id, int64_t lease_token,
+                                           RetryCounts* counts) {
   pqxx::result rows = txn.exec_params(
-      absl::StrCat("SELECT ", kRunColumns, ", r.lease_token FROM ", kRunFrom,
+      absl::StrCat("SELECT ", kRunColumns, kRetryColumns, " FROM ", kRunFrom,
                    " WHERE r.id = $1 FOR UPDATE OF r"),
       run_id);
   if (rows.empty()) return absl::NotFoundError(absl::StrCat("run ", run_id, " does not exist"));
   auto run = RunFromRow(rows[0]);
   if (!run.ok()) return run;
+  *counts = RetryCountsFromRow(rows[0]);
   const int64_t current_token = rows[0][rows[0].size() - 1].as<int64_t>();
   if (absl::Status fenced = internal::CheckLeaseToken(run_id, lease_token, current_token);
       !fenced.ok()) {
@@ -184,8 +193,9 @@ absl::StatusOr<v1::RunState> Store::CompleteRun(const v1::CompleteRunRequest& re
   v1::RunState next = v1::RUN_STATE_UNSPECIFIED;
   absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
     if (auto locked = LockSweepOfRun(txn, request.run_id()); !locked.ok()) return locked;
+    RetryCounts counts;
     auto run = LockCurrentAttempt(txn, request.run_id(), request.attempt(), request.worker_id(),
-                                  request.lease_token());
+                                  request.lease_token(), &counts);
     if (!run.ok()) return run.status();
     if (IsTerminal(run->state())) {
       // Cancelled while it ran: the worker stopped it. Only what the attempt used is still
@@ -197,7 +207,7 @@ absl::StatusOr<v1::RunState> Store::CompleteRun(const v1::CompleteRunRequest& re
     v1::FailureClass failure_class =
         request.succeeded() ? v1::FAILURE_CLASS_UNSPECIFIED : request.failure_class();
     RetryDecision decision = request.succeeded() ? RetryDecision(v1::RUN_STATE_SUCCEEDED)
-                                                 : decide(*run, failure_class);
+                                                 : decide(*run, failure_class, counts);
     next = decision.next;
     if (!IsAllowedTransition(run->state(), next)) {
       return absl::InternalError(absl::StrCat("retry policy chose ", RunStateName(next), " from ",
@@ -246,14 +256,14 @@ absl::StatusOr<std::vector<ExpiredLease>> Store::ExpireLeases(absl::Time now,
         EpochSeconds(now - worker_timeout));
     pqxx::result rows = txn.exec_params(
         absl::StrCat(
-            "SELECT ", kRunColumns, " FROM ", kRunFrom,
+            "SELECT ", kRunColumns, kRetryColumns, " FROM ", kRunFrom,
             " WHERE r.state IN ('LEASED', 'RUNNING') "
             "AND r.lease_expires_at < to_timestamp($1) ORDER BY r.id FOR UPDATE OF r SKIP LOCKED"),
         EpochSeconds(now));
     for (const auto& row : rows) {
       auto run = RunFromRow(row);
       if (!run.ok()) return run.status();
-      RetryDecision decision = decide(*run, v1::FAILURE_CLASS_NODE_LOST);
+      RetryDecision decision = decide(*run, v1::FAILURE_CLASS_NODE_LOST, RetryCountsFromRow(row));
       v1::RunState next = decision.next;
       if (!IsAllowedTransition(run->state(), next)) {
         return absl::InternalError(absl::StrCat("retry policy chose ", RunStateName(next), " from ",

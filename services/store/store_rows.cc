@@ -11,7 +11,6 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "services/common/run_state.h"
 
 namespace scalelab::services::internal {
@@ -398,18 +397,6 @@ absl::StatusOr<v1::Run> RunFromRow(const pqxx::row& row) {
   run.set_kind(*kind);
   run.set_stage(row[32].as<std::string>());
   run.set_parent_run_id(row[33].as<int64_t>());
-  run.set_infra_retries(row[34].as<int32_t>());
-  run.set_oom_retries(row[35].as<int32_t>());
-  if (!row[36].is_null()) *run.mutable_not_before() = TimestampFromEpoch(Float8(row[36]));
-  for (absl::string_view part : absl::StrSplit(row[37].c_str(), ',', absl::SkipEmpty())) {
-    int64_t worker_id = 0;
-    if (!absl::SimpleAtoi(part, &worker_id)) {
-      return absl::InternalError(
-          absl::StrCat("run ", run.id(), ": runs.avoid_workers: bad element \"", part, "\""));
-    }
-    run.add_avoid_workers(worker_id);
-  }
-  run.set_failure_evidence(row[38].as<std::string>());
   return run;
 }
 

@@ -48,10 +48,7 @@ inline constexpr char kRunColumns[] =
     "date_part('epoch', r.updated_at), "
     "r.n_params, r.n_params_total, r.flops_per_token, r.tokens_trained, r.flops, r.family, "
     "e.energy_j, e.source, e.device_seconds, e.device_kind, e.devices, e.wall_s, "
-    "r.kind, r.stage, COALESCE(r.parent_run_id, 0), "
-    // Failures (34..38).
-    "r.infra_retries, r.oom_retries, date_part('epoch', r.not_before), "
-    "array_to_string(r.avoid_workers, ','), r.failure_evidence";
+    "r.kind, r.stage, COALESCE(r.parent_run_id, 0)";
 
 // The FROM clause of kRunColumns: each run with one aggregate over its attempts, evaluated per
 // run row (an index lookup on run_attempts' key), so listing runs costs no query per run. The

@@ -205,6 +205,9 @@ struct AttemptRecord {
   absl::Time started_at;
   std::optional<absl::Time> ended_at;  // absent while the attempt runs
   v1::FailureClass failure_class = v1::FAILURE_CLASS_UNSPECIFIED;
+  int32_t term_signal = 0;  // the signal that ended the trainer, 0 when none
+  int64_t lease_token = 0;  // the attempt's fencing token (0 for attempts leased before 0008)
+  std::string evidence;     // what the failure class was decided from ("" when it did not fail)
   // GPUs held, or CPU slots when none: the energy report's figure when it gave one, else what
   // placement granted.
   int32_t devices = 0;

@@ -55,12 +55,18 @@ std::string FormatFailureRecord(const absl::Status& status) {
   std::string escaped;
   for (char c : message) {
     switch (c) {
-      case '"': escaped += "\\\""; break;
-      case '\\': escaped += "\\\\"; break;
-      case '\n': escaped += "\\n"; break;
+      case '"':
+        escaped += "\\\"";
+        break;
+      case '\\':
+        escaped += "\\\\";
+        break;
+      case '\n':
+        escaped += "\\n";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
-          escaped += absl::StrFormat("\\u%04x", static_cast<unsigned char>(c));
+          escaped += absl::StrFormat("\\u%04x", static_cast<int>(static_cast<unsigned char>(c)));
         } else {
           escaped += c;
         }
@@ -85,8 +91,8 @@ FailureClassification ClassifyFailure(const TrainerExit& exit) {
                                 : absl::StrCat("exit code ", exit.exit_code);
   if (exit.reported_class != scalelab::v1::FAILURE_CLASS_UNSPECIFIED) {
     return verdict(exit.reported_class, absl::StrCat(ended, "; the trainer reported ",
-                                                     FailureClass_Name(exit.reported_class),
-                                                     ": ", exit.reported_message));
+                                                     FailureClass_Name(exit.reported_class), ": ",
+                                                     exit.reported_message));
   }
   if (!exit.failed_health_check.empty()) {
     return verdict(exit.failed_health_check == "gpu"
@@ -103,10 +109,11 @@ FailureClassification ClassifyFailure(const TrainerExit& exit) {
                          absl::StrCat(ended, "; the cgroup's memory.events oom_kill grew by ",
                                       exit.oom_kills));
         }
-        return verdict(scalelab::v1::FAILURE_CLASS_SYSTEM_SOFTWARE,
-                       absl::StrCat(ended, " not sent by the worker; ",
-                                    exit.oom_kills == 0 ? "no OOM kill in the cgroup's memory.events"
-                                                        : "no cgroup OOM counter to read"));
+        return verdict(
+            scalelab::v1::FAILURE_CLASS_SYSTEM_SOFTWARE,
+            absl::StrCat(ended, " not sent by the worker; ",
+                         exit.oom_kills == 0 ? "no OOM kill in the cgroup's memory.events"
+                                             : "no cgroup OOM counter to read"));
       case SIGSEGV:
       case SIGABRT:
       case SIGFPE:

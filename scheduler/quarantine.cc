@@ -8,15 +8,15 @@ namespace scalelab::scheduler {
 absl::Status QuarantineOptions::Validate() const {
   if (window <= absl::ZeroDuration() || cooldown < absl::ZeroDuration() ||
       check_interval <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "window/cooldown/check_interval: expected > 0, >= 0, > 0, got ",
-        absl::FormatDuration(window), ", ", absl::FormatDuration(cooldown), ", ",
-        absl::FormatDuration(check_interval)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("window/cooldown/check_interval: expected > 0, >= 0, > 0, got ",
+                     absl::FormatDuration(window), ", ", absl::FormatDuration(cooldown), ", ",
+                     absl::FormatDuration(check_interval)));
   }
   if (min_failures < 1 || !(outlier_factor >= 1) || release_after_healthy < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "min_failures/outlier_factor/release_after_healthy: expected >= 1, got ", min_failures,
-        ", ", outlier_factor, ", ", release_after_healthy));
+    return absl::InvalidArgumentError(
+        absl::StrCat("min_failures/outlier_factor/release_after_healthy: expected >= 1, got ",
+                     min_failures, ", ", outlier_factor, ", ", release_after_healthy));
   }
   return absl::OkStatus();
 }
@@ -33,8 +33,8 @@ std::vector<QuarantineAction> DecideQuarantine(
   }
   for (const services::WorkerFailureStats& worker : workers) {
     if (worker.state == "QUARANTINED") {
-      const bool cooled = !worker.quarantined_at.has_value() ||
-                          now - *worker.quarantined_at >= options.cooldown;
+      const bool cooled =
+          !worker.quarantined_at.has_value() || now - *worker.quarantined_at >= options.cooldown;
       if (cooled && worker.healthy_streak >= options.release_after_healthy) {
         actions.push_back({worker.worker_id, false,
                            absl::StrCat(worker.healthy_streak,
@@ -43,10 +43,10 @@ std::vector<QuarantineAction> DecideQuarantine(
       continue;
     }
     if (worker.infra_failures < options.min_failures || alive <= 1) continue;
-    const double others_mean =
-        workers.size() > 1 ? static_cast<double>(total_failures - worker.infra_failures) /
-                                 static_cast<double>(workers.size() - 1)
-                           : 0.0;
+    const double others_mean = workers.size() > 1
+                                   ? static_cast<double>(total_failures - worker.infra_failures) /
+                                         static_cast<double>(workers.size() - 1)
+                                   : 0.0;
     if (worker.infra_failures <= options.outlier_factor * others_mean) continue;
     actions.push_back(
         {worker.worker_id, true,

@@ -23,11 +23,11 @@
 namespace scalelab::scheduler {
 
 struct QuarantineOptions {
-  absl::Duration window = absl::Hours(1);      // failures counted over this past
-  int min_failures = 3;                        // at least this many in the window
-  double outlier_factor = 3.0;                 // and more than this x the others' mean
-  absl::Duration cooldown = absl::Minutes(10); // quarantined at least this long
-  int release_after_healthy = 5;               // then this many all-ok heartbeats in a row
+  absl::Duration window = absl::Hours(1);             // failures counted over this past
+  int min_failures = 3;                               // at least this many in the window
+  double outlier_factor = 3.0;                        // and more than this x the others' mean
+  absl::Duration cooldown = absl::Minutes(10);        // quarantined at least this long
+  int release_after_healthy = 5;                      // then this many all-ok heartbeats in a row
   absl::Duration check_interval = absl::Seconds(10);  // how often the reaper decides
   absl::Status Validate() const;
 };

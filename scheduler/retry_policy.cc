@@ -38,15 +38,16 @@ absl::Status RetryOptions::Validate() const {
         absl::FormatDuration(base_backoff), " and ", absl::FormatDuration(max_backoff)));
   }
   if (oom_retries < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("oom_retries: expected >= 0, got ", oom_retries));
+    return absl::InvalidArgumentError(
+        absl::StrCat("oom_retries: expected >= 0, got ", oom_retries));
   }
   return absl::OkStatus();
 }
 
 absl::Duration RetryBackoff(const RetryOptions& options, int64_t run_id, int retry) {
   const int doublings = std::clamp(retry - 1, 0, 30);
-  absl::Duration backoff = std::min(options.base_backoff * (int64_t{1} << doublings),
-                                    options.max_backoff);
+  absl::Duration backoff =
+      std::min(options.base_backoff * (int64_t{1} << doublings), options.max_backoff);
   const uint64_t draw = Mix(static_cast<uint64_t>(run_id) * 1000003ULL + retry);
   const double jitter = 0.5 + 0.5 * static_cast<double>(draw >> 11) / 9007199254740992.0;
   return backoff * jitter;

@@ -159,12 +159,12 @@ absl::Status Scheduler::Init() {
 absl::Status Scheduler::ReapOnce() {
   // A worker is declared lost after the same silence that expires its leases.
   const RetryOptions retry = options_.retry;
-  auto expired = store_->ExpireLeases(
-      clock_->Now(), options_.lease_ttl,
-      [&retry](const v1::Run& run, v1::FailureClass failure_class,
-                 const services::RetryCounts& counts) {
-        return DecideAfterFailure(run, failure_class, counts, retry);
-      });
+  auto expired =
+      store_->ExpireLeases(clock_->Now(), options_.lease_ttl,
+                           [&retry](const v1::Run& run, v1::FailureClass failure_class,
+                                    const services::RetryCounts& counts) {
+                             return DecideAfterFailure(run, failure_class, counts, retry);
+                           });
   if (!expired.ok()) return expired.status();
   for (const services::ExpiredLease& lease : *expired) {
     impl_->metrics->leases_expired.Increment();

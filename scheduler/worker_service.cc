@@ -3,9 +3,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/match.h"
 #include "scheduler/leasing.h"
 #include "scheduler/retry_policy.h"
 #include "services/api/status_util.h"
@@ -95,9 +95,9 @@ grpc::Status WorkerServiceImpl::CompleteRun(grpc::ServerContext*,
                                             v1::CompleteRunResponse* response) {
   RpcTimer timer(ctx_.metrics, "CompleteRun");
   const RetryOptions& retry = ctx_.retry;
-  auto state = ctx_.store->CompleteRun(
-      *request, [&retry](const v1::Run& run, v1::FailureClass failure_class,
-                 const services::RetryCounts& counts) {
+  auto state =
+      ctx_.store->CompleteRun(*request, [&retry](const v1::Run& run, v1::FailureClass failure_class,
+                                                 const services::RetryCounts& counts) {
         return DecideAfterFailure(run, failure_class, counts, retry);
       });
   if (!state.ok()) return ToGrpcStatus(CountFenced("CompleteRun", state.status()));

@@ -349,8 +349,8 @@ void Agent::Impl::StartAttempt(const v1::Lease& lease) {
     request.set_failure_class(absl::IsInvalidArgument(status) ? v1::FAILURE_CLASS_USER
                                                               : v1::FAILURE_CLASS_SYSTEM_SOFTWARE);
     request.set_message(status.ToString());
-    request.set_failure_evidence(absl::StrCat("the worker could not start the trainer: ",
-                                              status.ToString()));
+    request.set_failure_evidence(
+        absl::StrCat("the worker could not start the trainer: ", status.ToString()));
     v1::CompleteRunResponse response;
     auto context = Context();
     Call("CompleteRun", stub->CompleteRun(context.get(), request, &response)).IgnoreError();

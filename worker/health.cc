@@ -29,8 +29,8 @@ std::vector<v1::HealthCheck> RunHealthChecks(const HealthOptions& options) {
     add("disk", free_bytes >= options.min_free_disk_bytes,
         free_bytes >= options.min_free_disk_bytes
             ? ""
-            : absl::StrCat(free_bytes, " bytes free under ", options.work_dir, ", expected >= ",
-                           options.min_free_disk_bytes));
+            : absl::StrCat(free_bytes, " bytes free under ", options.work_dir,
+                           ", expected >= ", options.min_free_disk_bytes));
   }
   const int visible = static_cast<int>(DetectGpus(options.proc_root).size());
   add("gpu", visible >= options.registered_gpus,

@@ -13,11 +13,11 @@
 namespace scalelab::worker {
 
 struct HealthOptions {
-  std::string work_dir;              // "disk": free space of the file system holding it
+  std::string work_dir;                     // "disk": free space of the file system holding it
   int64_t min_free_disk_bytes = 1LL << 30;  // below this, "disk" fails (default 1 GiB)
-  int registered_gpus = 0;           // "gpu": the GPUs the worker registered must still be visible
-  std::string proc_root = "/proc";   // where DetectGpus looks (tests point it elsewhere)
-  std::string trainer_path;          // "trainer": must exist and be executable
+  int registered_gpus = 0;          // "gpu": the GPUs the worker registered must still be visible
+  std::string proc_root = "/proc";  // where DetectGpus looks (tests point it elsewhere)
+  std::string trainer_path;         // "trainer": must exist and be executable
 };
 
 // The checks "disk", "gpu" and "trainer", in that order, each with ok and, when failed, why.

@@ -251,8 +251,7 @@ absl::StatusOr<TrainerLine> ParseTrainerLine(absl::string_view line) {
       if (fields.contains("record") && TextField(fields, "record") == "failure") {
         TrainerFailure failure;
         const std::string name = TextField(fields, "class");
-        if (!v1::FailureClass_Parse(absl::StrCat("FAILURE_CLASS_", name),
-                                    &failure.failure_class) ||
+        if (!v1::FailureClass_Parse(absl::StrCat("FAILURE_CLASS_", name), &failure.failure_class) ||
             failure.failure_class == v1::FAILURE_CLASS_UNSPECIFIED) {
           return absl::InvalidArgumentError(absl::StrCat(
               "trainer output: failure record \"class\": expected a failure class such as "

@@ -76,7 +76,7 @@ struct RetryDecision {
   RetryDecision(v1::RunState next_state = v1::RUN_STATE_FAILED) : next(next_state) {}  // NOLINT
   v1::RunState next;                              // PENDING (retry), FAILED or CANCELLED
   absl::Duration backoff = absl::ZeroDuration();  // PENDING: not leased before now + backoff
-  bool avoid_worker = false;  // PENDING: add the failed attempt's worker to runs.avoid_workers
+  bool avoid_worker = false;      // PENDING: add the failed attempt's worker to runs.avoid_workers
   Budget spends = Budget::kNone;  // which of the run's retry counters grows by one
   std::string why;                // appended to the transition's reason
 };
@@ -126,9 +126,9 @@ struct HeartbeatResult {
 // Failures per worker, the facts quarantine decides on (scheduler/quarantine.h).
 struct WorkerFailureStats {
   int64_t worker_id = 0;
-  std::string state;              // "ALIVE" | "QUARANTINED"
-  int infra_failures = 0;         // attempts ended with an infrastructure class in the window
-  int healthy_streak = 0;         // consecutive heartbeats whose health checks all passed
+  std::string state;       // "ALIVE" | "QUARANTINED"
+  int infra_failures = 0;  // attempts ended with an infrastructure class in the window
+  int healthy_streak = 0;  // consecutive heartbeats whose health checks all passed
   std::optional<absl::Time> quarantined_at;
 };
 

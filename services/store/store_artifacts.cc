@@ -89,8 +89,8 @@ absl::StatusOr<std::vector<v1::Artifact>> Store::ReportArtifacts(
     if (run.empty()) {
       return absl::NotFoundError(absl::StrCat("run ", request.run_id(), " does not exist"));
     }
-    if (absl::Status fenced = internal::CheckLeaseToken(
-            request.run_id(), request.lease_token(), run[0][run[0].size() - 1].as<int64_t>());
+    if (absl::Status fenced = internal::CheckLeaseToken(request.run_id(), request.lease_token(),
+                                                        run[0][run[0].size() - 1].as<int64_t>());
         !fenced.ok()) {
       return fenced;
     }

@@ -45,10 +45,9 @@ RetryCounts RetryCountsFromRow(const pqxx::row& row) {
 absl::StatusOr<v1::Run> LockCurrentAttempt(pqxx::work& txn, int64_t run_id, int32_t attempt,
                                            int64_t worker_id, int64_t lease_token,
                                            RetryCounts* counts) {
-  pqxx::result rows = txn.exec_params(
-      absl::StrCat("SELECT ", kRunColumns, kRetryColumns, " FROM ", kRunFrom,
-                   " WHERE r.id = $1 FOR UPDATE OF r"),
-      run_id);
+  pqxx::result rows = txn.exec_params(absl::StrCat("SELECT ", kRunColumns, kRetryColumns, " FROM ",
+                                                   kRunFrom, " WHERE r.id = $1 FOR UPDATE OF r"),
+                                      run_id);
   if (rows.empty()) return absl::NotFoundError(absl::StrCat("run ", run_id, " does not exist"));
   auto run = RunFromRow(rows[0]);
   if (!run.ok()) return run;
@@ -85,11 +84,12 @@ void ApplyRetryDecision(pqxx::work& txn, const v1::Run& run, const RetryDecision
                         const std::string& evidence) {
   const bool retry = decision.next == v1::RUN_STATE_PENDING;
   txn.exec_params(
-      "UPDATE runs SET not_before = CASE WHEN $2 AND $3 > 0 "
-      "  THEN now() + make_interval(secs => $3) END, "
-      "avoid_workers = CASE WHEN $2 AND $4 AND $5 > 0 AND NOT ($5 = ANY(avoid_workers)) "
+      "UPDATE runs SET not_before = CASE WHEN $2::bool AND $3::float8 > 0 "
+      "  THEN now() + make_interval(secs => $3::float8) END, "
+      "avoid_workers = CASE WHEN $2::bool AND $4::bool AND $5::bigint > 0 "
+      "  AND NOT ($5::bigint = ANY(avoid_workers)) "
       "  THEN avoid_workers || $5::bigint ELSE avoid_workers END, "
-      "infra_retries = infra_retries + $6, oom_retries = oom_retries + $7, "
+      "infra_retries = infra_retries + $6::int, oom_retries = oom_retries + $7::int, "
       "failure_evidence = $8 WHERE id = $1",
       run.id(), retry, absl::ToDoubleSeconds(decision.backoff), decision.avoid_worker,
       run.worker_id(), retry && decision.spends == RetryDecision::Budget::kInfra ? 1 : 0,
@@ -158,8 +158,9 @@ absl::StatusOr<HeartbeatResult> Store::Heartbeat(int64_t worker_id,
       }
     }
     pqxx::result updated = txn.exec_params(
-        "UPDATE workers SET last_heartbeat_at = to_timestamp($2), health_ok = $3, "
-        "health_message = $4, healthy_streak = CASE WHEN $3 THEN healthy_streak + 1 ELSE 0 END "
+        "UPDATE workers SET last_heartbeat_at = to_timestamp($2), health_ok = $3::bool, "
+        "health_message = $4, "
+        "healthy_streak = CASE WHEN $3::bool THEN healthy_streak + 1 ELSE 0 END "
         "WHERE id = $1 AND state IN ('ALIVE', 'QUARANTINED') RETURNING id",
         worker_id, EpochSeconds(now), healthy, health_message);
     if (updated.empty()) {
@@ -177,7 +178,7 @@ absl::StatusOr<HeartbeatResult> Store::Heartbeat(int64_t worker_id,
       pqxx::result renewed = txn.exec_params(
           "UPDATE runs SET lease_expires_at = to_timestamp($4) WHERE id = $1 AND attempt = $2 "
           "AND worker_id = $3 AND state IN ('LEASED', 'RUNNING') "
-          "AND ($5 = 0 OR lease_token = $5) RETURNING id",
+          "AND ($5::bigint = 0 OR lease_token = $5::bigint) RETURNING id",
           held.run_id(), held.attempt(), worker_id, EpochSeconds(now + lease_ttl),
           held.lease_token());
       if (renewed.empty()) result.stop.push_back(held);

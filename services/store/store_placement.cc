@@ -86,9 +86,9 @@ absl::StatusOr<PlacementSnapshot> Store::ReadPlacementSnapshot() {
     snapshot = PlacementSnapshot();  // a retried transaction starts over
     // One snapshot for the three reads, so a run leased in between is not both pending and held.
     txn.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
-    pqxx::result workers =
-        txn.exec("SELECT id, inventory::text, state = 'QUARANTINED' FROM workers "
-                 "WHERE state IN ('ALIVE', 'QUARANTINED') ORDER BY id");
+    pqxx::result workers = txn.exec(
+        "SELECT id, inventory::text, state = 'QUARANTINED' FROM workers "
+        "WHERE state IN ('ALIVE', 'QUARANTINED') ORDER BY id");
     for (const auto& row : workers) {
       StoredWorker worker;
       worker.worker_id = row[0].as<int64_t>();
@@ -119,8 +119,10 @@ absl::StatusOr<PlacementSnapshot> Store::ReadPlacementSnapshot() {
     }
     pqxx::result pending = txn.exec(absl::StrCat(
         "SELECT q.id, q.sweep_id, q.run_index, COALESCE(q.config->'resources', '{}')::text, ",
-        kInitReadySql, ", array_to_string(q.avoid_workers, ',') FROM runs q WHERE q.state = "
-        "'PENDING' AND ", kRetryReadySql, " ORDER BY q.sweep_id, q.run_index"));
+        kInitReadySql,
+        ", array_to_string(q.avoid_workers, ',') FROM runs q WHERE q.state = "
+        "'PENDING' AND ",
+        kRetryReadySql, " ORDER BY q.sweep_id, q.run_index"));
     snapshot.pending.reserve(pending.size());
     for (const auto& row : pending) {
       StoredPendingRun run;
@@ -196,12 +198,11 @@ absl::StatusOr<std::vector<v1::Lease>> Store::CommitLeases(int64_t worker_id,
       }
       // SKIP LOCKED: a run another transaction is leasing right now is not waited for; whoever
       // holds it decides, and this grant is dropped. The worker asks again on its next poll.
-      pqxx::result locked =
-          txn.exec_params(absl::StrCat("SELECT q.id FROM runs q WHERE q.id = $1 AND q.state = "
-                                       "'PENDING' AND ",
-                                       kInitReadySql, " AND ", kRetryReadySql,
-                                       " FOR UPDATE SKIP LOCKED"),
-                          grant.run_id);
+      pqxx::result locked = txn.exec_params(
+          absl::StrCat("SELECT q.id FROM runs q WHERE q.id = $1 AND q.state = "
+                       "'PENDING' AND ",
+                       kInitReadySql, " AND ", kRetryReadySql, " FOR UPDATE SKIP LOCKED"),
+          grant.run_id);
       if (locked.empty()) {
         spdlog::debug("lease of run {} to worker {} dropped: no longer pending and ready",
                       grant.run_id, worker_id);

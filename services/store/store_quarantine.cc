@@ -45,11 +45,12 @@ absl::StatusOr<bool> Store::QuarantineWorker(int64_t worker_id, const std::strin
   bool changed = false;
   absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
     // The streak restarts: release needs N passing heartbeats after the quarantine began.
-    changed = !txn.exec_params(
-                      "UPDATE workers SET state = 'QUARANTINED', quarantined_at = to_timestamp($2), "
-                      "healthy_streak = 0 WHERE id = $1 AND state = 'ALIVE' RETURNING id",
-                      worker_id, EpochSeconds(now))
-                   .empty();
+    changed =
+        !txn.exec_params(
+                "UPDATE workers SET state = 'QUARANTINED', quarantined_at = to_timestamp($2), "
+                "healthy_streak = 0 WHERE id = $1 AND state = 'ALIVE' RETURNING id",
+                worker_id, EpochSeconds(now))
+             .empty();
     if (changed) {
       txn.exec_params(
           "INSERT INTO quarantine_events (worker_id, event, reason, at) "

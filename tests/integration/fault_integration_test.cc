@@ -132,9 +132,10 @@ bool WaitUntil(Predicate done, double timeout_s) {
   return false;
 }
 
-TEST_CASE("A worker killed mid-run: the run resumes from its checkpoint on the other worker and "
-          "no metric point is lost or stored twice",
-          "[integration][slow][faults]") {
+TEST_CASE(
+    "A worker killed mid-run: the run resumes from its checkpoint on the other worker and "
+    "no metric point is lost or stored twice",
+    "[integration][slow][faults]") {
   Stack stack;
   // Two nodes on one shared file system: the second finds the first one's checkpoints.
   const std::string shared = stack.dir() + "/shared";
@@ -181,14 +182,14 @@ TEST_CASE("A worker killed mid-run: the run resumes from its checkpoint on the o
   CHECK(std::set<int64_t>(curve.begin(), curve.end()).size() == curve.size());
 }
 
-TEST_CASE("A frozen worker's lease expires, the run moves, and its reports after SIGCONT are "
-          "refused by fencing",
-          "[integration][slow][faults]") {
+TEST_CASE(
+    "A frozen worker's lease expires, the run moves, and its reports after SIGCONT are "
+    "refused by fencing",
+    "[integration][slow][faults]") {
   Stack stack;
   stack.StartWorker(1);
-  const int64_t sweep = stack.Submit(stack.Manifest("freeze", 2e5, "{train.lr: [0.01]}"))
-                            .sweep()
-                            .id();
+  const int64_t sweep =
+      stack.Submit(stack.Manifest("freeze", 2e5, "{train.lr: [0.01]}")).sweep().id();
   const int64_t run_id = stack.ListRuns(sweep).at(0).id();
   REQUIRE(WaitUntil([&] { return StoredSteps(stack, run_id)[1].size() >= 3; }, 120));
   const std::vector<services::AttemptRecord> first = Attempts(stack.database_url(), run_id);
@@ -198,7 +199,8 @@ TEST_CASE("A frozen worker's lease expires, the run moves, and its reports after
   const pid_t frozen = stack.worker(0).pid();
   REQUIRE(::kill(frozen, SIGSTOP) == 0);
   std::vector<pid_t> trainers;
-  for (const auto& task : std::filesystem::directory_iterator(absl::StrCat("/proc/", frozen, "/task"))) {
+  for (const auto& task :
+       std::filesystem::directory_iterator(absl::StrCat("/proc/", frozen, "/task"))) {
     std::ifstream children(task.path() / "children");
     pid_t pid = 0;
     while (children >> pid) trainers.push_back(pid);
@@ -213,9 +215,9 @@ TEST_CASE("A frozen worker's lease expires, the run moves, and its reports after
         return attempts.size() == 2 && attempts[1].state == v1::RUN_STATE_RUNNING;
       },
       60));
-  const int64_t fenced_before = static_cast<int64_t>(
-      MetricValue(HttpGet(stack.scheduler().metrics_port(), "/metrics"),
-                  "scalelab_scheduler_fenced_reports_total", "Heartbeat"));
+  const int64_t fenced_before =
+      static_cast<int64_t>(MetricValue(HttpGet(stack.scheduler().metrics_port(), "/metrics"),
+                                       "scalelab_scheduler_fenced_reports_total", "Heartbeat"));
   for (pid_t trainer : trainers) ::kill(trainer, SIGCONT);
   REQUIRE(::kill(frozen, SIGCONT) == 0);
 
@@ -223,8 +225,7 @@ TEST_CASE("A frozen worker's lease expires, the run moves, and its reports after
   REQUIRE(WaitUntil(
       [&] {
         return MetricValue(HttpGet(stack.scheduler().metrics_port(), "/metrics"),
-                           "scalelab_scheduler_fenced_reports_total",
-                           "Heartbeat") > fenced_before;
+                           "scalelab_scheduler_fenced_reports_total", "Heartbeat") > fenced_before;
       },
       30));
   // A report with the stale lease token, as the thawed worker would send it, is refused by name.
@@ -288,10 +289,8 @@ TEST_CASE("A scheduler killed mid-sweep and restarted completes every run exactl
   for (int index = 0; index < 2; ++index) {
     const std::string work_dir = absl::StrCat(stack.dir(), "/sched-worker-", index);
     std::filesystem::create_directories(work_dir);
-    auto child = worker::ChildProcess::Spawn({stack.WorkerArgv(10 + index, 1, port, work_dir),
-                                              absl::StrCat(work_dir, ".log"),
-                                              "",
-                                              {}});
+    auto child = worker::ChildProcess::Spawn(
+        {stack.WorkerArgv(10 + index, 1, port, work_dir), absl::StrCat(work_dir, ".log"), "", {}});
     REQUIRE(child.ok());
     stack.AdoptWorker(*std::move(child));
   }
@@ -314,16 +313,14 @@ TEST_CASE("A scheduler killed mid-sweep and restarted completes every run exactl
   REQUIRE(WaitUntil(
       [&] {
         std::vector<v1::Run> runs = states();
-        return std::any_of(runs.begin(), runs.end(), [](const v1::Run& run) {
-          return run.state() == v1::RUN_STATE_RUNNING;
-        });
+        return std::any_of(runs.begin(), runs.end(),
+                           [](const v1::Run& run) { return run.state() == v1::RUN_STATE_RUNNING; });
       },
       120));
   REQUIRE(::kill(scheduler->pid(), SIGKILL) == 0);
   scheduler->Wait();
   std::this_thread::sleep_for(std::chrono::seconds(1));
-  scheduler =
-      StartSchedulerProcess(stack, url, absl::StrCat("127.0.0.1:", port), port_file, 1);
+  scheduler = StartSchedulerProcess(stack, url, absl::StrCat("127.0.0.1:", port), port_file, 1);
 
   REQUIRE(WaitUntil([&] { return AllEnded(states()); }, 240));
   const std::vector<v1::Run> runs = states();
@@ -343,9 +340,10 @@ TEST_CASE("A scheduler killed mid-sweep and restarted completes every run exactl
   scheduler->Wait();
 }
 
-TEST_CASE("PostgreSQL restarted mid-sweep: the scheduler and the workers recover and the sweep "
-          "completes",
-          "[integration][slow][faults]") {
+TEST_CASE(
+    "PostgreSQL restarted mid-sweep: the scheduler and the workers recover and the sweep "
+    "completes",
+    "[integration][slow][faults]") {
   char tmpl[] = "/tmp/scalelab_pgr_XXXXXX";
   REQUIRE(::mkdtemp(tmpl) != nullptr);
   services::EmbeddedPostgresOptions pg_options;

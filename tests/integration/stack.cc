@@ -86,13 +86,10 @@ std::vector<std::string> Stack::WorkerArgv(int index, int slots, int scheduler_p
                                            const std::string& work_dir) const {
   return {absl::StrCat(SCALELAB_BIN_DIR, "/scalelab-worker"),
           absl::StrCat("--scheduler=127.0.0.1:", scheduler_port),
-          absl::StrCat("--name=test-worker-", index),
-          absl::StrCat("--cpu_slots=", slots),
-          absl::StrCat("--data_root=", dir_),
-          absl::StrCat("--work_dir=", work_dir),
+          absl::StrCat("--name=test-worker-", index), absl::StrCat("--cpu_slots=", slots),
+          absl::StrCat("--data_root=", dir_), absl::StrCat("--work_dir=", work_dir),
           // A test machine's /tmp may be nearly full; the disk check must not fail the tests.
-          "--min_free_disk_bytes=0",
-          "--metrics_listen=127.0.0.1:0"};
+          "--min_free_disk_bytes=0", "--metrics_listen=127.0.0.1:0"};
 }
 
 int Stack::StartWorker(int slots, const std::string& shared_work_dir) {
@@ -100,11 +97,11 @@ int Stack::StartWorker(int slots, const std::string& shared_work_dir) {
   std::string work_dir =
       shared_work_dir.empty() ? absl::StrCat(dir_, "/worker-", index) : shared_work_dir;
   std::filesystem::create_directories(work_dir);
-  auto child = worker::ChildProcess::Spawn(
-      {WorkerArgv(index, slots, scheduler_->grpc_port(), work_dir),
-       absl::StrCat(dir_, "/worker-", index, ".log"),
-       "",
-       {}});
+  auto child =
+      worker::ChildProcess::Spawn({WorkerArgv(index, slots, scheduler_->grpc_port(), work_dir),
+                                   absl::StrCat(dir_, "/worker-", index, ".log"),
+                                   "",
+                                   {}});
   REQUIRE(child.ok());
   workers_.push_back(*std::move(child));
   return index;

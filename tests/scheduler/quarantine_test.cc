@@ -15,9 +15,10 @@ services::WorkerFailureStats Worker(int64_t id, int failures, const char* state 
 
 const absl::Time kNow = absl::FromUnixSeconds(1'700'000'000);
 
-TEST_CASE("A worker whose infrastructure failures stand out is quarantined; a common problem is "
-          "not",
-          "[scheduler][quarantine]") {
+TEST_CASE(
+    "A worker whose infrastructure failures stand out is quarantined; a common problem is "
+    "not",
+    "[scheduler][quarantine]") {
   QuarantineOptions options;  // >= 3 failures and > 3x the others' mean
   auto actions = DecideQuarantine({Worker(1, 5), Worker(2, 1), Worker(3, 0)}, kNow, options);
   REQUIRE(actions.size() == 1);

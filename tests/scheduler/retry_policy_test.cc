@@ -25,8 +25,9 @@ TEST_CASE("User faults fail the run at once; infrastructure faults retry while t
         v1::RUN_STATE_FAILED);
   CHECK(DecideAfterFailure(RunWith(3), v1::FAILURE_CLASS_UNSPECIFIED, Counts(0)).next ==
         v1::RUN_STATE_FAILED);
-  for (auto failure : {v1::FAILURE_CLASS_NODE_LOST, v1::FAILURE_CLASS_SYSTEM_SOFTWARE,
-                       v1::FAILURE_CLASS_HARDWARE_TRANSIENT, v1::FAILURE_CLASS_HARDWARE_PERMANENT}) {
+  for (auto failure :
+       {v1::FAILURE_CLASS_NODE_LOST, v1::FAILURE_CLASS_SYSTEM_SOFTWARE,
+        v1::FAILURE_CLASS_HARDWARE_TRANSIENT, v1::FAILURE_CLASS_HARDWARE_PERMANENT}) {
     INFO(v1::FailureClass_Name(failure));
     const services::RetryDecision first = DecideAfterFailure(RunWith(3), failure, Counts(0));
     CHECK(first.next == v1::RUN_STATE_PENDING);

@@ -1,7 +1,9 @@
 // Failures in the store against a real PostgreSQL: fencing by lease token on every report, the
 // retry decision's backoff, avoided worker and budgets persisted with the run, and quarantine.
 #include <catch2/catch.hpp>
+#include <string>
 
+#include "absl/time/clock.h"
 #include "services/store/store.h"
 #include "tests/support/pg_harness.h"
 
@@ -60,10 +62,9 @@ TEST_CASE("Reports carrying a lease token that is not the run's current lease ar
   CHECK(stale_token > 0);
 
   // The lease expires (NODE_LOST); the policy requeues at once; the same worker leases again.
-  auto expired = store->ExpireLeases(now + absl::Seconds(30), absl::Hours(1),
-                                     [](const v1::Run&, v1::FailureClass) {
-                                       return RetryDecision(v1::RUN_STATE_PENDING);
-                                     });
+  auto expired = store->ExpireLeases(
+      now + absl::Seconds(30), absl::Hours(1),
+      [](const v1::Run&, v1::FailureClass) { return RetryDecision(v1::RUN_STATE_PENDING); });
   REQUIRE(expired.ok());
   REQUIRE(expired->size() == 1);
   auto second = Lease(*store, worker, run_id, now + absl::Seconds(31));
@@ -135,14 +136,16 @@ TEST_CASE("Reports carrying a lease token that is not the run's current lease ar
   metrics.set_lease_token(0);
   CHECK(store->ReportMetrics(metrics, now, absl::Seconds(10)).ok());
   complete.set_lease_token(current_token);
-  CHECK(store->CompleteRun(complete, [](const v1::Run&, v1::FailureClass) {
-                 return v1::RUN_STATE_FAILED;
-               }).value() == v1::RUN_STATE_SUCCEEDED);
+  CHECK(store
+            ->CompleteRun(complete,
+                          [](const v1::Run&, v1::FailureClass) { return v1::RUN_STATE_FAILED; })
+            .value() == v1::RUN_STATE_SUCCEEDED);
 }
 
-TEST_CASE("A retry waits out its backoff, records the avoided worker and its budget; quarantined "
-          "workers get no leases",
-          "[pg][store][failures]") {
+TEST_CASE(
+    "A retry waits out its backoff, records the avoided worker and its budget; quarantined "
+    "workers get no leases",
+    "[pg][store][failures]") {
   auto store = OpenStore();
   const int64_t bad = Register(*store, "bad");
   const int64_t good = Register(*store, "good");
@@ -161,15 +164,15 @@ TEST_CASE("A retry waits out its backoff, records the avoided worker and its bud
   failed.set_failure_class(v1::FAILURE_CLASS_SYSTEM_SOFTWARE);
   failed.set_failure_evidence("killed by signal 9 not sent by the worker");
   RetryCounts seen;
-  auto state = store->CompleteRun(failed, [&seen](const v1::Run&, v1::FailureClass failure_class,
-                                                  const RetryCounts& counts) {
-    seen = counts;
-    RetryDecision decision(v1::RUN_STATE_PENDING);
-    decision.backoff = absl::Seconds(2);
-    decision.avoid_worker = failure_class == v1::FAILURE_CLASS_SYSTEM_SOFTWARE;
-    decision.spends = RetryDecision::Budget::kInfra;
-    return decision;
-  });
+  auto state = store->CompleteRun(
+      failed, [&seen](const v1::Run&, v1::FailureClass failure_class, const RetryCounts& counts) {
+        seen = counts;
+        RetryDecision decision(v1::RUN_STATE_PENDING);
+        decision.backoff = absl::Seconds(2);
+        decision.avoid_worker = failure_class == v1::FAILURE_CLASS_SYSTEM_SOFTWARE;
+        decision.spends = RetryDecision::Budget::kInfra;
+        return decision;
+      });
   REQUIRE(state.ok());
   CHECK(*state == v1::RUN_STATE_PENDING);
   CHECK(seen.infra_retries == 0);

@@ -58,7 +58,7 @@ void SchedulerMetrics::SetCounts(const services::StoreCounts& counts) {
     auto it = counts.runs_by_state.find(name);
     runs_.Add({{"state", name}}).Set(it == counts.runs_by_state.end() ? 0 : it->second);
   }
-  for (const char* state : {"ALIVE", "LOST"}) {
+  for (const char* state : {"ALIVE", "QUARANTINED", "LOST"}) {
     auto it = counts.workers_by_state.find(state);
     workers_.Add({{"state", state}}).Set(it == counts.workers_by_state.end() ? 0 : it->second);
   }

@@ -16,7 +16,9 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "runspec/eval_result.h"
 #include "runspec/exit_codes.h"
@@ -122,6 +124,27 @@ void ReadMetrics(Attempt* attempt, int fd) {
   attempt->eof = true;
 }
 
+// Removes the run's checkpoint files (ckpt-<step>.pt, model/checkpoint.h) newer than
+// `last_stored_step`: the store never recorded them, so the points before them may be lost with
+// the worker that wrote them, and the trainer must resume from the newest one the store knows.
+void RemoveCheckpointsAfter(const std::string& dir, int64_t last_stored_step, int64_t run_id) {
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
+    absl::string_view name = entry.path().filename().native();
+    int64_t step = 0;
+    if (!absl::ConsumePrefix(&name, "ckpt-") || !absl::ConsumeSuffix(&name, ".pt") ||
+        !absl::SimpleAtoi(name, &step) || step <= last_stored_step) {
+      continue;
+    }
+    std::error_code removed;
+    std::filesystem::remove(entry.path(), removed);
+    spdlog::warn(
+        "run={}: removed checkpoint {} (step {} was never recorded by the scheduler; the "
+        "newest recorded is step {})",
+        run_id, entry.path().string(), step, last_stored_step);
+  }
+}
+
 }  // namespace
 
 absl::Status AgentOptions::Validate() const {
@@ -199,7 +222,9 @@ struct Agent::Impl {
   void LeaseAndStart();
   void StartAttempt(const v1::Lease& lease);
   void Flush(Attempt& attempt);
-  void FlushArtifacts(Attempt& attempt);
+  // Reports the first `ready` queued artifacts: those read before the points already sent, so
+  // a checkpoint is never recorded ahead of the metric points of the steps it covers.
+  void FlushArtifacts(Attempt& attempt, size_t ready);
   void FlushEvals(Attempt& attempt);
   void Reject(Attempt& attempt);
   // Kills and forgets every attempt (their leases are gone) and registers again on the next tick.
@@ -313,6 +338,9 @@ void Agent::Impl::StartAttempt(const v1::Lease& lease) {
   std::error_code error;
   std::filesystem::create_directories(attempt->dir, error);
   std::filesystem::create_directories(checkpoint_dir, error);
+  if (lease.checkpoints_known()) {
+    RemoveCheckpointsAfter(checkpoint_dir, lease.last_checkpoint_step(), leased.run_id());
+  }
   // The trainer gets absolute folders: it may run with another working directory.
   const std::string attempt_dir = std::filesystem::absolute(attempt->dir, error).string();
   TrainerInvocation invocation{options.trainer_path, options.data_root, options.threads_per_run};
@@ -409,9 +437,11 @@ void Agent::Impl::Flush(Attempt& attempt) {
   v1::ReportMetricsRequest request;
   bool points_to_send = false;
   int64_t record_version = 0;
+  size_t artifacts_ready = 0;
   {
     std::lock_guard<std::mutex> lock(attempt.mu);
     for (const v1::MetricPoint& point : attempt.pending) *request.add_points() = point;
+    artifacts_ready = attempt.artifacts.size();
     record_version = attempt.record_version;
     // A new record goes with the next report, with or without points (the final one usually
     // follows the last metric line).
@@ -422,7 +452,7 @@ void Agent::Impl::Flush(Attempt& attempt) {
   }
   // An artifact line after the last metric line (the final weights) must still be reported.
   if (!points_to_send) {
-    FlushArtifacts(attempt);
+    FlushArtifacts(attempt, artifacts_ready);
     FlushEvals(attempt);
     return;
   }
@@ -455,7 +485,7 @@ void Agent::Impl::Flush(Attempt& attempt) {
   points_forwarded->Increment(request.points_size());
   tokens_trained->Increment(max_tokens - attempt.tokens_seen);
   attempt.tokens_seen = max_tokens;
-  FlushArtifacts(attempt);
+  FlushArtifacts(attempt, artifacts_ready);
   FlushEvals(attempt);
 }
 
@@ -501,12 +531,15 @@ void Agent::Impl::FlushEvals(Attempt& attempt) {
   attempt.evals.erase(attempt.evals.begin(), attempt.evals.begin() + request.evals_size());
 }
 
-void Agent::Impl::FlushArtifacts(Attempt& attempt) {
+void Agent::Impl::FlushArtifacts(Attempt& attempt, size_t ready) {
   v1::ReportArtifactsRequest request;
   {
     std::lock_guard<std::mutex> lock(attempt.mu);
-    if (attempt.artifacts.empty()) return;
-    for (const v1::Artifact& artifact : attempt.artifacts) *request.add_artifacts() = artifact;
+    ready = std::min(ready, attempt.artifacts.size());
+    if (ready == 0) return;
+    for (size_t artifact_idx = 0; artifact_idx < ready; ++artifact_idx) {
+      *request.add_artifacts() = attempt.artifacts[artifact_idx];
+    }
   }
   request.set_worker_id(worker_id);
   request.set_run_id(attempt.run_id());

@@ -234,6 +234,12 @@ absl::StatusOr<std::vector<v1::Lease>> Store::CommitLeases(int64_t worker_id,
       if (init->id() != 0) *spec.mutable_init_artifact() = *std::move(init);
       for (int index : grant.gpu_indices) spec.mutable_execution()->add_gpu_indices(index);
       lease.set_lease_ttl_s(absl::ToDoubleSeconds(lease_ttl));
+      lease.set_checkpoints_known(true);
+      lease.set_last_checkpoint_step(
+          txn.exec_params1("SELECT COALESCE(max(step), 0) FROM artifacts WHERE run_id = $1 "
+                           "AND kind = 'checkpoint'",
+                           spec.run_id())[0]
+              .as<int64_t>());
       txn.exec_params(
           "INSERT INTO run_attempts (run_id, attempt, worker_id, state, gpu_indices, cpu_slots, "
           "lease_token) VALUES ($1, $2, $3, 'LEASED', $4::int[], $5, $6)",

@@ -32,15 +32,16 @@ absl::Status LockSweepOfRun(pqxx::work& txn, int64_t run_id) {
   return absl::OkStatus();
 }
 
-// Loads the run and locks it for the rest of the transaction, then checks that `attempt` held
-// by `worker_id` is its current attempt. Returns the run, or FailedPrecondition when a newer
-// attempt (or no lease) owns it.
 // Selected after kRunColumns where a retry is decided: the retry counts, then the lease token.
 constexpr char kRetryColumns[] = ", r.infra_retries, r.oom_retries, r.lease_token";
 RetryCounts RetryCountsFromRow(const pqxx::row& row) {
   const auto size = static_cast<pqxx::row::size_type>(row.size());
   return {row[size - 3].as<int>(), row[size - 2].as<int>()};
 }
+
+// Loads the run and locks it for the rest of the transaction, then checks the report's lease
+// token (fencing) and that `attempt` held by `worker_id` is its current attempt. Returns the run
+// and its retry counts, or FailedPrecondition when a newer attempt (or no lease) owns it.
 
 absl::StatusOr<v1::Run> LockCurrentAttempt(pqxx::work& txn, int64_t run_id, int32_t attempt,
                                            int64_t worker_id, int64_t lease_token,

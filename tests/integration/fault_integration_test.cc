@@ -206,6 +206,8 @@ TEST_CASE(
     while (children >> pid) trainers.push_back(pid);
   }
   for (pid_t trainer : trainers) ::kill(trainer, SIGSTOP);
+  // A report already on the wire when the worker froze lands within this.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
   const size_t points_when_frozen = StoredSteps(stack, run_id)[1].size();
   stack.StartWorker(1);
   // The lease expires; the run is leased to the other worker.

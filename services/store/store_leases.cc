@@ -147,15 +147,24 @@ absl::StatusOr<HeartbeatResult> Store::Heartbeat(int64_t worker_id,
     result = HeartbeatResult();  // a retried transaction starts over
     // Fencing: attempts listed with a token that is no longer their run's lease. Read before
     // anything else so a LOST worker's stale attempts are named too.
+    // One statement for all of them.
+    std::string run_ids;
+    std::string tokens;
     for (const v1::RunAttempt& held : running) {
       if (held.lease_token() == 0) continue;
-      pqxx::result current =
-          txn.exec_params("SELECT lease_token FROM runs WHERE id = $1", held.run_id());
-      if (current.empty()) continue;
-      if (absl::Status fenced = internal::CheckLeaseToken(held.run_id(), held.lease_token(),
-                                                          current[0][0].as<int64_t>());
-          !fenced.ok()) {
-        result.fenced.emplace_back(fenced.message());
+      absl::StrAppend(&run_ids, run_ids.empty() ? "" : ",", held.run_id());
+      absl::StrAppend(&tokens, tokens.empty() ? "" : ",", held.lease_token());
+    }
+    if (!run_ids.empty()) {
+      pqxx::result stale = txn.exec_params(
+          "SELECT h.id, h.token, r.lease_token FROM unnest($1::bigint[], $2::bigint[]) AS h(id, "
+          "token) JOIN runs r ON r.id = h.id WHERE r.lease_token <> h.token ORDER BY h.id",
+          absl::StrCat("{", run_ids, "}"), absl::StrCat("{", tokens, "}"));
+      for (const auto& row : stale) {
+        result.fenced.emplace_back(internal::CheckLeaseToken(row[0].as<int64_t>(),
+                                                             row[1].as<int64_t>(),
+                                                             row[2].as<int64_t>())
+                                       .message());
       }
     }
     pqxx::result updated = txn.exec_params(

@@ -316,7 +316,11 @@ absl::Status DescribeArtifactFile(v1::Artifact* artifact) {
 }
 
 v1::FailureClass ClassifyExit(const ExitInfo& exit, bool stopped_by_worker) {
-  return runspec::ClassifyExit({exit.exit_code, exit.term_signal, stopped_by_worker});
+  runspec::TrainerExit trainer_exit;
+  trainer_exit.exit_code = exit.exit_code;
+  trainer_exit.term_signal = exit.term_signal;
+  trainer_exit.stopped_by_worker = stopped_by_worker;
+  return runspec::ClassifyExit(trainer_exit);
 }
 
 }  // namespace scalelab::worker

@@ -347,9 +347,6 @@ void Agent::Impl::StartAttempt(const v1::Lease& lease) {
   absl::Status status;
   auto spec = CompleteRunSpec(invocation, leased, attempt_dir,
                               std::filesystem::absolute(checkpoint_dir, error).string());
-  // The lease token is the worker's (it fences the worker's reports); the trainer never reports
-  // to the scheduler, and a trainer built before the field would refuse the file.
-  if (spec.ok()) spec->clear_lease_token();
   if (spec.ok()) status = runspec::WriteRunSpecFile(attempt_dir + "/spec.json", *spec);
   if (spec.ok() && status.ok()) {
     GpuEnergySource* gpus = spec->execution().gpu_indices().empty() ? nullptr : Nvml();

@@ -318,7 +318,12 @@ int Main(int argc, char** argv) {
   StdoutJsonSink sink;
   absl::StatusOr<scalelab::model::TrainSummary> summary =
       scalelab::model::Train(*spec, sink, &std::cerr);
-  if (!summary.ok()) return Fail(summary.status());
+  if (!summary.ok()) {
+    // The trainer's verdict (CUDA/NCCL error, out of memory, a bug) as its last stdout line; the
+    // worker classifies the attempt by it first (runspec::ClassifyFailure).
+    std::cout << scalelab::runspec::FormatFailureRecord(summary.status()) << std::endl;
+    return Fail(summary.status());
+  }
   return scalelab::runspec::kExitOk;
 }
 

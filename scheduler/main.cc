@@ -30,6 +30,11 @@ ABSL_FLAG(double, pue, 1.2, "carbon reports: data-centre power usage effectivene
 ABSL_FLAG(double, grid_g_per_kwh, 400, "carbon reports: grid intensity, g CO2e per kWh");
 ABSL_FLAG(double, checkpoint_write_s, 30,
           "reliability reports: seconds to write a checkpoint, for expected ETTR and Young/Daly");
+ABSL_FLAG(double, retry_base_backoff_s, 10,
+          "seconds before the first retry after an infrastructure failure (doubles per retry)");
+ABSL_FLAG(double, retry_max_backoff_s, 600, "cap of the retry backoff, seconds");
+ABSL_FLAG(double, quarantine_cooldown_s, 600,
+          "seconds a quarantined worker waits before its health checks can release it");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
 
 int main(int argc, char** argv) {
@@ -54,6 +59,9 @@ int main(int argc, char** argv) {
   options.carbon.pue = absl::GetFlag(FLAGS_pue);
   options.carbon.grid_g_per_kwh = absl::GetFlag(FLAGS_grid_g_per_kwh);
   options.reliability.checkpoint_write_s = absl::GetFlag(FLAGS_checkpoint_write_s);
+  options.retry.base_backoff = absl::Seconds(absl::GetFlag(FLAGS_retry_base_backoff_s));
+  options.retry.max_backoff = absl::Seconds(absl::GetFlag(FLAGS_retry_max_backoff_s));
+  options.quarantine.cooldown = absl::Seconds(absl::GetFlag(FLAGS_quarantine_cooldown_s));
 
   // The signal thread must exist before any other thread so that all inherit the mask; the
   // scheduler it stops is published once started (a signal during start-up is seen after it).

@@ -49,6 +49,12 @@ absl::Status SchedulerOptions::Validate() const {
   if (absl::Status valid = carbon.Validate(); !valid.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("carbon.", valid.message()));
   }
+  if (absl::Status valid = retry.Validate(); !valid.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("retry.", valid.message()));
+  }
+  if (absl::Status valid = quarantine.Validate(); !valid.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("quarantine.", valid.message()));
+  }
   if (!(reliability.checkpoint_write_s >= 0)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "reliability.checkpoint_write_s: expected >= 0, got ", reliability.checkpoint_write_s));
@@ -122,6 +128,7 @@ absl::Status Scheduler::Init() {
   context.stopping = &stopping_;
   context.carbon = options_.carbon;
   context.reliability = options_.reliability;
+  context.retry = options_.retry;
   impl_->sweep_service = std::make_unique<SweepServiceImpl>(context);
   impl_->worker_service = std::make_unique<WorkerServiceImpl>(context);
   impl_->results_service = std::make_unique<ResultsServiceImpl>(context);
@@ -158,7 +165,13 @@ absl::Status Scheduler::Init() {
 
 absl::Status Scheduler::ReapOnce() {
   // A worker is declared lost after the same silence that expires its leases.
-  auto expired = store_->ExpireLeases(clock_->Now(), options_.lease_ttl, DecideAfterFailure);
+  const RetryOptions retry = options_.retry;
+  auto expired =
+      store_->ExpireLeases(clock_->Now(), options_.lease_ttl,
+                           [&retry](const v1::Run& run, v1::FailureClass failure_class,
+                                    const services::RetryCounts& counts) {
+                             return DecideAfterFailure(run, failure_class, counts, retry);
+                           });
   if (!expired.ok()) return expired.status();
   for (const services::ExpiredLease& lease : *expired) {
     impl_->metrics->leases_expired.Increment();
@@ -172,9 +185,30 @@ absl::Status Scheduler::ReapOnce() {
     impl_->metrics->runs_finished.Add({{"state", state}}).Increment();
     spdlog::warn("run ended {} run={}: {}", state, run.run_id, run.reason);
   }
+  if (clock_->Now() >= next_quarantine_check_) {
+    next_quarantine_check_ = clock_->Now() + options_.quarantine.check_interval;
+    if (absl::Status status = QuarantineOnce(); !status.ok()) return status;
+  }
   auto counts = store_->Counts();
   if (!counts.ok()) return counts.status();
   impl_->metrics->SetCounts(*counts);
+  return absl::OkStatus();
+}
+
+absl::Status Scheduler::QuarantineOnce() {
+  const absl::Time now = clock_->Now();
+  auto stats = store_->ListWorkerFailureStats(now - options_.quarantine.window);
+  if (!stats.ok()) return stats.status();
+  for (const QuarantineAction& action : DecideQuarantine(*stats, now, options_.quarantine)) {
+    absl::StatusOr<bool> changed =
+        action.quarantine ? store_->QuarantineWorker(action.worker_id, action.reason, now)
+                          : store_->ReleaseWorker(action.worker_id, action.reason);
+    if (!changed.ok()) return changed.status();
+    if (!*changed) continue;
+    if (action.quarantine) impl_->metrics->quarantines.Increment();
+    spdlog::warn("worker {} {}: {}", action.worker_id,
+                 action.quarantine ? "quarantined" : "released from quarantine", action.reason);
+  }
   return absl::OkStatus();
 }
 

@@ -15,7 +15,9 @@
 #include "absl/time/time.h"
 #include "scheduler/fitter.h"
 #include "scheduler/placement.h"
+#include "scheduler/quarantine.h"
 #include "scheduler/reports.h"
+#include "scheduler/retry_policy.h"
 #include "scheduler/search_loop.h"
 #include "services/analysis/carbon.h"
 #include "services/api/grpc_server.h"
@@ -55,6 +57,10 @@ struct SchedulerOptions {
   // Defaults of carbon and reliability reports (services/analysis/carbon.h, scheduler/reports.h).
   analysis::CarbonAssumptions carbon;
   ReliabilityAssumptions reliability;
+  // Failures: retry backoff and budgets (scheduler/retry_policy.h), quarantine of workers whose
+  // infrastructure failures stand out (scheduler/quarantine.h).
+  RetryOptions retry;
+  QuarantineOptions quarantine;
   // Not owned; nullptr = the real clock.
   services::Clock* clock = nullptr;
 
@@ -90,6 +96,7 @@ class Scheduler {
   struct Impl;
   explicit Scheduler(SchedulerOptions options);
   absl::Status Init();
+  absl::Status QuarantineOnce();
 
   SchedulerOptions options_;
   services::RealClock real_clock_;
@@ -104,6 +111,7 @@ class Scheduler {
   absl::Notification shutdown_done_;  // Shutdown finished (on whichever thread ran it)
   std::thread reaper_;
   std::thread fitter_thread_;
+  absl::Time next_quarantine_check_ = absl::InfinitePast();  // reaper thread only
 };
 
 }  // namespace scalelab::scheduler

@@ -28,6 +28,13 @@ SchedulerMetrics::SchedulerMetrics(prometheus::Registry& registry)
                                    "Run attempts leased to workers.")),
       leases_expired(SimpleCounter(registry, "scalelab_scheduler_leases_expired_total",
                                    "Leases that ended because their worker stopped heartbeating.")),
+      fenced_reports(prometheus::BuildCounter()
+                         .Name("scalelab_scheduler_fenced_reports_total")
+                         .Help("Reports refused because their lease token was not the run's "
+                               "current lease.")
+                         .Register(registry)),
+      quarantines(SimpleCounter(registry, "scalelab_scheduler_worker_quarantines_total",
+                                "Workers put in quarantine for their infrastructure failures.")),
       runs_finished(prometheus::BuildCounter()
                         .Name("scalelab_scheduler_runs_finished_total")
                         .Help("Attempt completions by the run state they led to.")
@@ -51,7 +58,7 @@ void SchedulerMetrics::SetCounts(const services::StoreCounts& counts) {
     auto it = counts.runs_by_state.find(name);
     runs_.Add({{"state", name}}).Set(it == counts.runs_by_state.end() ? 0 : it->second);
   }
-  for (const char* state : {"ALIVE", "LOST"}) {
+  for (const char* state : {"ALIVE", "QUARANTINED", "LOST"}) {
     auto it = counts.workers_by_state.find(state);
     workers_.Add({{"state", state}}).Set(it == counts.workers_by_state.end() ? 0 : it->second);
   }

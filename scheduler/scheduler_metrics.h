@@ -27,6 +27,10 @@ class SchedulerMetrics {
   prometheus::Counter& tokens_trained;    // scalelab_scheduler_tokens_trained_total
   prometheus::Counter& leases_granted;    // scalelab_scheduler_leases_granted_total
   prometheus::Counter& leases_expired;    // scalelab_scheduler_leases_expired_total
+  // Reports and heartbeat entries refused because their lease token was not the run's current
+  // lease: scalelab_scheduler_fenced_reports_total{method}.
+  prometheus::Family<prometheus::Counter>& fenced_reports;
+  prometheus::Counter& quarantines;  // scalelab_scheduler_worker_quarantines_total
   prometheus::Family<prometheus::Counter>& runs_finished;  // ..._runs_finished_total{state}
   prometheus::Family<prometheus::Histogram>& rpc_seconds;  // ..._rpc_duration_seconds{method}
 

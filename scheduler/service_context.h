@@ -11,6 +11,7 @@
 #include "scheduler/placement.h"
 #include "scheduler/placement_state.h"
 #include "scheduler/reports.h"
+#include "scheduler/retry_policy.h"
 #include "scheduler/scheduler_metrics.h"
 #include "services/analysis/carbon.h"
 #include "services/common/clock.h"
@@ -30,6 +31,7 @@ struct ServiceContext {
   // Defaults of carbon reports (a request may override PUE and grid intensity).
   analysis::CarbonAssumptions carbon;
   ReliabilityAssumptions reliability;
+  RetryOptions retry;  // how CompleteRun decides retries (scheduler/retry_policy.h)
   const std::atomic<bool>* stopping = nullptr;  // set when the daemon shuts down
 };
 

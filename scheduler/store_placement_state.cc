@@ -29,10 +29,20 @@ void MarkHeldAsFarAsPossible(WorkerState& worker, const services::HeldResources&
 
 }  // namespace
 
-ClusterSnapshot ToClusterSnapshot(const services::PlacementSnapshot& stored) {
+ClusterSnapshot ToClusterSnapshot(const services::PlacementSnapshot& stored,
+                                  int64_t requesting_worker) {
   ClusterSnapshot snapshot;
   snapshot.workers.reserve(stored.workers.size());
+  std::vector<int64_t> usable;  // non-quarantined workers, by id
+  bool requester_quarantined = false;
   for (const services::StoredWorker& stored_worker : stored.workers) {
+    if (stored_worker.quarantined) {
+      // The requester stays in the snapshot (placement expects it) with nothing to place.
+      if (stored_worker.worker_id != requesting_worker) continue;
+      requester_quarantined = true;
+    } else {
+      usable.push_back(stored_worker.worker_id);
+    }
     WorkerState worker =
         WorkerStateFromRegistration(stored_worker.worker_id, stored_worker.inventory);
     for (const services::HeldResources& held : stored_worker.held) {
@@ -42,9 +52,19 @@ ClusterSnapshot ToClusterSnapshot(const services::PlacementSnapshot& stored) {
     }
     snapshot.workers.push_back(std::move(worker));
   }
+  if (requester_quarantined) return snapshot;
   int64_t position = 0;
   for (const services::StoredPendingRun& run : stored.pending) {
     if (!run.init_ready) continue;  // waits for init.from_run's final weights
+    if (requesting_worker != 0 && !run.avoid_workers.empty()) {
+      auto avoided = [&run](int64_t worker_id) {
+        return std::find(run.avoid_workers.begin(), run.avoid_workers.end(), worker_id) !=
+               run.avoid_workers.end();
+      };
+      if (avoided(requesting_worker) && !std::all_of(usable.begin(), usable.end(), avoided)) {
+        continue;  // another worker can take it
+      }
+    }
     snapshot.pending.push_back(
         RunRequestFromSpec(run.run_id, run.sweep_id, position++, run.resources));
   }
@@ -61,7 +81,7 @@ absl::StatusOr<ClusterSnapshot> StorePlacementState::Snapshot(int64_t requesting
     return absl::FailedPreconditionError(absl::StrCat(
         "worker ", requesting_worker, " is not registered or was declared lost; register again"));
   }
-  return ToClusterSnapshot(*stored);
+  return ToClusterSnapshot(*stored, requesting_worker);
 }
 
 }  // namespace scalelab::scheduler

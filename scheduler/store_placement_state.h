@@ -32,7 +32,14 @@ class StorePlacementState final : public PlacementState {
 // list or already held, more slots than free) marks what it can and is logged, never an error, so
 // one odd row cannot stop all leasing. Pending runs: those whose init is ready, in the store's
 // order, with position = their rank in that order.
-ClusterSnapshot ToClusterSnapshot(const services::PlacementSnapshot& stored);
+//
+// Failures: quarantined workers are left out (a quarantined requester is kept, with an empty
+// pending queue: it gets no leases), and for `requesting_worker`
+// (0 = none) the runs that avoid it (runs.avoid_workers) are left out of the pending queue,
+// unless every non-quarantined worker of the snapshot is one the run avoids: a preference, so a
+// run on a one-worker cluster still retries there.
+ClusterSnapshot ToClusterSnapshot(const services::PlacementSnapshot& stored,
+                                  int64_t requesting_worker = 0);
 
 }  // namespace scalelab::scheduler
 

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "scheduler/leasing.h"
@@ -14,6 +15,17 @@
 namespace scalelab::scheduler {
 
 using services::ToGrpcStatus;
+
+absl::Status WorkerServiceImpl::CountFenced(const char* method, absl::Status status) {
+  // The store's fencing refusal; other FailedPreconditions (an attempt that is not current by
+  // number) are not counted.
+  if (absl::IsFailedPrecondition(status) &&
+      absl::StrContains(status.message(), "is not the current lease of run")) {
+    ctx_.metrics->fenced_reports.Add({{"method", method}}).Increment();
+    spdlog::warn("{} fenced: {}", method, std::string(status.message()));
+  }
+  return status;
+}
 
 grpc::Status WorkerServiceImpl::Register(grpc::ServerContext*, const v1::RegisterRequest* request,
                                          v1::RegisterResponse* response) {
@@ -36,9 +48,14 @@ grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext*, const v1::Heartb
                                           v1::HeartbeatResponse* response) {
   RpcTimer timer(ctx_.metrics, "Heartbeat");
   std::vector<v1::RunAttempt> running(request->running().begin(), request->running().end());
-  auto result =
-      ctx_.store->Heartbeat(request->worker_id(), running, ctx_.clock->Now(), ctx_.lease_ttl);
+  std::vector<v1::HealthCheck> health(request->health().begin(), request->health().end());
+  auto result = ctx_.store->Heartbeat(request->worker_id(), running, ctx_.clock->Now(),
+                                      ctx_.lease_ttl, health);
   if (!result.ok()) return ToGrpcStatus(result.status());
+  for (const std::string& fenced : result->fenced) {
+    ctx_.metrics->fenced_reports.Add({{"method", "Heartbeat"}}).Increment();
+    spdlog::warn("heartbeat of worker {} fenced: {}", request->worker_id(), fenced);
+  }
   response->set_reregister(!result->known);
   for (const v1::RunAttempt& stop : result->stop) *response->add_stop() = stop;
   return grpc::Status::OK;
@@ -66,7 +83,7 @@ grpc::Status WorkerServiceImpl::ReportMetrics(grpc::ServerContext*,
                                               v1::ReportMetricsResponse* response) {
   RpcTimer timer(ctx_.metrics, "ReportMetrics");
   auto result = ctx_.store->ReportMetrics(*request, ctx_.clock->Now(), ctx_.lease_ttl);
-  if (!result.ok()) return ToGrpcStatus(result.status());
+  if (!result.ok()) return ToGrpcStatus(CountFenced("ReportMetrics", result.status()));
   ctx_.metrics->metric_points.Increment(result->stored);
   ctx_.metrics->tokens_trained.Increment(result->tokens_added);
   response->set_stored(result->stored);
@@ -77,8 +94,13 @@ grpc::Status WorkerServiceImpl::CompleteRun(grpc::ServerContext*,
                                             const v1::CompleteRunRequest* request,
                                             v1::CompleteRunResponse* response) {
   RpcTimer timer(ctx_.metrics, "CompleteRun");
-  auto state = ctx_.store->CompleteRun(*request, DecideAfterFailure);
-  if (!state.ok()) return ToGrpcStatus(state.status());
+  const RetryOptions& retry = ctx_.retry;
+  auto state =
+      ctx_.store->CompleteRun(*request, [&retry](const v1::Run& run, v1::FailureClass failure_class,
+                                                 const services::RetryCounts& counts) {
+        return DecideAfterFailure(run, failure_class, counts, retry);
+      });
+  if (!state.ok()) return ToGrpcStatus(CountFenced("CompleteRun", state.status()));
   std::string state_name = services::RunStateName(*state);
   ctx_.metrics->runs_finished.Add({{"state", state_name}}).Increment();
   if (request->succeeded()) {
@@ -99,7 +121,7 @@ grpc::Status WorkerServiceImpl::ReportArtifacts(grpc::ServerContext*,
                                                 v1::ReportArtifactsResponse* response) {
   RpcTimer timer(ctx_.metrics, "ReportArtifacts");
   auto stored = ctx_.store->ReportArtifacts(*request);
-  if (!stored.ok()) return ToGrpcStatus(stored.status());
+  if (!stored.ok()) return ToGrpcStatus(CountFenced("ReportArtifacts", stored.status()));
   for (v1::Artifact& artifact : *stored) {
     spdlog::info("artifact stored run={} attempt={} kind={} step={} bytes={} at {}",
                  artifact.run_id(), artifact.attempt(), artifact.kind(), artifact.step(),
@@ -120,7 +142,7 @@ grpc::Status WorkerServiceImpl::ReportEvals(grpc::ServerContext*,
                    request->attempt(), request->worker_id(),
                    std::string(stored.status().message()));
     }
-    return ToGrpcStatus(stored.status());
+    return ToGrpcStatus(CountFenced("ReportEvals", stored.status()));
   }
   ctx_.metrics->evals.Increment(*stored);
   response->set_stored(*stored);

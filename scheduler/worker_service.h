@@ -30,6 +30,8 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
                            v1::ReportEvalsResponse* response) override;
 
  private:
+  // Counts a fencing refusal (scalelab_scheduler_fenced_reports_total{method}); returns `status`.
+  absl::Status CountFenced(const char* method, absl::Status status);
   ServiceContext ctx_;
 };
 

@@ -17,9 +17,12 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "runspec/eval_result.h"
+#include "runspec/exit_codes.h"
 #include "runspec/spec_file.h"
 #include "scalelab/v1/worker.grpc.pb.h"
 #include "services/api/grpc_server.h"
@@ -28,6 +31,7 @@
 #include "services/common/run_state.h"
 #include "spdlog/spdlog.h"
 #include "worker/child_process.h"
+#include "worker/health.h"
 #include "worker/inventory.h"
 #include "worker/trainer_command.h"
 
@@ -41,6 +45,13 @@ struct Attempt {
   v1::Lease lease;  // lease.spec() as the scheduler sent it
   int64_t run_id() const { return lease.spec().run_id(); }
   int32_t number() const { return lease.spec().attempt(); }
+  int64_t lease_token() const { return lease.spec().lease_token(); }
+  // Failure evidence (runspec::ClassifyFailure): the trainer's failure record (guarded by mu),
+  // the cgroup's OOM-kill count when the child started, and the first health check that failed
+  // while it ran (loop thread only).
+  std::optional<TrainerFailure> reported_failure;
+  int64_t oom_kills_at_start = -1;
+  std::optional<v1::HealthCheck> failed_health;
   std::string dir;
   std::unique_ptr<ChildProcess> child;
   std::thread reader;
@@ -99,6 +110,7 @@ void ReadMetrics(Attempt* attempt, int fd) {
         }
       }
       std::lock_guard<std::mutex> lock(attempt->mu);
+      if (parsed->failure) attempt->reported_failure = *std::move(parsed->failure);
       if (parsed->metric) attempt->pending.push_back(*std::move(parsed->metric));
       if (parsed->artifact) attempt->artifacts.push_back(*std::move(parsed->artifact));
       if (parsed->eval) attempt->evals.push_back(*std::move(parsed->eval));
@@ -111,6 +123,27 @@ void ReadMetrics(Attempt* attempt, int fd) {
   }
   std::lock_guard<std::mutex> lock(attempt->mu);
   attempt->eof = true;
+}
+
+// Removes the run's checkpoint files (ckpt-<step>.pt, model/checkpoint.h) newer than
+// `last_stored_step`: the store never recorded them, so the points before them may be lost with
+// the worker that wrote them, and the trainer must resume from the newest one the store knows.
+void RemoveCheckpointsAfter(const std::string& dir, int64_t last_stored_step, int64_t run_id) {
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
+    absl::string_view name = entry.path().filename().native();
+    int64_t step = 0;
+    if (!absl::ConsumePrefix(&name, "ckpt-") || !absl::ConsumeSuffix(&name, ".pt") ||
+        !absl::SimpleAtoi(name, &step) || step <= last_stored_step) {
+      continue;
+    }
+    std::error_code removed;
+    std::filesystem::remove(entry.path(), removed);
+    spdlog::warn(
+        "run={}: removed checkpoint {} (step {} was never recorded by the scheduler; the "
+        "newest recorded is step {})",
+        run_id, entry.path().string(), step, last_stored_step);
+  }
 }
 
 }  // namespace
@@ -149,6 +182,7 @@ struct Agent::Impl {
 
   absl::Notification stop_requested;
   int64_t worker_id = 0;
+  int registered_gpus = 0;  // as the last Register sent them; the "gpu" health check's baseline
   absl::Duration heartbeat_interval = absl::Seconds(2);
   absl::Duration lease_ttl = absl::Seconds(15);
   // Last heartbeat the scheduler answered. Silent for a whole lease ttl, this worker must assume
@@ -177,11 +211,21 @@ struct Agent::Impl {
   GpuEnergySource* Nvml();
 
   absl::Status Register();
+  HealthOptions HealthOptionsNow() const {
+    HealthOptions health;
+    health.work_dir = options.work_dir;
+    health.min_free_disk_bytes = options.min_free_disk_bytes;
+    health.registered_gpus = registered_gpus;
+    health.trainer_path = options.trainer_path;
+    return health;
+  }
   void Heartbeat();
   void LeaseAndStart();
   void StartAttempt(const v1::Lease& lease);
   void Flush(Attempt& attempt);
-  void FlushArtifacts(Attempt& attempt);
+  // Reports the first `ready` queued artifacts: those read before the points already sent, so
+  // a checkpoint is never recorded ahead of the metric points of the steps it covers.
+  void FlushArtifacts(Attempt& attempt, size_t ready);
   void FlushEvals(Attempt& attempt);
   void Reject(Attempt& attempt);
   // Kills and forgets every attempt (their leases are gone) and registers again on the next tick.
@@ -238,6 +282,7 @@ absl::Status Agent::Impl::Register() {
   request.set_hostname(Hostname());
   request.set_cpu_slots(options.cpu_slots);
   for (const v1::GpuInfo& gpu : DetectGpus()) *request.add_gpus() = gpu;
+  registered_gpus = request.gpus_size();
   v1::RegisterResponse response;
   auto context = Context();
   if (auto status = Call("Register", stub->Register(context.get(), request, &response));
@@ -270,6 +315,15 @@ void Agent::Impl::Heartbeat() {
     v1::RunAttempt* held = request.add_running();
     held->set_run_id(attempt->run_id());
     held->set_attempt(attempt->number());
+    held->set_lease_token(attempt->lease_token());
+  }
+  const std::vector<v1::HealthCheck> health = RunHealthChecks(HealthOptionsNow());
+  for (const v1::HealthCheck& check : health) *request.add_health() = check;
+  if (const v1::HealthCheck* failed = FirstFailed(health); failed != nullptr) {
+    spdlog::warn("health check {} failed: {}", failed->name(), failed->message());
+    for (auto& attempt : attempts) {
+      if (!attempt->exit.has_value() && !attempt->failed_health) attempt->failed_health = *failed;
+    }
   }
   v1::HeartbeatResponse response;
   auto context = Context();
@@ -324,6 +378,9 @@ void Agent::Impl::StartAttempt(const v1::Lease& lease) {
   std::error_code error;
   std::filesystem::create_directories(attempt->dir, error);
   std::filesystem::create_directories(checkpoint_dir, error);
+  if (lease.checkpoints_known()) {
+    RemoveCheckpointsAfter(checkpoint_dir, lease.last_checkpoint_step(), leased.run_id());
+  }
   // The trainer gets absolute folders: it may run with another working directory.
   const std::string attempt_dir = std::filesystem::absolute(attempt->dir, error).string();
   TrainerInvocation invocation{options.trainer_path, options.data_root, options.threads_per_run};
@@ -335,6 +392,7 @@ void Agent::Impl::StartAttempt(const v1::Lease& lease) {
     GpuEnergySource* gpus = spec->execution().gpu_indices().empty() ? nullptr : Nvml();
     attempt->meter =
         std::make_unique<EnergyMeter>(options.energy, options.cpu_slots, *spec, gpus, Now());
+    attempt->oom_kills_at_start = ReadOomKills();
     attempt->child = SpawnTrainer({BuildTrainerArgv(invocation, attempt_dir + "/spec.json"),
                                    attempt->dir + "/stderr.log", "", TrainerEnvironment(*spec)},
                                   &status);
@@ -349,11 +407,14 @@ void Agent::Impl::StartAttempt(const v1::Lease& lease) {
     request.set_worker_id(worker_id);
     request.set_run_id(leased.run_id());
     request.set_attempt(leased.attempt());
+    request.set_lease_token(leased.lease_token());
     request.set_exit_code(-1);
     // A spec the trainer would refuse is the run's fault; anything else is this node's.
     request.set_failure_class(absl::IsInvalidArgument(status) ? v1::FAILURE_CLASS_USER
                                                               : v1::FAILURE_CLASS_SYSTEM_SOFTWARE);
     request.set_message(status.ToString());
+    request.set_failure_evidence(
+        absl::StrCat("the worker could not start the trainer: ", status.ToString()));
     v1::CompleteRunResponse response;
     auto context = Context();
     Call("CompleteRun", stub->CompleteRun(context.get(), request, &response)).IgnoreError();
@@ -412,9 +473,11 @@ void Agent::Impl::Flush(Attempt& attempt) {
   v1::ReportMetricsRequest request;
   bool points_to_send = false;
   int64_t record_version = 0;
+  size_t artifacts_ready = 0;
   {
     std::lock_guard<std::mutex> lock(attempt.mu);
     for (const v1::MetricPoint& point : attempt.pending) *request.add_points() = point;
+    artifacts_ready = attempt.artifacts.size();
     record_version = attempt.record_version;
     // A new record goes with the next report, with or without points (the final one usually
     // follows the last metric line).
@@ -425,13 +488,14 @@ void Agent::Impl::Flush(Attempt& attempt) {
   }
   // An artifact line after the last metric line (the final weights) must still be reported.
   if (!points_to_send) {
-    FlushArtifacts(attempt);
+    FlushArtifacts(attempt, artifacts_ready);
     FlushEvals(attempt);
     return;
   }
   request.set_worker_id(worker_id);
   request.set_run_id(attempt.run_id());
   request.set_attempt(attempt.number());
+  request.set_lease_token(attempt.lease_token());
   v1::ReportMetricsResponse response;
   auto context = Context();
   absl::Status status =
@@ -457,7 +521,7 @@ void Agent::Impl::Flush(Attempt& attempt) {
   points_forwarded->Increment(request.points_size());
   tokens_trained->Increment(max_tokens - attempt.tokens_seen);
   attempt.tokens_seen = max_tokens;
-  FlushArtifacts(attempt);
+  FlushArtifacts(attempt, artifacts_ready);
   FlushEvals(attempt);
 }
 
@@ -477,6 +541,7 @@ void Agent::Impl::FlushEvals(Attempt& attempt) {
   request.set_worker_id(worker_id);
   request.set_run_id(attempt.run_id());
   request.set_attempt(attempt.number());
+  request.set_lease_token(attempt.lease_token());
   v1::ReportEvalsResponse response;
   auto context = Context();
   absl::Status status = Call("ReportEvals", stub->ReportEvals(context.get(), request, &response));
@@ -502,16 +567,20 @@ void Agent::Impl::FlushEvals(Attempt& attempt) {
   attempt.evals.erase(attempt.evals.begin(), attempt.evals.begin() + request.evals_size());
 }
 
-void Agent::Impl::FlushArtifacts(Attempt& attempt) {
+void Agent::Impl::FlushArtifacts(Attempt& attempt, size_t ready) {
   v1::ReportArtifactsRequest request;
   {
     std::lock_guard<std::mutex> lock(attempt.mu);
-    if (attempt.artifacts.empty()) return;
-    for (const v1::Artifact& artifact : attempt.artifacts) *request.add_artifacts() = artifact;
+    ready = std::min(ready, attempt.artifacts.size());
+    if (ready == 0) return;
+    for (size_t artifact_idx = 0; artifact_idx < ready; ++artifact_idx) {
+      *request.add_artifacts() = attempt.artifacts[artifact_idx];
+    }
   }
   request.set_worker_id(worker_id);
   request.set_run_id(attempt.run_id());
   request.set_attempt(attempt.number());
+  request.set_lease_token(attempt.lease_token());
   v1::ReportArtifactsResponse response;
   auto context = Context();
   absl::Status status =
@@ -572,14 +641,39 @@ bool Agent::Impl::Finish(Attempt& attempt) {
   request.set_worker_id(worker_id);
   request.set_run_id(attempt.run_id());
   request.set_attempt(attempt.number());
+  request.set_lease_token(attempt.lease_token());
   request.set_succeeded(succeeded);
   request.set_exit_code(exit.exit_code);
   request.set_term_signal(exit.term_signal);
   *request.mutable_energy() = *attempt.energy;
   if (!succeeded) {
-    request.set_failure_class(attempt.stop == StopReason::kShutdown
-                                  ? v1::FAILURE_CLASS_PREEMPTED
-                                  : ClassifyExit(exit, attempt.stop != StopReason::kNone));
+    if (attempt.stop == StopReason::kShutdown) {
+      request.set_failure_class(v1::FAILURE_CLASS_PREEMPTED);
+      request.set_failure_evidence("the worker shut down");
+    } else {
+      runspec::TrainerExit trainer_exit;
+      trainer_exit.exit_code = exit.exit_code;
+      trainer_exit.term_signal = exit.term_signal;
+      trainer_exit.stopped_by_worker = attempt.stop != StopReason::kNone;
+      const int64_t oom_kills_now = ReadOomKills();
+      if (attempt.oom_kills_at_start >= 0 && oom_kills_now >= 0) {
+        trainer_exit.oom_kills = oom_kills_now - attempt.oom_kills_at_start;
+      }
+      {
+        std::lock_guard<std::mutex> lock(attempt.mu);
+        if (attempt.reported_failure) {
+          trainer_exit.reported_class = attempt.reported_failure->failure_class;
+          trainer_exit.reported_message = attempt.reported_failure->message;
+        }
+      }
+      if (attempt.failed_health) {
+        trainer_exit.failed_health_check = attempt.failed_health->name();
+        trainer_exit.health_message = attempt.failed_health->message();
+      }
+      runspec::FailureClassification classified = runspec::ClassifyFailure(trainer_exit);
+      request.set_failure_class(classified.failure_class);
+      request.set_failure_evidence(classified.evidence);
+    }
     // Lines are counted, not bytes: one huge line must not push the report past gRPC's limit.
     constexpr size_t kMaxMessageBytes = 8192;
     std::string tail = TailOfFile(attempt.dir + "/stderr.log", 20);

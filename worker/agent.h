@@ -43,6 +43,8 @@ struct AgentOptions {
   // start or stops answering. scalelab-worker turns it on (--fork_server); off here so that a
   // test's stand-in trainer script is always exec'd.
   bool fork_server = false;
+  // The "disk" health check fails below this much free space under work_dir (worker/health.h).
+  int64_t min_free_disk_bytes = int64_t{1} << 30;
   // Source of every time the agent decides by (heartbeat, lease poll and report schedules,
   // the lease-ttl self-fence, the SIGKILL grace, the shutdown deadline). Not owned; must
   // outlive the agent. nullptr = the real clock. Real time remains only in the loop's 100 ms

@@ -17,6 +17,8 @@ ABSL_FLAG(std::string, name, "", "worker name; empty = hostname:pid");
 ABSL_FLAG(int, cpu_slots, 1, "runs executed at once");
 ABSL_FLAG(int, threads_per_run, 1, "intra-op threads of each trainer");
 ABSL_FLAG(std::string, trainer, "", "scalelab-train binary; empty = next to this binary");
+ABSL_FLAG(int64_t, min_free_disk_bytes, int64_t{1} << 30,
+          "the disk health check fails below this much free space under --work_dir");
 ABSL_FLAG(std::string, data_root, ".", "folder that relative data sources are resolved against");
 ABSL_FLAG(std::string, work_dir, ".scalelab/worker", "per-attempt folders with trainer logs");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:0",
@@ -51,6 +53,7 @@ int main(int argc, char** argv) {
   options.threads_per_run = absl::GetFlag(FLAGS_threads_per_run);
   options.trainer_path = absl::GetFlag(FLAGS_trainer);
   options.data_root = absl::GetFlag(FLAGS_data_root);
+  options.min_free_disk_bytes = absl::GetFlag(FLAGS_min_free_disk_bytes);
   options.work_dir = absl::GetFlag(FLAGS_work_dir);
   options.fork_server = absl::GetFlag(FLAGS_fork_server);
   options.metrics_address = absl::GetFlag(FLAGS_metrics_listen);

@@ -248,6 +248,20 @@ absl::StatusOr<TrainerLine> ParseTrainerLine(absl::string_view line) {
         parsed.artifact = *std::move(artifact);
         return parsed;
       }
+      if (fields.contains("record") && TextField(fields, "record") == "failure") {
+        TrainerFailure failure;
+        const std::string name = TextField(fields, "class");
+        if (!v1::FailureClass_Parse(absl::StrCat("FAILURE_CLASS_", name), &failure.failure_class) ||
+            failure.failure_class == v1::FAILURE_CLASS_UNSPECIFIED) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "trainer output: failure record \"class\": expected a failure class such as "
+              "OUT_OF_MEMORY, got \"",
+              name.substr(0, 100), "\""));
+        }
+        failure.message = TextField(fields, "message");
+        parsed.failure = std::move(failure);
+        return parsed;
+      }
       if (fields.contains("record")) {
         absl::StatusOr<v1::RunRecord> record = RecordFromFields(fields, line);
         if (!record.ok()) return record.status();
@@ -302,7 +316,11 @@ absl::Status DescribeArtifactFile(v1::Artifact* artifact) {
 }
 
 v1::FailureClass ClassifyExit(const ExitInfo& exit, bool stopped_by_worker) {
-  return runspec::ClassifyExit({exit.exit_code, exit.term_signal, stopped_by_worker});
+  runspec::TrainerExit trainer_exit;
+  trainer_exit.exit_code = exit.exit_code;
+  trainer_exit.term_signal = exit.term_signal;
+  trainer_exit.stopped_by_worker = stopped_by_worker;
+  return runspec::ClassifyExit(trainer_exit);
 }
 
 }  // namespace scalelab::worker

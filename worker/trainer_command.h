@@ -56,7 +56,14 @@ std::vector<std::pair<std::string, std::string>> TrainerEnvironment(const v1::Ru
 //   {"eval":"pass@k","step":200,"task_set":"addition-3d","split":"test","category":"",
 //    "n":16,"k":4,"value":0.8125,"low":0.75,"high":0.875,"problems":200}
 // Exactly one member is set.
+// The trainer's own verdict on its failure ({"record":"failure","class":...,"message":...}).
+struct TrainerFailure {
+  v1::FailureClass failure_class = v1::FAILURE_CLASS_UNSPECIFIED;
+  std::string message;
+};
+
 struct TrainerLine {
+  std::optional<TrainerFailure> failure;
   std::optional<v1::MetricPoint> metric;
   std::optional<v1::Artifact> artifact;  // kind, location, step; size and checksum unset
   std::optional<v1::RunRecord> record;

@@ -20,11 +20,13 @@ struct HeldResources {
   int cpu_slots = 0;             // attempts leased before placement count as 1
 };
 
-// One ALIVE worker: its inventory as it registered and what its current attempts hold.
+// One ALIVE or QUARANTINED worker: its inventory as it registered and what its current attempts
+// hold. A quarantined worker keeps its running attempts but gets no new lease.
 struct StoredWorker {
   int64_t worker_id = 0;
   v1::RegisterRequest inventory;    // cpu_slots, gpus (index, name, memory), labels
   std::vector<HeldResources> held;  // in run id order
+  bool quarantined = false;
 };
 
 // One PENDING run, with the parts of its config placement looks at.
@@ -36,12 +38,15 @@ struct StoredPendingRun {
   // False while config.init.from_run names a run that has no 'final' artifact yet: the run must
   // not be leased until it has (CommitLeases refuses it too).
   bool init_ready = true;
+  // Workers where an infrastructure failure of this run happened: placed elsewhere while any
+  // other worker of the snapshot could take it (scheduler/store_placement_state.cc).
+  std::vector<int64_t> avoid_workers;
 };
 
 // One read of the cluster, from a single database snapshot (REPEATABLE READ).
 struct PlacementSnapshot {
-  std::vector<StoredWorker> workers;      // ALIVE workers, by id
-  std::vector<StoredPendingRun> pending;  // PENDING runs in queue order: sweep id, run index
+  std::vector<StoredWorker> workers;      // ALIVE and QUARANTINED workers, by id
+  std::vector<StoredPendingRun> pending;  // PENDING runs past their backoff, in queue order
 };
 
 // One run the scheduler decided to lease to the worker, on these resources.

@@ -17,6 +17,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -101,14 +103,77 @@ struct CreateSweepResult {
   bool created = false;  // false: the idempotency key matched an existing sweep
 };
 
-// What the scheduler's policy decides for an attempt that ended badly or lost its lease.
-// Called inside the store's transaction with the run as stored.
-using RetryDecider =
-    std::function<v1::RunState(const v1::Run& run, v1::FailureClass failure_class)>;
+// What the scheduler's policy decides for an attempt that ended badly or lost its lease
+// (scheduler/retry_policy.h). The store persists it with the run: its state, when and where the
+// next attempt may start, and which retry budget it spent.
+struct RetryDecision {
+  enum class Budget { kNone, kInfra, kOom };
+  // Implicit on purpose: a decider that only picks a state (tests, older callers) stays valid.
+  RetryDecision(v1::RunState next_state = v1::RUN_STATE_FAILED) : next(next_state) {}  // NOLINT
+  v1::RunState next;                              // PENDING (retry), FAILED or CANCELLED
+  absl::Duration backoff = absl::ZeroDuration();  // PENDING: not leased before now + backoff
+  bool avoid_worker = false;      // PENDING: add the failed attempt's worker to runs.avoid_workers
+  Budget spends = Budget::kNone;  // which of the run's retry counters grows by one
+  std::string why;                // appended to the transition's reason
+};
+
+// The retries a run has spent, per budget (runs.infra_retries, runs.oom_retries).
+struct RetryCounts {
+  int infra_retries = 0;
+  int oom_retries = 0;
+};
+
+// Called inside the store's transaction with the run as stored and its retry counts. Built from
+// any callable taking (run, class, counts) or (run, class) and returning a RetryDecision or a
+// RunState.
+class RetryDecider {
+ public:
+  template <typename F, std::enable_if_t<std::is_invocable_v<const F&, const v1::Run&,
+                                                             v1::FailureClass, const RetryCounts&>,
+                                         int> = 0>
+  RetryDecider(F decide) : decide_(std::move(decide)) {}  // NOLINT: implicit on purpose
+  template <typename F,
+            std::enable_if_t<std::is_invocable_v<const F&, const v1::Run&, v1::FailureClass> &&
+                                 !std::is_invocable_v<const F&, const v1::Run&, v1::FailureClass,
+                                                      const RetryCounts&>,
+                             int> = 0>
+  RetryDecider(F decide)  // NOLINT: implicit on purpose
+      : decide_([decide = std::move(decide)](const v1::Run& run, v1::FailureClass failure_class,
+                                             const RetryCounts&) {
+          return RetryDecision(decide(run, failure_class));
+        }) {}
+  RetryDecision operator()(const v1::Run& run, v1::FailureClass failure_class,
+                           const RetryCounts& counts) const {
+    return decide_(run, failure_class, counts);
+  }
+
+ private:
+  std::function<RetryDecision(const v1::Run&, v1::FailureClass, const RetryCounts&)> decide_;
+};
 
 struct HeartbeatResult {
   bool known = true;                 // false: unknown or LOST worker, it must re-register
   std::vector<v1::RunAttempt> stop;  // attempts the worker must stop
+  // Fencing: the listed attempts whose lease_token was not their run's current lease, each as
+  // "lease token T is not the current lease of run R (current U)".
+  std::vector<std::string> fenced;
+};
+
+// Failures per worker, the facts quarantine decides on (scheduler/quarantine.h).
+struct WorkerFailureStats {
+  int64_t worker_id = 0;
+  std::string state;       // "ALIVE" | "QUARANTINED"
+  int infra_failures = 0;  // attempts ended with an infrastructure class in the window
+  int healthy_streak = 0;  // consecutive heartbeats whose health checks all passed
+  std::optional<absl::Time> quarantined_at;
+};
+
+// One row of quarantine_events.
+struct QuarantineEvent {
+  int64_t worker_id = 0;
+  std::string event;  // "QUARANTINED" | "RELEASED"
+  std::string reason;
+  absl::Time at;
 };
 
 struct ExpiredLease {
@@ -176,6 +241,9 @@ struct AttemptRecord {
   absl::Time started_at;
   std::optional<absl::Time> ended_at;  // absent while the attempt runs
   v1::FailureClass failure_class = v1::FAILURE_CLASS_UNSPECIFIED;
+  int32_t term_signal = 0;  // the signal that ended the trainer, 0 when none
+  int64_t lease_token = 0;  // the attempt's fencing token (0 for attempts leased before 0008)
+  std::string evidence;     // what the failure class was decided from ("" when it did not fail)
   // GPUs held, or CPU slots when none: the energy report's figure when it gave one, else what
   // placement granted.
   int32_t devices = 0;
@@ -225,9 +293,27 @@ class Store {
   absl::StatusOr<int64_t> RegisterWorker(const v1::RegisterRequest& request);
   // Records liveness, extends the lease of every listed attempt the worker still holds to
   // now + lease_ttl, and lists the attempts it must stop.
+  // A listed attempt with a non-zero lease_token that is not its run's current one is fenced:
+  // not renewed, told to stop, and listed in `fenced`. `health` (the worker's checks) is stored
+  // with the worker: all ok grows healthy_streak, any failure resets it and sets health_ok false.
+  // A QUARANTINED worker heartbeats like an ALIVE one.
   absl::StatusOr<HeartbeatResult> Heartbeat(int64_t worker_id,
                                             const std::vector<v1::RunAttempt>& running,
-                                            absl::Time now, absl::Duration lease_ttl);
+                                            absl::Time now, absl::Duration lease_ttl,
+                                            const std::vector<v1::HealthCheck>& health = {});
+
+  // --- failures and quarantine (store_quarantine.cc) ----------------------------------------
+  // Every ALIVE or QUARANTINED worker with its infrastructure failures (SYSTEM_SOFTWARE,
+  // HARDWARE_*, NODE_LOST, OUT_OF_MEMORY) of attempts that ended after `since`.
+  absl::StatusOr<std::vector<WorkerFailureStats>> ListWorkerFailureStats(absl::Time since);
+  // ALIVE -> QUARANTINED (no new leases; its running attempts continue), with an event row.
+  // Returns false when the worker was not ALIVE (nothing changed).
+  absl::StatusOr<bool> QuarantineWorker(int64_t worker_id, const std::string& reason,
+                                        absl::Time now);
+  // QUARANTINED -> ALIVE, with an event row. False when it was not QUARANTINED.
+  absl::StatusOr<bool> ReleaseWorker(int64_t worker_id, const std::string& reason);
+  // quarantine_events of one worker (0 = all), oldest first.
+  absl::StatusOr<std::vector<QuarantineEvent>> ListQuarantineEvents(int64_t worker_id);
 
   // --- placement (store_placement.cc) ----------------------------------------------------
   // Leasing is split in two: the scheduler reads a snapshot, decides with its placement policy
@@ -244,7 +330,10 @@ class Store {
   // by its LEASED/RUNNING attempts or by an earlier grant of this call). Returns the leases of
   // the grants kept, in grant order, with spec.execution.gpu_indices set to the granted GPUs.
   // FailedPrecondition when the worker is unknown or LOST; NotFound when a kept run's
-  // init.from_artifact does not exist.
+  // init.from_artifact does not exist. A QUARANTINED worker gets no leases (an empty answer).
+  // A run in its retry backoff (runs.not_before later than now) is dropped like one that is no
+  // longer pending. Each lease carries a new lease token (spec.lease_token), stored with the
+  // run and its attempt: the fencing token every report of the attempt must carry.
   absl::StatusOr<std::vector<v1::Lease>> CommitLeases(int64_t worker_id,
                                                       const std::vector<LeaseGrant>& grants,
                                                       absl::Time now, absl::Duration lease_ttl);
@@ -259,7 +348,10 @@ class Store {
   // Ends an attempt. Success -> SUCCEEDED; failure -> whatever `decide` says (PENDING to retry,
   // FAILED to stop). The request's energy report (when it has one) is stored with the attempt.
   // A report for a run that was cancelled meanwhile is accepted and records only the energy.
-  // FailedPrecondition when the attempt is not current.
+  // FailedPrecondition when the attempt is not current, or (fencing) when the request's
+  // non-zero lease_token is not the run's current one; the same holds for ReportMetrics,
+  // ReportArtifacts and ReportEvals. The class, signal and failure_evidence are stored with the
+  // attempt; a retry's backoff, avoided worker and budget with the run.
   absl::StatusOr<v1::RunState> CompleteRun(const v1::CompleteRunRequest& request,
                                            const RetryDecider& decide);
   // Runs whose lease ended before `now` go where `decide` says (NODE_LOST); workers silent for

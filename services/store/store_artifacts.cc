@@ -83,11 +83,16 @@ absl::StatusOr<std::vector<v1::Artifact>> Store::ReportArtifacts(
   absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
     stored.clear();  // a retried transaction starts over
     pqxx::result run = txn.exec_params(
-        "SELECT attempt, COALESCE(worker_id, 0), state FROM runs WHERE id = $1 "
+        "SELECT attempt, COALESCE(worker_id, 0), state, lease_token FROM runs WHERE id = $1 "
         "FOR SHARE",
         request.run_id());
     if (run.empty()) {
       return absl::NotFoundError(absl::StrCat("run ", request.run_id(), " does not exist"));
+    }
+    if (absl::Status fenced = internal::CheckLeaseToken(request.run_id(), request.lease_token(),
+                                                        run[0][run[0].size() - 1].as<int64_t>());
+        !fenced.ok()) {
+      return fenced;
     }
     if (run[0][0].as<int32_t>() != request.attempt() ||
         run[0][1].as<int64_t>() != request.worker_id() || request.worker_id() <= 0 ||

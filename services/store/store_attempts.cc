@@ -36,6 +36,9 @@ absl::StatusOr<AttemptRecord> AttemptFromRow(const pqxx::row& row) {
   if (attempt.ended_at) {
     attempt.energy.set_wall_s(absl::ToDoubleSeconds(*attempt.ended_at - attempt.started_at));
   }
+  attempt.term_signal = row[16].is_null() ? 0 : row[16].as<int32_t>();
+  attempt.evidence = row[17].as<std::string>();
+  attempt.lease_token = row[18].as<int64_t>();
   auto checkpoints = internal::Float8ArrayFromField(row[15], "artifacts.created_at");
   if (!checkpoints.ok()) return checkpoints.status();
   for (double epoch_s : *checkpoints) {
@@ -65,7 +68,8 @@ absl::StatusOr<std::vector<AttemptRecord>> Store::ListAttempts(int64_t sweep_id)
             "a.device_seconds, a.device_kind, "
             "ARRAY(SELECT extract(epoch FROM c.created_at)::float8 FROM artifacts c "
             "      WHERE c.run_id = a.run_id AND c.attempt = a.attempt AND c.kind = 'checkpoint' "
-            "      ORDER BY c.created_at, c.step) "
+            "      ORDER BY c.created_at, c.step), "
+            "a.term_signal, a.evidence, a.lease_token "
             "FROM run_attempts a JOIN runs r ON r.id = a.run_id "
             "WHERE $1 = 0 OR r.sweep_id = $1 ORDER BY a.run_id, a.attempt"),
         sweep_id);

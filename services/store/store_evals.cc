@@ -100,11 +100,17 @@ absl::StatusOr<int> Store::ReportEvals(const v1::ReportEvalsRequest& request) {
   absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
     stored = 0;  // a retried transaction starts over
     pqxx::result run = txn.exec_params(
-        "SELECT attempt, COALESCE(worker_id, 0), state, sweep_id FROM runs WHERE id = $1 "
+        "SELECT attempt, COALESCE(worker_id, 0), state, sweep_id, lease_token FROM runs WHERE id = "
+        "$1 "
         "FOR SHARE",
         request.run_id());
     if (run.empty()) {
       return absl::NotFoundError(absl::StrCat("run ", request.run_id(), " does not exist"));
+    }
+    if (absl::Status fenced = internal::CheckLeaseToken(request.run_id(), request.lease_token(),
+                                                        run[0][run[0].size() - 1].as<int64_t>());
+        !fenced.ok()) {
+      return fenced;
     }
     const std::string state = run[0][2].as<std::string>();
     if (run[0][0].as<int32_t>() != request.attempt() ||

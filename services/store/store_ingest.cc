@@ -36,7 +36,8 @@ namespace internal {
 void AddIngestStatements(PgPoolOptions* options) {
   options->prepared.emplace_back(
       "report_lock_run",
-      "SELECT attempt, COALESCE(worker_id, 0), state, step, tokens FROM runs WHERE id = $1 "
+      "SELECT attempt, COALESCE(worker_id, 0), state, step, tokens, lease_token FROM runs "
+      "WHERE id = $1 "
       "FOR UPDATE");
   options->prepared.emplace_back(
       "report_insert_arrays",
@@ -137,6 +138,11 @@ absl::StatusOr<ReportMetricsResult> Store::ReportMetrics(const v1::ReportMetrics
     const int64_t worker_id = rows[0][1].as<int64_t>();
     auto state = ParseRunState(rows[0][2].as<std::string>());
     if (!state.ok()) return state.status();
+    if (absl::Status fenced = internal::CheckLeaseToken(request.run_id(), request.lease_token(),
+                                                        rows[0][5].as<int64_t>());
+        !fenced.ok()) {
+      return fenced;
+    }
     // worker_id 0 stands for "no worker", so it can never own an attempt.
     if (request.worker_id() <= 0 || attempt != request.attempt() ||
         worker_id != request.worker_id()) {

@@ -32,17 +32,32 @@ absl::Status LockSweepOfRun(pqxx::work& txn, int64_t run_id) {
   return absl::OkStatus();
 }
 
-// Loads the run and locks it for the rest of the transaction, then checks that `attempt` held
-// by `worker_id` is its current attempt. Returns the run, or FailedPrecondition when a newer
-// attempt (or no lease) owns it.
+// Selected after kRunColumns where a retry is decided: the retry counts, then the lease token.
+constexpr char kRetryColumns[] = ", r.infra_retries, r.oom_retries, r.lease_token";
+RetryCounts RetryCountsFromRow(const pqxx::row& row) {
+  const auto size = static_cast<pqxx::row::size_type>(row.size());
+  return {row[size - 3].as<int>(), row[size - 2].as<int>()};
+}
+
+// Loads the run and locks it for the rest of the transaction, then checks the report's lease
+// token (fencing) and that `attempt` held by `worker_id` is its current attempt. Returns the run
+// and its retry counts, or FailedPrecondition when a newer attempt (or no lease) owns it.
+
 absl::StatusOr<v1::Run> LockCurrentAttempt(pqxx::work& txn, int64_t run_id, int32_t attempt,
-                                           int64_t worker_id) {
-  pqxx::result rows = txn.exec_params(
-      absl::StrCat("SELECT ", kRunColumns, " FROM ", kRunFrom, " WHERE r.id = $1 FOR UPDATE OF r"),
-      run_id);
+                                           int64_t worker_id, int64_t lease_token,
+                                           RetryCounts* counts) {
+  pqxx::result rows = txn.exec_params(absl::StrCat("SELECT ", kRunColumns, kRetryColumns, " FROM ",
+                                                   kRunFrom, " WHERE r.id = $1 FOR UPDATE OF r"),
+                                      run_id);
   if (rows.empty()) return absl::NotFoundError(absl::StrCat("run ", run_id, " does not exist"));
   auto run = RunFromRow(rows[0]);
   if (!run.ok()) return run;
+  *counts = RetryCountsFromRow(rows[0]);
+  const int64_t current_token = rows[0][rows[0].size() - 1].as<int64_t>();
+  if (absl::Status fenced = internal::CheckLeaseToken(run_id, lease_token, current_token);
+      !fenced.ok()) {
+    return fenced;
+  }
   // worker_id 0 stands for "no worker" in RunFromRow, so it can never own an attempt.
   if (worker_id <= 0 || run->attempt() != attempt || run->worker_id() != worker_id) {
     return absl::FailedPreconditionError(
@@ -55,12 +70,35 @@ absl::StatusOr<v1::Run> LockCurrentAttempt(pqxx::work& txn, int64_t run_id, int3
 
 void CloseAttempt(pqxx::work& txn, int64_t run_id, int32_t attempt, v1::RunState end_state,
                   int exit_code, int term_signal, v1::FailureClass failure_class,
-                  const std::string& message) {
+                  const std::string& message, const std::string& evidence) {
   txn.exec_params(
       "UPDATE run_attempts SET state = $3, ended_at = now(), exit_code = $4, term_signal = $5, "
-      "failure_class = $6, message = $7 WHERE run_id = $1 AND attempt = $2 AND ended_at IS NULL",
+      "failure_class = $6, message = $7, evidence = $8 "
+      "WHERE run_id = $1 AND attempt = $2 AND ended_at IS NULL",
       run_id, attempt, RunStateName(end_state), exit_code, term_signal,
-      FailureClassName(failure_class), message);
+      FailureClassName(failure_class), message, evidence);
+}
+
+// Persists the retry side of a decision: backoff, the avoided worker and the budget spent. The
+// backoff counts from the database's clock, the clock kRetryReadySql compares with.
+void ApplyRetryDecision(pqxx::work& txn, const v1::Run& run, const RetryDecision& decision,
+                        const std::string& evidence) {
+  const bool retry = decision.next == v1::RUN_STATE_PENDING;
+  txn.exec_params(
+      "UPDATE runs SET not_before = CASE WHEN $2::bool AND $3::float8 > 0 "
+      "  THEN now() + make_interval(secs => $3::float8) END, "
+      "avoid_workers = CASE WHEN $2::bool AND $4::bool AND $5::bigint > 0 "
+      "  AND NOT ($5::bigint = ANY(avoid_workers)) "
+      "  THEN avoid_workers || $5::bigint ELSE avoid_workers END, "
+      "infra_retries = infra_retries + $6::int, oom_retries = oom_retries + $7::int, "
+      "failure_evidence = $8 WHERE id = $1",
+      run.id(), retry, absl::ToDoubleSeconds(decision.backoff), decision.avoid_worker,
+      run.worker_id(), retry && decision.spends == RetryDecision::Budget::kInfra ? 1 : 0,
+      retry && decision.spends == RetryDecision::Budget::kOom ? 1 : 0, evidence);
+}
+
+std::string Reason(const std::string& base, const RetryDecision& decision) {
+  return decision.why.empty() ? base : absl::StrCat(base, " (", decision.why, ")");
 }
 
 // What an attempt used, as its worker measured it. A report without figures (an older worker)
@@ -94,14 +132,47 @@ absl::StatusOr<int64_t> Store::RegisterWorker(const v1::RegisterRequest& request
 
 absl::StatusOr<HeartbeatResult> Store::Heartbeat(int64_t worker_id,
                                                  const std::vector<v1::RunAttempt>& running,
-                                                 absl::Time now, absl::Duration lease_ttl) {
+                                                 absl::Time now, absl::Duration lease_ttl,
+                                                 const std::vector<v1::HealthCheck>& health) {
   HeartbeatResult result;
+  bool healthy = true;
+  std::string health_message;
+  for (const v1::HealthCheck& check : health) {
+    if (check.ok()) continue;
+    healthy = false;
+    absl::StrAppend(&health_message, health_message.empty() ? "" : "; ", check.name(), ": ",
+                    check.message());
+  }
   absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
     result = HeartbeatResult();  // a retried transaction starts over
+    // Fencing: attempts listed with a token that is no longer their run's lease. Read before
+    // anything else so a LOST worker's stale attempts are named too.
+    // One statement for all of them.
+    std::string run_ids;
+    std::string tokens;
+    for (const v1::RunAttempt& held : running) {
+      if (held.lease_token() == 0) continue;
+      absl::StrAppend(&run_ids, run_ids.empty() ? "" : ",", held.run_id());
+      absl::StrAppend(&tokens, tokens.empty() ? "" : ",", held.lease_token());
+    }
+    if (!run_ids.empty()) {
+      pqxx::result stale = txn.exec_params(
+          "SELECT h.id, h.token, r.lease_token FROM unnest($1::bigint[], $2::bigint[]) AS h(id, "
+          "token) JOIN runs r ON r.id = h.id WHERE r.lease_token <> h.token ORDER BY h.id",
+          absl::StrCat("{", run_ids, "}"), absl::StrCat("{", tokens, "}"));
+      for (const auto& row : stale) {
+        result.fenced.emplace_back(internal::CheckLeaseToken(row[0].as<int64_t>(),
+                                                             row[1].as<int64_t>(),
+                                                             row[2].as<int64_t>())
+                                       .message());
+      }
+    }
     pqxx::result updated = txn.exec_params(
-        "UPDATE workers SET last_heartbeat_at = to_timestamp($2) "
-        "WHERE id = $1 AND state = 'ALIVE' RETURNING id",
-        worker_id, EpochSeconds(now));
+        "UPDATE workers SET last_heartbeat_at = to_timestamp($2), health_ok = $3::bool, "
+        "health_message = $4, "
+        "healthy_streak = CASE WHEN $3::bool THEN healthy_streak + 1 ELSE 0 END "
+        "WHERE id = $1 AND state IN ('ALIVE', 'QUARANTINED') RETURNING id",
+        worker_id, EpochSeconds(now), healthy, health_message);
     if (updated.empty()) {
       // A LOST worker's runs were already requeued; whatever it still runs must stop.
       result.known = false;
@@ -116,8 +187,10 @@ absl::StatusOr<HeartbeatResult> Store::Heartbeat(int64_t worker_id,
     for (const v1::RunAttempt& held : sorted) {
       pqxx::result renewed = txn.exec_params(
           "UPDATE runs SET lease_expires_at = to_timestamp($4) WHERE id = $1 AND attempt = $2 "
-          "AND worker_id = $3 AND state IN ('LEASED', 'RUNNING') RETURNING id",
-          held.run_id(), held.attempt(), worker_id, EpochSeconds(now + lease_ttl));
+          "AND worker_id = $3 AND state IN ('LEASED', 'RUNNING') "
+          "AND ($5::bigint = 0 OR lease_token = $5::bigint) RETURNING id",
+          held.run_id(), held.attempt(), worker_id, EpochSeconds(now + lease_ttl),
+          held.lease_token());
       if (renewed.empty()) result.stop.push_back(held);
     }
     return absl::OkStatus();
@@ -131,7 +204,9 @@ absl::StatusOr<v1::RunState> Store::CompleteRun(const v1::CompleteRunRequest& re
   v1::RunState next = v1::RUN_STATE_UNSPECIFIED;
   absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
     if (auto locked = LockSweepOfRun(txn, request.run_id()); !locked.ok()) return locked;
-    auto run = LockCurrentAttempt(txn, request.run_id(), request.attempt(), request.worker_id());
+    RetryCounts counts;
+    auto run = LockCurrentAttempt(txn, request.run_id(), request.attempt(), request.worker_id(),
+                                  request.lease_token(), &counts);
     if (!run.ok()) return run.status();
     if (IsTerminal(run->state())) {
       // Cancelled while it ran: the worker stopped it. Only what the attempt used is still
@@ -142,17 +217,23 @@ absl::StatusOr<v1::RunState> Store::CompleteRun(const v1::CompleteRunRequest& re
     }
     v1::FailureClass failure_class =
         request.succeeded() ? v1::FAILURE_CLASS_UNSPECIFIED : request.failure_class();
-    next = request.succeeded() ? v1::RUN_STATE_SUCCEEDED : decide(*run, failure_class);
+    RetryDecision decision = request.succeeded() ? RetryDecision(v1::RUN_STATE_SUCCEEDED)
+                                                 : decide(*run, failure_class, counts);
+    next = decision.next;
     if (!IsAllowedTransition(run->state(), next)) {
       return absl::InternalError(absl::StrCat("retry policy chose ", RunStateName(next), " from ",
                                               RunStateName(run->state())));
     }
-    std::string reason = request.succeeded() ? "trainer exited 0"
-                                             : absl::StrCat(FailureClassName(failure_class), ": ",
-                                                            request.message());
+    std::string reason =
+        request.succeeded()
+            ? "trainer exited 0"
+            : Reason(absl::StrCat(FailureClassName(failure_class), ": ", request.message()),
+                     decision);
     CloseAttempt(txn, run->id(), run->attempt(),
                  request.succeeded() ? v1::RUN_STATE_SUCCEEDED : v1::RUN_STATE_FAILED,
-                 request.exit_code(), request.term_signal(), failure_class, request.message());
+                 request.exit_code(), request.term_signal(), failure_class, request.message(),
+                 request.failure_evidence());
+    if (!request.succeeded()) ApplyRetryDecision(txn, *run, decision, request.failure_evidence());
     RecordEnergy(txn, run->id(), run->attempt(), request.energy());
     RecordTransition(txn, run->id(), run->attempt(), run->state(), next, reason);
     txn.exec_params(
@@ -181,28 +262,33 @@ absl::StatusOr<std::vector<ExpiredLease>> Store::ExpireLeases(absl::Time now,
         "ORDER BY id FOR UPDATE",
         EpochSeconds(now));
     txn.exec_params(
-        "UPDATE workers SET state = 'LOST' WHERE state = 'ALIVE' "
+        "UPDATE workers SET state = 'LOST' WHERE state IN ('ALIVE', 'QUARANTINED') "
         "AND last_heartbeat_at < to_timestamp($1)",
         EpochSeconds(now - worker_timeout));
     pqxx::result rows = txn.exec_params(
         absl::StrCat(
-            "SELECT ", kRunColumns, " FROM ", kRunFrom,
+            "SELECT ", kRunColumns, kRetryColumns, " FROM ", kRunFrom,
             " WHERE r.state IN ('LEASED', 'RUNNING') "
             "AND r.lease_expires_at < to_timestamp($1) ORDER BY r.id FOR UPDATE OF r SKIP LOCKED"),
         EpochSeconds(now));
     for (const auto& row : rows) {
       auto run = RunFromRow(row);
       if (!run.ok()) return run.status();
-      v1::RunState next = decide(*run, v1::FAILURE_CLASS_NODE_LOST);
+      RetryDecision decision = decide(*run, v1::FAILURE_CLASS_NODE_LOST, RetryCountsFromRow(row));
+      v1::RunState next = decision.next;
       if (!IsAllowedTransition(run->state(), next)) {
         return absl::InternalError(absl::StrCat("retry policy chose ", RunStateName(next), " from ",
                                                 RunStateName(run->state())));
       }
       std::string reason =
           absl::StrCat("NODE_LOST: lease of worker ", run->worker_id(), " expired");
+      const std::string evidence =
+          absl::StrCat("no heartbeat renewed the lease of worker ", run->worker_id());
       CloseAttempt(txn, run->id(), run->attempt(), v1::RUN_STATE_FAILED, -1, 0,
-                   v1::FAILURE_CLASS_NODE_LOST, reason);
-      RecordTransition(txn, run->id(), run->attempt(), run->state(), next, reason);
+                   v1::FAILURE_CLASS_NODE_LOST, reason, evidence);
+      ApplyRetryDecision(txn, *run, decision, evidence);
+      RecordTransition(txn, run->id(), run->attempt(), run->state(), next,
+                       Reason(reason, decision));
       txn.exec_params(
           "UPDATE runs SET worker_id = NULL, lease_expires_at = NULL, failure_class = "
           "'NODE_LOST', message = $2 WHERE id = $1",

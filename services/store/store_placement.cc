@@ -29,6 +29,11 @@ constexpr char kInitReadySql[] =
     "WHERE a.run_id = (q.config->'init'->>'from_run')::bigint AND a.kind = 'final' AND "
     "ra.state = 'SUCCEEDED'))";
 
+// Failures: true for a run of `runs q` past its retry backoff. The one place this predicate is
+// spelled; the snapshot and CommitLeases both use it. (Avoided workers are a preference, not a
+// rule, so they are handed to the scheduler in the snapshot rather than filtered here.)
+constexpr char kRetryReadySql[] = "(q.not_before IS NULL OR q.not_before <= now())";
+
 // GPU indices as array_to_string(gpu_indices, ',') wrote them.
 absl::StatusOr<std::vector<int>> ParseIndices(const std::string& text) {
   std::vector<int> indices;
@@ -81,8 +86,9 @@ absl::StatusOr<PlacementSnapshot> Store::ReadPlacementSnapshot() {
     snapshot = PlacementSnapshot();  // a retried transaction starts over
     // One snapshot for the three reads, so a run leased in between is not both pending and held.
     txn.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
-    pqxx::result workers =
-        txn.exec("SELECT id, inventory::text FROM workers WHERE state = 'ALIVE' ORDER BY id");
+    pqxx::result workers = txn.exec(
+        "SELECT id, inventory::text, state = 'QUARANTINED' FROM workers "
+        "WHERE state IN ('ALIVE', 'QUARANTINED') ORDER BY id");
     for (const auto& row : workers) {
       StoredWorker worker;
       worker.worker_id = row[0].as<int64_t>();
@@ -91,6 +97,7 @@ absl::StatusOr<PlacementSnapshot> Store::ReadPlacementSnapshot() {
         return absl::InternalError(
             absl::StrCat("workers.inventory of worker ", worker.worker_id, ": ", parsed.message()));
       }
+      worker.quarantined = row[2].as<bool>();
       snapshot.workers.push_back(std::move(worker));
     }
     pqxx::result held =
@@ -112,7 +119,10 @@ absl::StatusOr<PlacementSnapshot> Store::ReadPlacementSnapshot() {
     }
     pqxx::result pending = txn.exec(absl::StrCat(
         "SELECT q.id, q.sweep_id, q.run_index, COALESCE(q.config->'resources', '{}')::text, ",
-        kInitReadySql, " FROM runs q WHERE q.state = 'PENDING' ORDER BY q.sweep_id, q.run_index"));
+        kInitReadySql,
+        ", array_to_string(q.avoid_workers, ',') FROM runs q WHERE q.state = "
+        "'PENDING' AND ",
+        kRetryReadySql, " ORDER BY q.sweep_id, q.run_index"));
     snapshot.pending.reserve(pending.size());
     for (const auto& row : pending) {
       StoredPendingRun run;
@@ -125,6 +135,14 @@ absl::StatusOr<PlacementSnapshot> Store::ReadPlacementSnapshot() {
             absl::StrCat("config.resources of run ", run.run_id, ": ", parsed.message()));
       }
       run.init_ready = row[4].as<bool>();
+      for (absl::string_view part : absl::StrSplit(row[5].c_str(), ',', absl::SkipEmpty())) {
+        int64_t avoided = 0;
+        if (!absl::SimpleAtoi(part, &avoided)) {
+          return absl::InternalError(absl::StrCat("runs.avoid_workers of run ", run.run_id,
+                                                  ": bad element \"", part, "\""));
+        }
+        run.avoid_workers.push_back(avoided);
+      }
       snapshot.pending.push_back(std::move(run));
     }
     return absl::OkStatus();
@@ -144,6 +162,10 @@ absl::StatusOr<std::vector<v1::Lease>> Store::CommitLeases(int64_t worker_id,
     // stay true until this transaction ends.
     pqxx::result worker = txn.exec_params(
         "SELECT state, inventory::text FROM workers WHERE id = $1 FOR UPDATE", worker_id);
+    if (!worker.empty() && worker[0][0].as<std::string>() == "QUARANTINED") {
+      if (!grants.empty()) spdlog::info("worker {} is quarantined: no leases", worker_id);
+      return absl::OkStatus();
+    }
     if (worker.empty() || worker[0][0].as<std::string>() != "ALIVE") {
       return absl::FailedPreconditionError(absl::StrCat(
           "worker ", worker_id, " is not registered or was declared lost; register again"));
@@ -176,11 +198,11 @@ absl::StatusOr<std::vector<v1::Lease>> Store::CommitLeases(int64_t worker_id,
       }
       // SKIP LOCKED: a run another transaction is leasing right now is not waited for; whoever
       // holds it decides, and this grant is dropped. The worker asks again on its next poll.
-      pqxx::result locked =
-          txn.exec_params(absl::StrCat("SELECT q.id FROM runs q WHERE q.id = $1 AND q.state = "
-                                       "'PENDING' AND ",
-                                       kInitReadySql, " FOR UPDATE SKIP LOCKED"),
-                          grant.run_id);
+      pqxx::result locked = txn.exec_params(
+          absl::StrCat("SELECT q.id FROM runs q WHERE q.id = $1 AND q.state = "
+                       "'PENDING' AND ",
+                       kInitReadySql, " AND ", kRetryReadySql, " FOR UPDATE SKIP LOCKED"),
+          grant.run_id);
       if (locked.empty()) {
         spdlog::debug("lease of run {} to worker {} dropped: no longer pending and ready",
                       grant.run_id, worker_id);
@@ -189,9 +211,9 @@ absl::StatusOr<std::vector<v1::Lease>> Store::CommitLeases(int64_t worker_id,
       pqxx::result row = txn.exec_params(
           "UPDATE runs r SET state = 'LEASED', attempt = r.attempt + 1, worker_id = $2, "
           "  lease_expires_at = to_timestamp($3), updated_at = now(), step = 0, tokens = 0, "
-          "  train_loss = NULL, val_loss = NULL "
+          "  train_loss = NULL, val_loss = NULL, lease_token = nextval('lease_tokens') "
           "WHERE r.id = $1 "
-          "RETURNING r.id, r.attempt, r.sweep_id, r.kind, r.config::text",
+          "RETURNING r.id, r.attempt, r.sweep_id, r.kind, r.config::text, r.lease_token",
           grant.run_id, worker_id, EpochSeconds(now + lease_ttl));
       if (row.empty()) return absl::InternalError(absl::StrCat("run ", grant.run_id, " vanished"));
       v1::Lease lease;
@@ -199,6 +221,7 @@ absl::StatusOr<std::vector<v1::Lease>> Store::CommitLeases(int64_t worker_id,
       spec.set_run_id(row[0][0].as<int64_t>());
       spec.set_attempt(row[0][1].as<int32_t>());
       spec.set_sweep_id(row[0][2].as<int64_t>());
+      spec.set_lease_token(row[0][5].as<int64_t>());
       auto kind = ParseRunKind(row[0][3].as<std::string>());
       if (!kind.ok()) return kind.status();
       spec.set_kind(*kind);
@@ -211,11 +234,17 @@ absl::StatusOr<std::vector<v1::Lease>> Store::CommitLeases(int64_t worker_id,
       if (init->id() != 0) *spec.mutable_init_artifact() = *std::move(init);
       for (int index : grant.gpu_indices) spec.mutable_execution()->add_gpu_indices(index);
       lease.set_lease_ttl_s(absl::ToDoubleSeconds(lease_ttl));
+      lease.set_checkpoints_known(true);
+      lease.set_last_checkpoint_step(
+          txn.exec_params1("SELECT COALESCE(max(step), 0) FROM artifacts WHERE run_id = $1 "
+                           "AND kind = 'checkpoint'",
+                           spec.run_id())[0]
+              .as<int64_t>());
       txn.exec_params(
-          "INSERT INTO run_attempts (run_id, attempt, worker_id, state, gpu_indices, cpu_slots) "
-          "VALUES ($1, $2, $3, 'LEASED', $4::int[], $5)",
+          "INSERT INTO run_attempts (run_id, attempt, worker_id, state, gpu_indices, cpu_slots, "
+          "lease_token) VALUES ($1, $2, $3, 'LEASED', $4::int[], $5, $6)",
           spec.run_id(), spec.attempt(), worker_id, ArrayLiteral(grant.gpu_indices),
-          grant.cpu_slots);
+          grant.cpu_slots, spec.lease_token());
       std::string reason = absl::StrCat("leased to worker ", worker_id);
       if (!grant.gpu_indices.empty()) {
         absl::StrAppend(&reason, " on GPUs ", absl::StrJoin(grant.gpu_indices, ","));

@@ -327,6 +327,13 @@ bool ParseStringMap(absl::string_view json, google::protobuf::Map<std::string, s
 
 }  // namespace
 
+absl::Status CheckLeaseToken(int64_t run_id, int64_t given, int64_t current) {
+  if (given == 0 || given == current) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat("lease token ", given,
+                                                    " is not the current lease of run ", run_id,
+                                                    " (current ", current, ")"));
+}
+
 absl::StatusOr<v1::Run> RunFromRow(const pqxx::row& row) {
   v1::Run run;
   run.set_id(row[0].as<int64_t>());

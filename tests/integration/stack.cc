@@ -42,7 +42,7 @@ std::string SyntheticCorpus(size_t bytes) {
 
 }  // namespace
 
-Stack::Stack(absl::Duration lease_ttl) {
+Stack::Stack(absl::Duration lease_ttl, const std::string& database_url) {
   char tmpl[] = "/tmp/scalelab_it_XXXXXX";
   REQUIRE(::mkdtemp(tmpl) != nullptr);
   dir_ = tmpl;
@@ -59,7 +59,10 @@ Stack::Stack(absl::Duration lease_ttl) {
   scheduler::SchedulerOptions options;
   options.listen_address = "127.0.0.1:0";
   options.metrics_address = "127.0.0.1:0";
-  options.database_url = FreshDatabaseUrl();
+  database_url_ = database_url.empty() ? FreshDatabaseUrl() : database_url;
+  options.database_url = database_url_;
+  options.retry.base_backoff = absl::Milliseconds(200);
+  options.retry.max_backoff = absl::Seconds(2);
   options.lease_ttl = lease_ttl;
   options.heartbeat_interval = lease_ttl / 6;
   options.reap_interval = absl::Milliseconds(250);
@@ -79,19 +82,26 @@ Stack::~Stack() {
   std::filesystem::remove_all(dir_, error);
 }
 
-int Stack::StartWorker(int slots) {
+std::vector<std::string> Stack::WorkerArgv(int index, int slots, int scheduler_port,
+                                           const std::string& work_dir) const {
+  return {absl::StrCat(SCALELAB_BIN_DIR, "/scalelab-worker"),
+          absl::StrCat("--scheduler=127.0.0.1:", scheduler_port),
+          absl::StrCat("--name=test-worker-", index), absl::StrCat("--cpu_slots=", slots),
+          absl::StrCat("--data_root=", dir_), absl::StrCat("--work_dir=", work_dir),
+          // A test machine's /tmp may be nearly full; the disk check must not fail the tests.
+          "--min_free_disk_bytes=0", "--metrics_listen=127.0.0.1:0"};
+}
+
+int Stack::StartWorker(int slots, const std::string& shared_work_dir) {
   int index = static_cast<int>(workers_.size());
-  std::string work_dir = absl::StrCat(dir_, "/worker-", index);
+  std::string work_dir =
+      shared_work_dir.empty() ? absl::StrCat(dir_, "/worker-", index) : shared_work_dir;
   std::filesystem::create_directories(work_dir);
-  auto child = worker::ChildProcess::Spawn(
-      {{absl::StrCat(SCALELAB_BIN_DIR, "/scalelab-worker"),
-        absl::StrCat("--scheduler=127.0.0.1:", scheduler_->grpc_port()),
-        absl::StrCat("--name=test-worker-", index), absl::StrCat("--cpu_slots=", slots),
-        absl::StrCat("--data_root=", dir_), absl::StrCat("--work_dir=", work_dir),
-        "--metrics_listen=127.0.0.1:0"},
-       absl::StrCat(dir_, "/worker-", index, ".log"),
-       "",
-       {}});
+  auto child =
+      worker::ChildProcess::Spawn({WorkerArgv(index, slots, scheduler_->grpc_port(), work_dir),
+                                   absl::StrCat(dir_, "/worker-", index, ".log"),
+                                   "",
+                                   {}});
   REQUIRE(child.ok());
   workers_.push_back(*std::move(child));
   return index;

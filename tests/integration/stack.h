@@ -21,15 +21,26 @@ std::string HttpGet(int port, const std::string& path);
 
 class Stack {
  public:
-  // lease_ttl is short so that a killed worker's lease ends within seconds.
-  explicit Stack(absl::Duration lease_ttl = absl::Seconds(3));
+  // lease_ttl is short so that a killed worker's lease ends within seconds. database_url "" = a
+  // fresh database of the test process's PostgreSQL. Retries wait 0.2-2 s (not the default 10 s).
+  explicit Stack(absl::Duration lease_ttl = absl::Seconds(3), const std::string& database_url = "");
   ~Stack();
 
   // Starts `scalelab-worker` with `slots` CPU slots and /metrics on a free port; returns its index.
-  int StartWorker(int slots = 1);
+  // work_dir "" = its own folder; workers given one folder share checkpoints, as nodes on a
+  // shared file system do.
+  int StartWorker(int slots = 1, const std::string& work_dir = "");
+  // The worker's command line against the scheduler at `scheduler_port`.
+  std::vector<std::string> WorkerArgv(int index, int slots, int scheduler_port,
+                                      const std::string& work_dir) const;
   // The worker's /metrics port, read from its start-up log line (0 if not found).
   int WorkerMetricsPort(int index) const;
   worker::ChildProcess& worker(int index) { return *workers_[index]; }
+  // Adds a worker started elsewhere (another scheduler's), killed with the stack.
+  int AdoptWorker(std::unique_ptr<worker::ChildProcess> child) {
+    workers_.push_back(std::move(child));
+    return static_cast<int>(workers_.size()) - 1;
+  }
   std::string WorkerLog(int index) const;
 
   // A manifest for tiny runs over the test corpus; `grid` is the YAML of sweep.grid.
@@ -46,9 +57,11 @@ class Stack {
   v1::ResultsService::Stub& results() { return *results_; }
   scheduler::Scheduler& scheduler() { return *scheduler_; }
   const std::string& dir() const { return dir_; }
+  const std::string& database_url() const { return database_url_; }
 
  private:
   std::string dir_;
+  std::string database_url_;
   std::unique_ptr<scheduler::Scheduler> scheduler_;
   std::unique_ptr<v1::SweepService::Stub> sweeps_;
   std::unique_ptr<v1::ResultsService::Stub> results_;

@@ -142,8 +142,11 @@ TEST_CASE("Exit codes map to failure classes, out of memory retried", "[runspec]
   CHECK(ExitCodeForStatus(absl::NotFoundError("x")) == kExitDataError);
   CHECK(ExitCodeForStatus(absl::AbortedError("x")) == kExitDiverged);
   CHECK(ExitCodeForStatus(absl::InternalError("x")) == kExitOtherError);
-  CHECK(ClassifyExit({kExitOutOfMemory, 0, false}) == v1::FAILURE_CLASS_OUT_OF_MEMORY);
-  CHECK(ClassifyExit({kExitInvalidSpec, 0, false}) == v1::FAILURE_CLASS_USER);
+  TrainerExit exit;
+  exit.exit_code = kExitOutOfMemory;
+  CHECK(ClassifyExit(exit) == v1::FAILURE_CLASS_OUT_OF_MEMORY);
+  exit.exit_code = kExitInvalidSpec;
+  CHECK(ClassifyExit(exit) == v1::FAILURE_CLASS_USER);
 }
 
 }  // namespace

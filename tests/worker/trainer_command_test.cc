@@ -308,13 +308,32 @@ TEST_CASE("An artifact file is described by its size and SHA-256", "[worker][uni
   CHECK(absl::IsNotFound(DescribeArtifactFile(&artifact)));
 }
 
+TEST_CASE("The trainer's failure record is parsed; an unknown class is refused", "[worker][unit]") {
+  auto parsed = ParseTrainerLine(
+      R"({"record":"failure","class":"OUT_OF_MEMORY","message":"CUDA out of memory"})");
+  REQUIRE(parsed.ok());
+  REQUIRE(parsed->failure.has_value());
+  CHECK(parsed->failure->failure_class == v1::FAILURE_CLASS_OUT_OF_MEMORY);
+  CHECK(parsed->failure->message == "CUDA out of memory");
+  CHECK_FALSE(parsed->record.has_value());
+  auto roundtrip = ParseTrainerLine(
+      runspec::FormatFailureRecord(absl::InternalError("NCCL error: remote process exited")));
+  REQUIRE(roundtrip.ok());
+  REQUIRE(roundtrip->failure.has_value());
+  CHECK(roundtrip->failure->failure_class == v1::FAILURE_CLASS_SYSTEM_SOFTWARE);
+  auto bad = ParseTrainerLine(R"({"record":"failure","class":"GREMLINS"})");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.status().message().find("GREMLINS") != std::string::npos);
+}
+
 TEST_CASE("Exit statuses are classified for the retry policy", "[worker][unit]") {
   CHECK(ClassifyExit({0, 0}, false) == v1::FAILURE_CLASS_UNSPECIFIED);
   CHECK(ClassifyExit({2, 0}, false) == v1::FAILURE_CLASS_USER);
   CHECK(ClassifyExit({4, 0}, false) == v1::FAILURE_CLASS_USER);
   CHECK(ClassifyExit({runspec::kExitOutOfMemory, 0}, false) == v1::FAILURE_CLASS_OUT_OF_MEMORY);
   CHECK(ClassifyExit({127, 0}, false) == v1::FAILURE_CLASS_SYSTEM_SOFTWARE);
-  CHECK(ClassifyExit({-1, SIGKILL}, false) == v1::FAILURE_CLASS_OUT_OF_MEMORY);
+  // Without evidence of the kernel's OOM killer (worker/health.h), a SIGKILL is not an OOM.
+  CHECK(ClassifyExit({-1, SIGKILL}, false) == v1::FAILURE_CLASS_SYSTEM_SOFTWARE);
   CHECK(ClassifyExit({-1, SIGSEGV}, false) == v1::FAILURE_CLASS_USER);
   CHECK(ClassifyExit({-1, SIGBUS}, false) == v1::FAILURE_CLASS_HARDWARE_TRANSIENT);
   CHECK(ClassifyExit({-1, SIGTERM}, true) == v1::FAILURE_CLASS_CANCELLED);

@@ -74,6 +74,11 @@ inline constexpr char kSweepColumns[] =
     "s.id, s.name, p.name, s.kind, s.state, s.spec::text, COALESCE(s.idempotency_key, ''), "
     "extract(epoch from s.created_at)::float8, extract(epoch from s.updated_at)::float8";
 
+// Fencing: OK when `given` (a report's lease token) is 0 (an old worker: the attempt check
+// alone decides) or the run's `current` token; else FailedPrecondition "lease token T is not the
+// current lease of run R (current U)".
+absl::Status CheckLeaseToken(int64_t run_id, int64_t given, int64_t current);
+
 // Times as the SQL here passes them: seconds since the epoch, to_timestamp($n) and
 // extract(epoch FROM ...)::float8. Microseconds survive the round trip, as in PostgreSQL.
 inline double EpochSeconds(absl::Time t) { return absl::ToUnixMicros(t) / 1e6; }

@@ -342,6 +342,15 @@ absl::StatusOr<PlacementResult> Place(const ClusterSnapshot& snapshot,
       result.unplaced.push_back(std::move(unplaced));
       return;
     }
+    if (run.ranks > 1) {
+      // Gang placement (all ranks at once, per-rank leases, a rendezvous) is not built yet;
+      // placing one rank would start a trainer that waits for peers that never come.
+      unplaced.reason = UnplacedReason::kNeverFits;
+      unplaced.message = absl::StrCat("asks for ", run.ranks,
+                                      " ranks; gangs (resources.ranks > 1) are not placed yet");
+      result.unplaced.push_back(std::move(unplaced));
+      return;
+    }
     ResourceDemand demand = DemandOf(run);
     ProjectState& project = projects[run.project_id];
     if (project.gpu_quota > 0 && demand.gpus > 0 &&

@@ -82,6 +82,7 @@ RunRequest RunRequestFromSpec(int64_t run_id, int64_t sweep_id, int64_t position
   run.position = position;
   run.cpus = spec.cpus();
   run.gpus = spec.gpus();
+  run.ranks = std::max(spec.ranks(), 1);
   if (!spec.gpu_model().empty()) run.gpu_model = spec.gpu_model();
   if (spec.gpu_memory_gb() > 0) {
     run.min_gpu_memory_bytes = static_cast<int64_t>(spec.gpu_memory_gb() * (int64_t{1} << 30));

@@ -58,6 +58,8 @@ struct RunRequest {
   int64_t position = 0;
   int cpus = 0;  // CPU slots for a CPU run; 0 = 1. Ignored when gpus > 0.
   int gpus = 0;  // whole GPUs; 0 = a CPU run
+  // Data-parallel ranks (ResourceSpec.ranks, 0 read as 1). Gangs (> 1) are not placed yet.
+  int ranks = 1;
   // Every GPU granted must have at least this much memory (bytes).
   std::optional<int64_t> min_gpu_memory_bytes;
   // Every GPU granted must have a model name containing this, ignoring case ("h200" matches

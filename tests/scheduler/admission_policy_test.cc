@@ -147,6 +147,20 @@ TEST_CASE("A run requiring labels goes only to a worker carrying them", "[schedu
   CHECK(absl::StrContains(never->message, "pool=tpu, but no worker has these labels"));
 }
 
+TEST_CASE("A gang is never placed as a single rank", "[scheduler][admission]") {
+  ClusterSnapshot snapshot;
+  snapshot.workers = {Worker(1, 8, 8)};
+  RunRequest gang = Run(1, 1);
+  gang.ranks = 2;
+  snapshot.pending = {gang, Run(2, 1)};
+  PlacementResult result = MustPlace(snapshot);
+  CHECK(PlacedIds(result) == std::vector<int64_t>{2});
+  const UnplacedRun* waiting = FindUnplaced(result, 1);
+  REQUIRE(waiting != nullptr);
+  CHECK(waiting->reason == UnplacedReason::kNeverFits);
+  CHECK(absl::StrContains(waiting->message, "gangs"));
+}
+
 TEST_CASE("A round over many identical runs places what fits and explains the rest",
           "[scheduler][admission]") {
   // 20,000 pending 1-GPU runs on 100 workers x 8 GPUs: 800 placed, the rest wait, one of them

@@ -1,11 +1,10 @@
-// The lease path behind WorkerService.LeaseRuns: read a snapshot of the cluster, let the
-// placement policy decide what the asking worker gets, and have the store persist exactly that.
+// The synchronous lease path: one admission pass (scheduler/admission.h), then the asking
+// worker's admitted runs are leased to it.
 //
-//   PlacementState::Snapshot -> PlaceOnWorker (scheduler/placement.h) -> Store::CommitLeases
+//   RunAdmissionPass (Snapshot -> Place -> Store::AdmitRuns) -> Store::LeaseAdmitted
 //
-// The store re-checks every decision in its transaction (FOR UPDATE SKIP LOCKED, GPUs and slots
-// still free), so concurrent calls and several schedulers never grant a run or a GPU twice; a
-// decision that fails the re-check is dropped from this answer and the worker asks again.
+// The daemon's LeaseRuns does not plan per call: its Admitter's cycle admits, and LeaseRuns only
+// calls Store::LeaseAdmitted. This function is for tests and tools that drive leasing by hand.
 #ifndef SCALELAB_SCHEDULER_LEASING_H_
 #define SCALELAB_SCHEDULER_LEASING_H_
 
@@ -21,8 +20,9 @@
 
 namespace scalelab::scheduler {
 
-// Leases to `worker_id` what this round's placement gives it, never more than `free_slots` runs
-// (the worker's own count of free slots is a cap on its CPU slots in the snapshot). Each lease
+// Admits what fits now (passes of this process are serialized), then leases to `worker_id` at
+// most `free_slots` of the runs admitted to it, oldest admission first; the rest stay ADMITTED
+// for its next call. Each lease
 // carries the granted GPUs in spec.execution.gpu_indices. Empty when free_slots <= 0 or nothing
 // fits. FailedPrecondition when the worker is unknown or LOST (it must register again);
 // Unavailable when the store cannot be reached. Thread-safe when `state` and `store` are.

@@ -3,10 +3,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "scheduler/scheduler.h"
 #include "services/common/logging.h"
 #include "services/common/signals.h"
@@ -35,7 +40,39 @@ ABSL_FLAG(double, retry_base_backoff_s, 10,
 ABSL_FLAG(double, retry_max_backoff_s, 600, "cap of the retry backoff, seconds");
 ABSL_FLAG(double, quarantine_cooldown_s, 600,
           "seconds a quarantined worker waits before its health checks can release it");
+ABSL_FLAG(std::string, projects, "",
+          "projects' GPU quotas and fair-share weights, NAME:GPU_QUOTA:WEIGHT[,...] "
+          "(quota 0 = none; e.g. \"vision:16:2,nlp:0:1\"); stored in the projects table");
+ABSL_FLAG(double, admission_period_s, 0.2, "seconds between admission passes (also on events)");
+ABSL_FLAG(double, admission_timeout_s, 30,
+          "seconds an admitted run waits for its worker to lease it before it is requeued");
+ABSL_FLAG(int, max_pending_per_queue, 2000,
+          "pending runs per (project, priority) queue read by one admission pass; 0 = all");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
+
+namespace {
+
+// "--projects=a:16:2,b:0:1" -> policies; a clear error naming the entry otherwise.
+absl::StatusOr<std::vector<scalelab::scheduler::SchedulerOptions::ProjectPolicy>> ParseProjects(
+    const std::string& text) {
+  std::vector<scalelab::scheduler::SchedulerOptions::ProjectPolicy> projects;
+  for (absl::string_view entry : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    std::vector<std::string> parts = absl::StrSplit(entry, ':');
+    scalelab::scheduler::SchedulerOptions::ProjectPolicy project;
+    if (parts.size() != 3 || parts[0].empty() || !absl::SimpleAtoi(parts[1], &project.gpu_quota) ||
+        !absl::SimpleAtod(parts[2], &project.weight) || project.gpu_quota < 0 ||
+        !(project.weight > 0)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--projects: expected NAME:GPU_QUOTA:WEIGHT (quota >= 0, weight > 0), got \"",
+          entry.substr(0, 200), "\""));
+    }
+    project.name = parts[0];
+    projects.push_back(std::move(project));
+  }
+  return projects;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("ScaleLab scheduler daemon: sweeps, runs, leases, results.");
@@ -62,6 +99,15 @@ int main(int argc, char** argv) {
   options.retry.base_backoff = absl::Seconds(absl::GetFlag(FLAGS_retry_base_backoff_s));
   options.retry.max_backoff = absl::Seconds(absl::GetFlag(FLAGS_retry_max_backoff_s));
   options.quarantine.cooldown = absl::Seconds(absl::GetFlag(FLAGS_quarantine_cooldown_s));
+  options.admission.period = absl::Seconds(absl::GetFlag(FLAGS_admission_period_s));
+  options.admission.admission_timeout = absl::Seconds(absl::GetFlag(FLAGS_admission_timeout_s));
+  options.max_pending_per_queue = absl::GetFlag(FLAGS_max_pending_per_queue);
+  auto projects = ParseProjects(absl::GetFlag(FLAGS_projects));
+  if (!projects.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(projects.status().message()).c_str());
+    return EXIT_FAILURE;
+  }
+  options.projects = *std::move(projects);
 
   // The signal thread must exist before any other thread so that all inherit the mask; the
   // scheduler it stops is published once started (a signal during start-up is seen after it).

@@ -23,6 +23,7 @@
 #include "runspec/run_config.h"
 #include "runspec/text.h"
 #include "scheduler/expand.h"
+#include "scheduler/resources.h"
 #include "scheduler/search_policy.h"
 #include "scheduler/search_space.h"
 #include "yaml-cpp/yaml.h"
@@ -484,6 +485,9 @@ absl::Status ValidateSpec(const SweepSpec& spec, const Reporter& report) {
     return report.Fail("max_attempts", absl::StrCat("an integer in [1, ", kMaxAttemptsLimit, "]"),
                        absl::StrCat(spec.max_attempts()));
   }
+  if (!spec.priority().empty() && !PriorityClassFromName(spec.priority()).has_value()) {
+    return report.Fail("priority", "one of low, normal, high, critical", Quoted(spec.priority()));
+  }
 
   if (absl::Status status = ValidateStages(spec, main_first_run, report); !status.ok()) {
     return status;
@@ -637,8 +641,19 @@ absl::Status ManifestParser::ParseTopLevelEntry(const std::string& key, const YA
     spec->set_max_attempts(*attempts);
     return absl::OkStatus();
   }
+  if (key == "priority") {
+    constexpr char kPriorityExpectation[] = "one of low, normal, high, critical";
+    absl::StatusOr<std::string> text = ScalarText(key_node, value, key, kPriorityExpectation);
+    if (!text.ok()) return text.status();
+    if (!PriorityClassFromName(*text).has_value()) {
+      return Error(value, key, kPriorityExpectation, Quoted(*text));
+    }
+    spec->set_priority(*text);
+    return absl::OkStatus();
+  }
   return Error(key_node, "manifest",
-               "one of the keys name, project, kind, base, sweep, fit, max_attempts, stage, stages",
+               "one of the keys name, project, kind, base, sweep, fit, max_attempts, priority, "
+               "stage, stages",
                Quoted(key));
 }
 
@@ -1301,6 +1316,7 @@ absl::StatusOr<SweepSpec> ParseManifest(std::string_view yaml_text, std::string_
 
 void ApplySweepDefaults(SweepSpec* spec) {
   if (spec->max_attempts() == 0) spec->set_max_attempts(runspec::kDefaultMaxAttempts);
+  if (spec->priority().empty()) spec->set_priority("normal");
   scalelab::v1::FitSpec* fit = spec->mutable_fit();
   if (fit->law().empty()) fit->set_law("chinchilla");
   if (fit->bootstrap() == 0) fit->set_bootstrap(kDefaultBootstrap);

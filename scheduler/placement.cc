@@ -2,12 +2,16 @@
 
 #include <algorithm>
 #include <cassert>
+#include <functional>
+#include <map>
 #include <numeric>
+#include <queue>
 #include <set>
 #include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace scalelab::scheduler {
 namespace {
@@ -32,13 +36,19 @@ int TotalMatchingGpus(const WorkerState& worker, const RunRequest& run) {
                                         [&](const Gpu& gpu) { return GpuMatches(gpu, run); }));
 }
 
+bool Avoids(const RunRequest& run, int64_t worker_id) {
+  return std::find(run.avoid_workers.begin(), run.avoid_workers.end(), worker_id) !=
+         run.avoid_workers.end();
+}
+
 bool FitsNow(const WorkerState& worker, const RunRequest& run, const ResourceDemand& demand) {
-  return worker.cpu_slots_free >= demand.cpu_slots &&
+  return worker.cpu_slots_free >= demand.cpu_slots && LabelsMatch(worker, run) &&
+         !Avoids(run, worker.worker_id) &&
          (demand.gpus == 0 || FreeMatchingGpus(worker, run) >= demand.gpus);
 }
 
 bool FitsWhenIdle(const WorkerState& worker, const RunRequest& run, const ResourceDemand& demand) {
-  return worker.cpu_slots_total >= demand.cpu_slots &&
+  return worker.cpu_slots_total >= demand.cpu_slots && LabelsMatch(worker, run) &&
          (demand.gpus == 0 || TotalMatchingGpus(worker, run) >= demand.gpus);
 }
 
@@ -62,10 +72,21 @@ std::string Plural(int count, absl::string_view one, absl::string_view many) {
   return absl::StrCat(count, " ", count == 1 ? one : many);
 }
 
+// " on a worker labelled pool=a, zone=b" when the run requires labels.
+void AppendLabels(const RunRequest& run, std::string& need) {
+  if (run.node_labels.empty()) return;
+  std::vector<std::string> pairs;
+  for (const auto& [key, value] : run.node_labels) pairs.push_back(absl::StrCat(key, "=", value));
+  absl::StrAppend(&need, " on a worker labelled ", absl::StrJoin(pairs, ", "));
+}
+
 // "needs 4 GPUs of model "H200" with at least 80 GiB" / "needs 2 CPU slots".
 std::string DescribeNeed(const RunRequest& run, const ResourceDemand& demand) {
-  if (demand.gpus == 0)
-    return absl::StrCat("needs ", Plural(demand.cpu_slots, "CPU slot", "CPU slots"));
+  if (demand.gpus == 0) {
+    std::string need = absl::StrCat("needs ", Plural(demand.cpu_slots, "CPU slot", "CPU slots"));
+    AppendLabels(run, need);
+    return need;
+  }
   std::string need = absl::StrCat("needs ", Plural(demand.gpus, "GPU", "GPUs"));
   if (run.gpu_model.has_value() && !run.gpu_model->empty()) {
     absl::StrAppend(&need, " of model \"", *run.gpu_model, "\"");
@@ -73,6 +94,7 @@ std::string DescribeNeed(const RunRequest& run, const ResourceDemand& demand) {
   if (run.min_gpu_memory_bytes.has_value() && *run.min_gpu_memory_bytes > 0) {
     absl::StrAppend(&need, " with at least ", FormatBytes(*run.min_gpu_memory_bytes));
   }
+  AppendLabels(run, need);
   return need;
 }
 
@@ -81,6 +103,10 @@ std::string DescribeNeed(const RunRequest& run, const ResourceDemand& demand) {
 std::string NeverFitsMessage(const std::vector<RoundWorker>& workers, const RunRequest& run,
                              const ResourceDemand& demand) {
   std::string need = DescribeNeed(run, demand);
+  if (std::none_of(workers.begin(), workers.end(),
+                   [&](const RoundWorker& worker) { return LabelsMatch(worker.state, run); })) {
+    return absl::StrCat(need, ", but no worker has these labels");
+  }
   if (demand.gpus == 0) {
     int most = 0;
     for (const RoundWorker& worker : workers) most = std::max(most, worker.state.cpu_slots_total);
@@ -211,7 +237,25 @@ RoundWorker* Reserve(std::vector<RoundWorker>& workers, const RunRequest& run,
   return best;
 }
 
+// Everything that decides where a run fits: runs of one shape fit the same workers.
+std::string ShapeKey(const RunRequest& run, const ResourceDemand& demand) {
+  std::string key =
+      absl::StrCat(demand.gpus, "/", demand.cpu_slots, "/", run.gpu_model.value_or(""), "/",
+                   run.min_gpu_memory_bytes.value_or(0));
+  for (const auto& [label, value] : run.node_labels) absl::StrAppend(&key, "/", label, "=", value);
+  if (!run.avoid_workers.empty()) absl::StrAppend(&key, "/avoid=", absl::StrJoin(run.avoid_workers, ","));
+  return key;
+}
+
 }  // namespace
+
+double DominantShare(const ProjectState& project, int total_gpus, int total_cpu_slots) {
+  double gpu_share = total_gpus > 0 ? static_cast<double>(project.gpus_in_use) / total_gpus : 0;
+  double slot_share =
+      total_cpu_slots > 0 ? static_cast<double>(project.cpu_slots_in_use) / total_cpu_slots : 0;
+  double weight = project.weight > 0 ? project.weight : 1.0;
+  return std::max(gpu_share, slot_share) / weight;
+}
 
 absl::Status PlacementOptions::Validate() const {
   if (max_reservations < 0) {
@@ -235,6 +279,8 @@ const char* UnplacedReasonName(UnplacedReason reason) {
       return "HOLDING_RESERVATION";
     case UnplacedReason::kPlacedElsewhere:
       return "PLACED_ELSEWHERE";
+    case UnplacedReason::kQuota:
+      return "QUOTA";
   }
   return "UNKNOWN";
 }
@@ -246,43 +292,96 @@ absl::StatusOr<PlacementResult> Place(const ClusterSnapshot& snapshot,
 
   std::vector<RoundWorker> workers;
   workers.reserve(snapshot.workers.size());
+  int total_gpus = 0;
+  int total_slots = 0;
   for (const WorkerState& worker : snapshot.workers) {
     RoundWorker round_worker;
     round_worker.state = worker;
+    total_gpus += static_cast<int>(worker.gpus.size());
+    total_slots += worker.cpu_slots_total;
     workers.push_back(std::move(round_worker));
   }
 
-  // The caller's order is expected to be queue order already; sorting makes the contract the
-  // fields, not the vector, and costs nothing next to the scan below.
-  std::vector<size_t> order(snapshot.pending.size());
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    const RunRequest& run_a = snapshot.pending[a];
-    const RunRequest& run_b = snapshot.pending[b];
-    return std::make_tuple(-run_a.priority, run_a.position, run_a.run_id) <
-           std::make_tuple(-run_b.priority, run_b.position, run_b.run_id);
-  });
+  // Usage per project, starting from what its runs hold and growing with this round's grants.
+  std::map<int64_t, ProjectState> projects = snapshot.projects;
+  auto share_of = [&](int64_t project_id) {
+    const ProjectState& project = projects[project_id];
+    return DominantShare(project, total_gpus, total_slots);
+  };
+
+  // Runs by class (highest first), then by project, each project's queue in position order.
+  std::map<int, std::map<int64_t, std::vector<size_t>>, std::greater<int>> classes;
+  {
+    std::vector<size_t> order(snapshot.pending.size());
+    std::iota(order.begin(), order.end(), size_t{0});
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      const RunRequest& run_a = snapshot.pending[a];
+      const RunRequest& run_b = snapshot.pending[b];
+      return std::make_tuple(run_a.position, run_a.run_id) <
+             std::make_tuple(run_b.position, run_b.run_id);
+    });
+    for (size_t run_idx : order) {
+      const RunRequest& run = snapshot.pending[run_idx];
+      classes[run.priority][run.project_id].push_back(run_idx);
+    }
+  }
 
   PlacementResult result;
   int reservations_left = options.max_reservations;
-  for (size_t run_idx : order) {
-    const RunRequest& run = snapshot.pending[run_idx];
+  // Resources only shrink during a round, so a shape that failed once fails again: its verdict
+  // is reused instead of scanning every worker for each of 100,000 identical runs.
+  std::map<std::string, UnplacedRun> failed_shapes;
+
+  result.considered.reserve(snapshot.pending.size());
+  auto consider = [&](const RunRequest& run) {
+    result.considered.push_back(run.run_id);
     UnplacedRun unplaced;
     unplaced.run_id = run.run_id;
     if (absl::Status valid = run.Validate(); !valid.ok()) {
       unplaced.reason = UnplacedReason::kInvalidRequest;
       unplaced.message = std::string(valid.message());
       result.unplaced.push_back(std::move(unplaced));
-      continue;
+      return;
     }
     if (workers.empty()) {
       unplaced.reason = UnplacedReason::kNoWorkers;
       unplaced.message = "no workers are registered";
       result.unplaced.push_back(std::move(unplaced));
-      continue;
+      return;
+    }
+    if (run.ranks > 1) {
+      // Gang placement (all ranks at once, per-rank leases, a rendezvous) is not built yet;
+      // placing one rank would start a trainer that waits for peers that never come.
+      unplaced.reason = UnplacedReason::kNeverFits;
+      unplaced.message = absl::StrCat("asks for ", run.ranks,
+                                      " ranks; gangs (resources.ranks > 1) are not placed yet");
+      result.unplaced.push_back(std::move(unplaced));
+      return;
     }
     ResourceDemand demand = DemandOf(run);
-    if (TryPlace(workers, run, demand, result)) continue;
+    ProjectState& project = projects[run.project_id];
+    if (project.gpu_quota > 0 && demand.gpus > 0 &&
+        project.gpus_in_use + demand.gpus > project.gpu_quota) {
+      unplaced.reason = UnplacedReason::kQuota;
+      unplaced.message =
+          absl::StrCat(DescribeNeed(run, demand), ", but project ",
+                       project.name.empty() ? absl::StrCat(run.project_id) : project.name, " uses ",
+                       project.gpus_in_use, " of its quota of ", project.gpu_quota, " GPUs");
+      result.unplaced.push_back(std::move(unplaced));
+      return;
+    }
+    const std::string shape = ShapeKey(run, demand);
+    if (auto failed = failed_shapes.find(shape); failed != failed_shapes.end()) {
+      unplaced.reason = failed->second.reason;
+      unplaced.message = failed->second.message;
+      result.unplaced.push_back(std::move(unplaced));
+      return;
+    }
+    if (TryPlace(workers, run, demand, result)) {
+      project.gpus_in_use += demand.gpus;
+      project.cpu_slots_in_use += demand.cpu_slots;
+      return;
+    }
 
     bool fits_some_idle_worker = std::any_of(
         workers.begin(), workers.end(),
@@ -290,12 +389,14 @@ absl::StatusOr<PlacementResult> Place(const ClusterSnapshot& snapshot,
     if (!fits_some_idle_worker) {
       unplaced.reason = UnplacedReason::kNeverFits;
       unplaced.message = NeverFitsMessage(workers, run, demand);
+      failed_shapes[shape] = unplaced;
       result.unplaced.push_back(std::move(unplaced));
-      continue;
+      return;
     }
     // Described before reserving, so the message says what is free, not what it now holds.
     unplaced.reason = UnplacedReason::kWaitingForResources;
     unplaced.message = WaitingMessage(workers, run, demand);
+    failed_shapes[shape] = unplaced;
     if (reservations_left > 0) {
       if (RoundWorker* held = Reserve(workers, run, demand); held != nullptr) {
         --reservations_left;
@@ -309,6 +410,29 @@ absl::StatusOr<PlacementResult> Place(const ClusterSnapshot& snapshot,
       }
     }
     result.unplaced.push_back(std::move(unplaced));
+  };
+
+  for (auto& [priority, by_project] : classes) {
+    // Weighted fair share within the class: the project with the smallest dominant share
+    // (usage / weight) goes next, ties by its head's queue position. A heap of
+    // (share, head position, project id); a project's key is recomputed after each of its runs.
+    using Key = std::tuple<double, int64_t, int64_t>;
+    std::priority_queue<Key, std::vector<Key>, std::greater<Key>> heap;
+    std::map<int64_t, size_t> next_of;  // project id -> index into its queue
+    for (auto& [project_id, queue] : by_project) {
+      next_of[project_id] = 0;
+      heap.emplace(share_of(project_id), snapshot.pending[queue.front()].position, project_id);
+    }
+    while (!heap.empty()) {
+      const int64_t project_id = std::get<2>(heap.top());
+      heap.pop();
+      const std::vector<size_t>& queue = by_project[project_id];
+      size_t& next = next_of[project_id];
+      consider(snapshot.pending[queue[next]]);
+      if (++next < queue.size()) {
+        heap.emplace(share_of(project_id), snapshot.pending[queue[next]].position, project_id);
+      }
+    }
   }
   return result;
 }

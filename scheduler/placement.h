@@ -18,7 +18,14 @@
 //      recorded with the attempt, which is how the next snapshot knows they are held.
 //
 // Policy (one round, Place):
-//   - Order: priority (higher first; always 0 today), then queue position, then run id.
+//   - Order: priority class (critical, high, normal, low). Within a class, weighted fair share
+//     between projects: the project with the smallest dominant share (max of its GPU and CPU
+//     slot share of the cluster, divided by its weight) goes next, counting what it holds now
+//     and what this round granted it; ties by queue position. Within a project, queue position,
+//     then run id.
+//   - Quota: a GPU run whose project would then hold more GPUs than its quota is not placed
+//     (kQuota); later runs of the project that fit the quota still may be.
+//   - Labels: a run is placed only on a worker carrying every label it requires.
 //   - Fit: a run is placed only on a worker with enough FREE matching GPUs (model, memory) and
 //     free CPU slots (DemandOf). No GPU and no slot is granted twice in one round.
 //   - Best fit: among workers that fit, the one left with the fewest free GPUs after placement,
@@ -41,6 +48,7 @@
 #define SCALELAB_SCHEDULER_PLACEMENT_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -50,11 +58,27 @@
 
 namespace scalelab::scheduler {
 
+// A project's fair-share weight, GPU quota and what its runs hold now.
+struct ProjectState {
+  std::string name;     // for messages
+  int gpu_quota = 0;    // most GPUs its runs may hold at once; 0 = no quota
+  double weight = 1.0;  // fair-share weight, > 0 (<= 0 reads as 1)
+  int gpus_in_use = 0;  // held by its ADMITTED, LEASED and RUNNING runs
+  int cpu_slots_in_use = 0;
+};
+
 // The view one decision round works on.
 struct ClusterSnapshot {
   std::vector<WorkerState> workers;  // ALIVE workers with their free resources; distinct ids
   std::vector<RunRequest> pending;   // PENDING runs, in queue order; distinct run ids
+  // By project id. A run whose project is missing here counts as a project with no quota,
+  // weight 1 and nothing in use.
+  std::map<int64_t, ProjectState> projects;
 };
+
+// A project's dominant share: the larger of its share of the cluster's GPUs and of its CPU
+// slots, divided by its weight. Fair share places the project with the smallest first.
+double DominantShare(const ProjectState& project, int total_gpus, int total_cpu_slots);
 
 struct PlacementOptions {
   // How many blocked runs (the earliest in queue order) may hold resources on a worker to avoid
@@ -79,10 +103,11 @@ enum class UnplacedReason {
   kWaitingForResources,  // it would fit an idle worker but not the free resources now
   kHoldingReservation,   // as kWaitingForResources, and it holds `reserved_worker_id`'s resources
   kPlacedElsewhere,      // PlaceOnWorker only: this round placed it on another worker
+  kQuota,                // its project holds its GPU quota already
 };
 
 // "INVALID_REQUEST", "NO_WORKERS", "NEVER_FITS", "WAITING_FOR_RESOURCES", "HOLDING_RESERVATION",
-// "PLACED_ELSEWHERE".
+// "PLACED_ELSEWHERE", "QUOTA".
 const char* UnplacedReasonName(UnplacedReason reason);
 
 struct UnplacedRun {
@@ -96,6 +121,7 @@ struct UnplacedRun {
 struct PlacementResult {
   std::vector<PlacementDecision> placed;  // in the order the runs were considered
   std::vector<UnplacedRun> unplaced;      // every other pending run, in the same order
+  std::vector<int64_t> considered;        // Place only: every run id, in consideration order
 };
 
 // One decision round over the whole cluster. InvalidArgument when the snapshot is inconsistent

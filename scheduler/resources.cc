@@ -82,7 +82,43 @@ RunRequest RunRequestFromSpec(int64_t run_id, int64_t sweep_id, int64_t position
   run.position = position;
   run.cpus = spec.cpus();
   run.gpus = spec.gpus();
+  run.ranks = std::max(spec.ranks(), 1);
+  if (!spec.gpu_model().empty()) run.gpu_model = spec.gpu_model();
+  if (spec.gpu_memory_gb() > 0) {
+    run.min_gpu_memory_bytes = static_cast<int64_t>(spec.gpu_memory_gb() * (int64_t{1} << 30));
+  }
+  run.node_labels.insert(spec.node_labels().begin(), spec.node_labels().end());
   return run;
+}
+
+std::optional<PriorityClass> PriorityClassFromName(absl::string_view name) {
+  if (name == "low") return PriorityClass::kLow;
+  if (name == "normal") return PriorityClass::kNormal;
+  if (name == "high") return PriorityClass::kHigh;
+  if (name == "critical") return PriorityClass::kCritical;
+  return std::nullopt;
+}
+
+const char* PriorityClassName(PriorityClass priority) {
+  switch (priority) {
+    case PriorityClass::kLow:
+      return "low";
+    case PriorityClass::kNormal:
+      return "normal";
+    case PriorityClass::kHigh:
+      return "high";
+    case PriorityClass::kCritical:
+      return "critical";
+  }
+  return "normal";
+}
+
+bool LabelsMatch(const WorkerState& worker, const RunRequest& run) {
+  for (const auto& [key, value] : run.node_labels) {
+    auto it = worker.labels.find(key);
+    if (it == worker.labels.end() || it->second != value) return false;
+  }
+  return true;
 }
 
 WorkerState WorkerStateFromRegistration(int64_t worker_id, const v1::RegisterRequest& request) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "scalelab/v1/common.pb.h"
 #include "scalelab/v1/worker.pb.h"
 
@@ -35,7 +36,7 @@ struct WorkerState {
   int cpu_slots_total = 0;
   int cpu_slots_free = 0;                     // 0 <= free <= total
   std::vector<Gpu> gpus;                      // distinct indices
-  std::map<std::string, std::string> labels;  // carried for later selectors; unused by the policy
+  std::map<std::string, std::string> labels;  // RegisterRequest.labels; runs may require some
 
   int FreeGpuCount() const;
   // InvalidArgument naming the worker, the field and the value when the bookkeeping is
@@ -48,23 +49,42 @@ struct WorkerState {
 struct RunRequest {
   int64_t run_id = 0;
   int64_t sweep_id = 0;
-  // Higher goes first. Always 0 today: ordering is FIFO by `position` until quotas arrive.
+  // The priority class (PriorityClass as an int): a higher class goes first.
   int priority = 0;
+  // The project the run's sweep belongs to (fair share and quota are per project); 0 = none.
+  int64_t project_id = 0;
+  // Workers where this run failed for infrastructure reasons (runs.avoid_workers): it is placed
+  // elsewhere. Empty when every usable worker is one of them (ToClusterSnapshot clears it).
+  std::vector<int64_t> avoid_workers;
   // Queue position: lower = earlier. The store uses (sweep id, run index) order, i.e. the order
   // runs were submitted; any strictly increasing number in that order will do.
   int64_t position = 0;
   int cpus = 0;  // CPU slots for a CPU run; 0 = 1. Ignored when gpus > 0.
   int gpus = 0;  // whole GPUs; 0 = a CPU run
+  // Data-parallel ranks (ResourceSpec.ranks, 0 read as 1). Gangs (> 1) are not placed yet.
+  int ranks = 1;
   // Every GPU granted must have at least this much memory (bytes).
   std::optional<int64_t> min_gpu_memory_bytes;
   // Every GPU granted must have a model name containing this, ignoring case ("h200" matches
   // "NVIDIA H200"). An empty string matches any GPU.
   std::optional<std::string> gpu_model;
+  // Worker labels the run requires, exact match (ResourceSpec.node_labels).
+  std::map<std::string, std::string> node_labels;
 
   // InvalidArgument naming the run, the field and the value (negative counts, a negative memory
   // requirement).
   absl::Status Validate() const;
 };
+
+// Priority classes of SweepSpec.priority, lowest first.
+enum class PriorityClass { kLow = 0, kNormal = 1, kHigh = 2, kCritical = 3 };
+inline constexpr int kPriorityClassCount = 4;
+// "low", "normal", "high", "critical" -> the class; nullopt for anything else ("" included).
+std::optional<PriorityClass> PriorityClassFromName(absl::string_view name);
+const char* PriorityClassName(PriorityClass priority);
+
+// True when the worker carries every label the run requires, with the same value.
+bool LabelsMatch(const WorkerState& worker, const RunRequest& run);
 
 // The resources a run holds while it runs. A CPU run (gpus == 0) holds max(cpus, 1) CPU slots; a
 // GPU run holds its GPUs plus one CPU slot (the trainer process driving them).
@@ -77,7 +97,8 @@ ResourceDemand DemandOf(const RunRequest& run);
 // True when `gpu` satisfies the run's model and memory requirements (free or not).
 bool GpuMatches(const Gpu& gpu, const RunRequest& run);
 
-// A run request from the stored ResourceSpec of its config. Does not validate.
+// A run request from the stored ResourceSpec of its config (GPUs, CPUs, gpu_model,
+// gpu_memory_gb, node_labels). Priority and project are the caller's. Does not validate.
 RunRequest RunRequestFromSpec(int64_t run_id, int64_t sweep_id, int64_t position,
                               const v1::ResourceSpec& spec);
 

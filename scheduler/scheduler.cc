@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "scheduler/cluster_service.h"
+#include "scheduler/queue_service.h"
 #include "scheduler/results_service.h"
 #include "scheduler/retry_policy.h"
 #include "scheduler/scheduler_metrics.h"
@@ -39,8 +40,19 @@ absl::Status SchedulerOptions::Validate() const {
   if (pool_size < 1) {
     return absl::InvalidArgumentError(absl::StrCat("pool_size: expected >= 1, got ", pool_size));
   }
-  if (absl::Status valid = placement.Validate(); !valid.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("placement.", valid.message()));
+  if (absl::Status valid = admission.Validate(); !valid.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("admission.", valid.message()));
+  }
+  if (max_pending_per_queue < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_pending_per_queue: expected >= 0, got ", max_pending_per_queue));
+  }
+  for (const ProjectPolicy& project : projects) {
+    if (project.name.empty() || project.gpu_quota < 0 || !(project.weight > 0)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "projects: expected NAME:GPU_QUOTA:WEIGHT with a name, quota >= 0 and weight > 0, got ",
+          project.name, ":", project.gpu_quota, ":", project.weight));
+    }
   }
   if (absl::Status valid = search.Validate(); !valid.ok()) return valid;
   if (absl::Status valid = fitter.Validate(); !valid.ok()) {
@@ -66,11 +78,13 @@ struct Scheduler::Impl {
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
   std::unique_ptr<SchedulerMetrics> metrics;
   std::unique_ptr<StorePlacementState> placement;
+  std::unique_ptr<Admitter> admitter;
   std::unique_ptr<services::MetricsServer> metrics_server;
   std::unique_ptr<SweepServiceImpl> sweep_service;
   std::unique_ptr<WorkerServiceImpl> worker_service;
   std::unique_ptr<ResultsServiceImpl> results_service;
   std::unique_ptr<ClusterServiceImpl> cluster_service;
+  std::unique_ptr<QueueServiceImpl> queue_service;
   std::unique_ptr<grpc::Server> server;
   std::unique_ptr<Fitter> fitter;
   std::unique_ptr<SearchLoop> search_loop;
@@ -116,11 +130,21 @@ absl::Status Scheduler::Init() {
     impl_->metrics_server = *std::move(metrics_server);
   }
 
-  impl_->placement = std::make_unique<StorePlacementState>(store_.get());
+  for (const SchedulerOptions::ProjectPolicy& project : options_.projects) {
+    if (auto set = store_->SetProjectPolicy(project.name, project.gpu_quota, project.weight);
+        !set.ok()) {
+      return set;
+    }
+  }
+  impl_->placement =
+      std::make_unique<StorePlacementState>(store_.get(), options_.max_pending_per_queue);
+  impl_->admitter = std::make_unique<Admitter>(impl_->placement.get(), store_.get(),
+                                               impl_->metrics.get(), options_.admission);
   ServiceContext context;
   context.store = store_.get();
   context.placement = impl_->placement.get();
-  context.placement_options = options_.placement;
+  context.placement_options = options_.admission.placement;
+  context.admitter = options_.run_admission ? impl_->admitter.get() : nullptr;
   context.clock = clock_;
   context.metrics = impl_->metrics.get();
   context.lease_ttl = options_.lease_ttl;
@@ -133,9 +157,11 @@ absl::Status Scheduler::Init() {
   impl_->worker_service = std::make_unique<WorkerServiceImpl>(context);
   impl_->results_service = std::make_unique<ResultsServiceImpl>(context);
   impl_->cluster_service = std::make_unique<ClusterServiceImpl>(context);
+  impl_->queue_service = std::make_unique<QueueServiceImpl>(context);
   auto server = services::StartGrpcServer(
-      options_.listen_address, {impl_->sweep_service.get(), impl_->worker_service.get(),
-                                impl_->results_service.get(), impl_->cluster_service.get()});
+      options_.listen_address,
+      {impl_->sweep_service.get(), impl_->worker_service.get(), impl_->results_service.get(),
+       impl_->cluster_service.get(), impl_->queue_service.get()});
   if (!server.ok()) return server.status();
   impl_->server = std::move(server->server);
   grpc_port_ = server->port;
@@ -147,6 +173,7 @@ absl::Status Scheduler::Init() {
       }
     }
   });
+  if (options_.run_admission) impl_->admitter->Start(clock_);
   impl_->fitter = std::make_unique<Fitter>(store_.get(), options_.fitter);
   if (options_.run_fitter) {
     fitter_thread_ = std::thread([this] {
@@ -178,6 +205,14 @@ absl::Status Scheduler::ReapOnce() {
     spdlog::warn("lease expired run={} attempt={} worker={} next={}", lease.run_id, lease.attempt,
                  lease.worker_id, services::RunStateName(lease.next_state));
   }
+  auto requeued =
+      store_->RequeueStaleAdmissions(clock_->Now(), options_.admission.admission_timeout);
+  if (!requeued.ok()) return requeued.status();
+  if (*requeued > 0) {
+    impl_->metrics->admissions_requeued.Increment(*requeued);
+    spdlog::warn("{} admissions not leased within {} went back to PENDING", *requeued,
+                 absl::FormatDuration(options_.admission.admission_timeout));
+  }
   auto unstartable = store_->FailUnstartableRuns();
   if (!unstartable.ok()) return unstartable.status();
   for (const services::UnstartableRun& run : *unstartable) {
@@ -192,6 +227,9 @@ absl::Status Scheduler::ReapOnce() {
   auto counts = store_->Counts();
   if (!counts.ok()) return counts.status();
   impl_->metrics->SetCounts(*counts);
+  auto depth = store_->PendingByPriority();
+  if (!depth.ok()) return depth.status();
+  impl_->metrics->SetQueueDepth(*depth);
   return absl::OkStatus();
 }
 
@@ -215,6 +253,9 @@ absl::Status Scheduler::QuarantineOnce() {
 absl::StatusOr<FitPassResult> Scheduler::FitOnce() { return impl_->fitter->RunOnce(); }
 
 SearchLoop* Scheduler::search_loop() { return impl_->search_loop.get(); }
+absl::StatusOr<AdmissionPass> Scheduler::AdmitOnce() {
+  return impl_->admitter->RunOnce(clock_->Now());
+}
 
 int Scheduler::metrics_port() const {
   return impl_->metrics_server ? impl_->metrics_server->port() : 0;
@@ -231,6 +272,7 @@ void Scheduler::Shutdown() {
     impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }
   stopped_.Notify();
+  if (impl_->admitter) impl_->admitter->Stop();
   if (reaper_.joinable()) reaper_.join();
   if (fitter_thread_.joinable()) fitter_thread_.join();
   if (impl_->search_loop) impl_->search_loop->Stop();

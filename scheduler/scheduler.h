@@ -8,11 +8,13 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "scheduler/admission.h"
 #include "scheduler/fitter.h"
 #include "scheduler/placement.h"
 #include "scheduler/quarantine.h"
@@ -44,8 +46,22 @@ struct SchedulerOptions {
   // How often expired leases are looked for and the run gauges refreshed.
   absl::Duration reap_interval = absl::Seconds(1);
   int pool_size = 8;
-  // How LeaseRuns places pending runs on workers (scheduler/placement.h).
-  PlacementOptions placement;
+  // How the scheduling cycle admits pending runs (scheduler/admission.h); its placement
+  // options are the policy's (scheduler/placement.h).
+  AdmissionOptions admission;
+  // Each admission pass reads at most this many pending runs of each (project, priority class)
+  // queue; 0 = all of them.
+  int max_pending_per_queue = 2000;
+  // false starts no cycle thread; tests then call AdmitOnce.
+  bool run_admission = true;
+  // Projects' GPU quotas and fair-share weights, applied (upserted) at start. Later changes:
+  // restart with new values (they persist in the projects table either way).
+  struct ProjectPolicy {
+    std::string name;
+    int gpu_quota = 0;    // 0 = none
+    double weight = 1.0;  // > 0
+  };
+  std::vector<ProjectPolicy> projects;
   // How finished fit groups are fitted (scheduler/fitter.h). run_fitter false starts no fitter
   // thread; tests then call FitOnce.
   FitterOptions fitter;
@@ -83,6 +99,8 @@ class Scheduler {
   // One fitter pass (what the fitter thread runs every fitter.interval). Not concurrently with
   // itself: tests that call it should set run_fitter = false.
   absl::StatusOr<FitPassResult> FitOnce();
+  // One admission pass (what the cycle thread runs).
+  absl::StatusOr<AdmissionPass> AdmitOnce();
 
   // The search loop (woken when a run of a search sweep may have finished).
   SearchLoop* search_loop();

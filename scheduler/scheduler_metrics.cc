@@ -43,6 +43,18 @@ SchedulerMetrics::SchedulerMetrics(prometheus::Registry& registry)
                       .Name("scalelab_scheduler_rpc_duration_seconds")
                       .Help("Time to answer a gRPC call, by method.")
                       .Register(registry)),
+      admissions(SimpleCounter(registry, "scalelab_scheduler_admissions_total",
+                               "Runs admitted (PENDING -> ADMITTED) by the scheduling cycle.")),
+      cycle_seconds(
+          prometheus::BuildHistogram()
+              .Name("scalelab_scheduler_scheduling_cycle_duration_seconds")
+              .Help("Wall time of one admission pass: read, decide, write.")
+              .Register(registry)
+              .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                               0.05, 0.1, 0.25, 0.5, 1, 2.5, 5})),
+      admissions_requeued(
+          SimpleCounter(registry, "scalelab_scheduler_admissions_requeued_total",
+                        "Admissions not leased in time (or whose worker was lost), requeued.")),
       runs_(prometheus::BuildGauge()
                 .Name("scalelab_scheduler_runs")
                 .Help("Runs in the store by state.")
@@ -50,7 +62,17 @@ SchedulerMetrics::SchedulerMetrics(prometheus::Registry& registry)
       workers_(prometheus::BuildGauge()
                    .Name("scalelab_scheduler_workers")
                    .Help("Registered workers by state (ALIVE, LOST).")
-                   .Register(registry)) {}
+                   .Register(registry)),
+      queue_depth_(prometheus::BuildGauge()
+                       .Name("scalelab_scheduler_queue_depth")
+                       .Help("PENDING runs by priority class.")
+                       .Register(registry)) {}
+
+void SchedulerMetrics::SetQueueDepth(const std::map<std::string, int64_t>& pending_by_priority) {
+  for (const auto& [priority, count] : pending_by_priority) {
+    queue_depth_.Add({{"priority", priority}}).Set(static_cast<double>(count));
+  }
+}
 
 void SchedulerMetrics::SetCounts(const services::StoreCounts& counts) {
   for (int state = v1::RunState_MIN + 1; state <= v1::RunState_MAX; ++state) {

@@ -8,7 +8,9 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <map>
 #include <memory>
+#include <string>
 
 #include "services/store/store.h"
 
@@ -33,10 +35,17 @@ class SchedulerMetrics {
   prometheus::Counter& quarantines;  // scalelab_scheduler_worker_quarantines_total
   prometheus::Family<prometheus::Counter>& runs_finished;  // ..._runs_finished_total{state}
   prometheus::Family<prometheus::Histogram>& rpc_seconds;  // ..._rpc_duration_seconds{method}
+  prometheus::Counter& admissions;                         // ..._admissions_total
+  prometheus::Histogram& cycle_seconds;                    // ..._scheduling_cycle_duration_seconds
+  prometheus::Counter& admissions_requeued;                // ..._admissions_requeued_total
+
+  // Sets scalelab_scheduler_queue_depth{priority} (PENDING runs per class).
+  void SetQueueDepth(const std::map<std::string, int64_t>& pending_by_priority);
 
  private:
   prometheus::Family<prometheus::Gauge>& runs_;
   prometheus::Family<prometheus::Gauge>& workers_;
+  prometheus::Family<prometheus::Gauge>& queue_depth_;
 };
 
 }  // namespace scalelab::scheduler

@@ -19,12 +19,17 @@
 
 namespace scalelab::scheduler {
 
+class Admitter;
+
 struct ServiceContext {
   services::Store* store = nullptr;
   services::Clock* clock = nullptr;
   SchedulerMetrics* metrics = nullptr;
   PlacementState* placement = nullptr;  // the cluster view LeaseRuns places on
   PlacementOptions placement_options;
+  // The scheduling cycle; LeaseRuns wakes it when a worker finds nothing admitted to it.
+  // nullptr: no cycle runs, LeaseRuns admits synchronously (GrantLeases).
+  Admitter* admitter = nullptr;
   absl::Duration lease_ttl = absl::Seconds(15);
   absl::Duration heartbeat_interval = absl::Seconds(2);
   absl::Duration watch_poll = absl::Milliseconds(500);

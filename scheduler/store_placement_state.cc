@@ -32,6 +32,12 @@ void MarkHeldAsFarAsPossible(WorkerState& worker, const services::HeldResources&
 ClusterSnapshot ToClusterSnapshot(const services::PlacementSnapshot& stored,
                                   int64_t requesting_worker) {
   ClusterSnapshot snapshot;
+  for (const services::StoredProject& project : stored.projects) {
+    ProjectState& state = snapshot.projects[project.project_id];
+    state.name = project.name;
+    state.gpu_quota = project.gpu_quota;
+    state.weight = project.weight;
+  }
   snapshot.workers.reserve(stored.workers.size());
   std::vector<int64_t> usable;  // non-quarantined workers, by id
   bool requester_quarantined = false;
@@ -46,6 +52,9 @@ ClusterSnapshot ToClusterSnapshot(const services::PlacementSnapshot& stored,
     WorkerState worker =
         WorkerStateFromRegistration(stored_worker.worker_id, stored_worker.inventory);
     for (const services::HeldResources& held : stored_worker.held) {
+      ProjectState& project = snapshot.projects[held.project_id];
+      project.gpus_in_use += static_cast<int>(held.gpu_indices.size());
+      project.cpu_slots_in_use += held.cpu_slots;
       if (absl::Status marked = MarkHeld(worker, held.gpu_indices, held.cpu_slots); !marked.ok()) {
         MarkHeldAsFarAsPossible(worker, held, marked);
       }
@@ -56,23 +65,28 @@ ClusterSnapshot ToClusterSnapshot(const services::PlacementSnapshot& stored,
   int64_t position = 0;
   for (const services::StoredPendingRun& run : stored.pending) {
     if (!run.init_ready) continue;  // waits for init.from_run's final weights
-    if (requesting_worker != 0 && !run.avoid_workers.empty()) {
+    RunRequest request = RunRequestFromSpec(run.run_id, run.sweep_id, position++, run.resources);
+    request.project_id = run.project_id;
+    request.priority =
+        static_cast<int>(PriorityClassFromName(run.priority).value_or(PriorityClass::kNormal));
+    if (!run.avoid_workers.empty()) {
       auto avoided = [&run](int64_t worker_id) {
         return std::find(run.avoid_workers.begin(), run.avoid_workers.end(), worker_id) !=
                run.avoid_workers.end();
       };
-      if (avoided(requesting_worker) && !std::all_of(usable.begin(), usable.end(), avoided)) {
-        continue;  // another worker can take it
+      // A preference: when every usable worker is one the run avoids, it may go anywhere.
+      if (!std::all_of(usable.begin(), usable.end(), avoided)) {
+        request.avoid_workers = run.avoid_workers;
       }
     }
-    snapshot.pending.push_back(
-        RunRequestFromSpec(run.run_id, run.sweep_id, position++, run.resources));
+    snapshot.pending.push_back(std::move(request));
   }
   return snapshot;
 }
 
 absl::StatusOr<ClusterSnapshot> StorePlacementState::Snapshot(int64_t requesting_worker) {
-  absl::StatusOr<services::PlacementSnapshot> stored = store_->ReadPlacementSnapshot();
+  absl::StatusOr<services::PlacementSnapshot> stored =
+      store_->ReadPlacementSnapshot(max_pending_per_queue_);
   if (!stored.ok()) return stored.status();
   if (requesting_worker != 0 && std::none_of(stored->workers.begin(), stored->workers.end(),
                                              [&](const services::StoredWorker& w) {

@@ -17,7 +17,10 @@ namespace scalelab::scheduler {
 // Thread-safe (the store is). The store is not owned and must outlive this object.
 class StorePlacementState final : public PlacementState {
  public:
-  explicit StorePlacementState(services::Store* store) : store_(store) {}
+  // `max_pending_per_queue` > 0: each snapshot holds only the first that many pending runs of
+  // each (project, priority class) queue (Store::ReadPlacementSnapshot); 0 = all of them.
+  explicit StorePlacementState(services::Store* store, int max_pending_per_queue = 0)
+      : store_(store), max_pending_per_queue_(max_pending_per_queue) {}
 
   // FailedPrecondition when `requesting_worker` (!= 0) is not an ALIVE worker; the store's
   // errors (Unavailable, Internal) as they come.
@@ -25,6 +28,7 @@ class StorePlacementState final : public PlacementState {
 
  private:
   services::Store* store_;
+  int max_pending_per_queue_;
 };
 
 // The conversion Snapshot applies, pure. Workers: their registration (WorkerStateFromRegistration)

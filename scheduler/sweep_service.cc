@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "scheduler/admission.h"
 #include "scheduler/expand.h"
 #include "scheduler/manifest.h"
 #include "scheduler/search_loop.h"
@@ -99,6 +100,7 @@ grpc::Status SweepServiceImpl::SubmitSweep(grpc::ServerContext*,
   if (!created.ok()) return ToGrpcStatus(created.status());
   if (created->created) {
     ctx_.metrics->sweeps_submitted.Increment();
+    if (ctx_.admitter != nullptr) ctx_.admitter->Wake();
     spdlog::info("sweep submitted id={} name={} project={} runs={}", created->sweep.id(),
                  created->sweep.name(), created->sweep.project(), runs.size());
   } else {

@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "scheduler/admission.h"
 #include "scheduler/leasing.h"
 #include "scheduler/retry_policy.h"
 #include "services/api/status_util.h"
@@ -26,6 +27,11 @@ absl::Status WorkerServiceImpl::CountFenced(const char* method, absl::Status sta
   }
   return status;
 }
+
+namespace {
+// How long LeaseRuns waits for an admission pass when nothing is admitted to the worker.
+constexpr absl::Duration kLeaseWaitForPass = absl::Milliseconds(250);
+}  // namespace
 
 grpc::Status WorkerServiceImpl::Register(grpc::ServerContext*, const v1::RegisterRequest* request,
                                          v1::RegisterResponse* response) {
@@ -64,9 +70,23 @@ grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext*, const v1::Heartb
 grpc::Status WorkerServiceImpl::LeaseRuns(grpc::ServerContext*, const v1::LeaseRunsRequest* request,
                                           v1::LeaseRunsResponse* response) {
   RpcTimer timer(ctx_.metrics, "LeaseRuns");
-  auto leases =
-      GrantLeases(*ctx_.placement, *ctx_.store, request->worker_id(), request->free_slots(),
-                  ctx_.clock->Now(), ctx_.lease_ttl, ctx_.placement_options);
+  absl::StatusOr<std::vector<v1::Lease>> leases;
+  if (ctx_.admitter == nullptr) {
+    leases = GrantLeases(*ctx_.placement, *ctx_.store, request->worker_id(), request->free_slots(),
+                         ctx_.clock->Now(), ctx_.lease_ttl, ctx_.placement_options);
+  } else {
+    // No planning here: the cycle admitted runs to this worker, this call hands them out.
+    leases = ctx_.store->LeaseAdmitted(request->worker_id(), request->free_slots(),
+                                       ctx_.clock->Now(), ctx_.lease_ttl);
+    if (leases.ok() && leases->empty() && request->free_slots() > 0) {
+      // Nothing admitted yet: ask for a pass and give it a moment, so a fresh sweep starts on
+      // this poll rather than the next. Bounded, so idle workers never hold a thread long.
+      if (ctx_.admitter->WaitForPass(kLeaseWaitForPass)) {
+        leases = ctx_.store->LeaseAdmitted(request->worker_id(), request->free_slots(),
+                                           ctx_.clock->Now(), ctx_.lease_ttl);
+      }
+    }
+  }
   if (!leases.ok()) return ToGrpcStatus(leases.status());
   for (v1::Lease& lease : *leases) {
     spdlog::info("run leased run={} attempt={} worker={} gpus=[{}]", lease.spec().run_id(),
@@ -101,6 +121,10 @@ grpc::Status WorkerServiceImpl::CompleteRun(grpc::ServerContext*,
         return DecideAfterFailure(run, failure_class, counts, retry);
       });
   if (!state.ok()) return ToGrpcStatus(CountFenced("CompleteRun", state.status()));
+
+  auto state = ctx_.store->CompleteRun(*request, DecideAfterFailure);
+  if (!state.ok()) return ToGrpcStatus(state.status());
+  if (ctx_.admitter != nullptr) ctx_.admitter->Wake();  // resources were freed
   std::string state_name = services::RunStateName(*state);
   ctx_.metrics->runs_finished.Add({{"state", state_name}}).Increment();
   if (request->succeeded()) {

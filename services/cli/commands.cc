@@ -58,6 +58,7 @@ CliContext Connect(const std::string& address, OutputFormat output) {
   auto channel = services::MakeChannel(address);
   cli.sweeps = v1::SweepService::NewStub(channel);
   cli.results = v1::ResultsService::NewStub(channel);
+  cli.queue = v1::QueueService::NewStub(channel);
   cli.output = output;
   cli.address = address;
   cli.out_is_terminal = ::isatty(STDOUT_FILENO) == 1;
@@ -146,6 +147,29 @@ int Status(CliContext& cli, int64_t sweep_id, bool all_runs) {
   *cli.out << SweepHeadline(sweep) << "\n";
   PrintRuns(*cli.out, listing.runs);
   if (!note.empty()) *cli.out << note << "\n";
+  return 0;
+}
+
+int Queue(CliContext& cli, const std::string& project) {
+  v1::ListQueueRequest request;
+  request.set_project(project);
+  v1::ListQueueResponse response;
+  grpc::ClientContext context;
+  grpc::Status status = cli.queue->ListQueue(&context, request, &response);
+  if (!status.ok()) return Fail(cli, "queue", status);
+  if (cli.output == OutputFormat::kJson) {
+    *cli.out << Json(response) << "\n";
+    return 0;
+  }
+  *cli.out << response.pending() << " pending, " << response.admitted()
+           << " admitted (waiting for their worker)\n";
+  std::vector<std::vector<std::string>> rows;
+  for (const v1::QueuedRun& run : response.runs()) {
+    rows.push_back({run.priority(), std::to_string(run.position()), std::to_string(run.run_id()),
+                    std::to_string(run.sweep_id()), run.project(), std::to_string(run.gpus()),
+                    run.reason(), run.message()});
+  }
+  PrintTable(*cli.out, {"CLASS", "POS", "RUN", "SWEEP", "PROJECT", "GPUS", "REASON", "WHY"}, rows);
   return 0;
 }
 

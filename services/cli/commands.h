@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "scalelab/v1/queue.grpc.pb.h"
 #include "scalelab/v1/results.grpc.pb.h"
 #include "scalelab/v1/sweep.grpc.pb.h"
 
@@ -20,6 +21,7 @@ enum class OutputFormat { kTable, kJson };
 struct CliContext {
   std::unique_ptr<v1::SweepService::Stub> sweeps;
   std::unique_ptr<v1::ResultsService::Stub> results;
+  std::unique_ptr<v1::QueueService::Stub> queue;
   OutputFormat output = OutputFormat::kTable;
   std::string address;  // for error messages
   // Not owned; must outlive the commands. Tests pass string streams.
@@ -31,6 +33,9 @@ struct CliContext {
 
 // Stubs over an insecure channel to `address` (host:port), printing to stdout and stderr.
 CliContext Connect(const std::string& address, OutputFormat output);
+
+// The pending runs, in class order, with their position, reason and message (project "" = all).
+int Queue(CliContext& cli, const std::string& project);
 
 // Refuses a manifest that is not UTF-8 (naming the file and the byte offset) before sending.
 int Submit(CliContext& cli, const std::string& manifest_path, const std::string& idempotency_key);

@@ -35,6 +35,7 @@ ABSL_FLAG(bool, all, false,
           "status, runs: list every run, not only the first 1000; evals: every attempt's "
           "results, not only the latest attempt's");
 ABSL_FLAG(std::string, reason, "", "cancel: why, stored with the runs");
+ABSL_FLAG(std::string, project, "", "queue: only runs of this project");
 ABSL_FLAG(std::string, input, "", "data: text or gzip corpus");
 ABSL_FLAG(std::string, data_output, "",
           "data: output folder for the train*.bin and val*.bin token shards and meta.json");
@@ -98,6 +99,8 @@ usage: scalelab [flags] COMMAND [ARGS]
   evals sweep SWEEP   run of a sweep (--format table|csv|json --task_set --split --metric
                       --all for every attempt's)
   cancel SWEEP        cancel every unfinished run of a sweep (--reason)
+  queue               what waits for resources, why, and its position in its priority class
+                      (--project=P)
   fit SWEEP           fitted scaling laws with intervals, allocations, comparisons
                       (--budgets=1e19,1e20 --compare_n=N --compare_loss=L)
   fit --csv FILE      fit a CSV here (--law chinchilla|compute --bootstrap=K --budgets)
@@ -221,6 +224,7 @@ int main(int argc, char** argv) {
     if (!ParseId(args, 2, "search", &id)) return id < 0 ? 2 : Usage("search: expected a sweep id");
     return scalelab::cli::Search(cli, id);
   }
+  if (command == "queue") return scalelab::cli::Queue(cli, absl::GetFlag(FLAGS_project));
   if (command == "watch") {
     if (!ParseId(args, 2, "watch", &id)) return id < 0 ? 2 : Usage("watch: expected a sweep id");
     return scalelab::cli::Watch(cli, id);

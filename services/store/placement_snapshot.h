@@ -6,6 +6,7 @@
 #define SCALELAB_SERVICES_STORE_PLACEMENT_SNAPSHOT_H_
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "scalelab/v1/common.pb.h"
@@ -13,11 +14,12 @@
 
 namespace scalelab::services {
 
-// What one LEASED or RUNNING attempt was granted when it was leased.
+// What one ADMITTED run was admitted with, or one LEASED or RUNNING attempt was granted.
 struct HeldResources {
   int64_t run_id = 0;
   std::vector<int> gpu_indices;  // node GPU indices, ascending
   int cpu_slots = 0;             // attempts leased before placement count as 1
+  int64_t project_id = 0;        // of the run's sweep
 };
 
 // One ALIVE or QUARANTINED worker: its inventory as it registered and what its current attempts
@@ -34,6 +36,8 @@ struct StoredPendingRun {
   int64_t run_id = 0;
   int64_t sweep_id = 0;
   int32_t run_index = 0;
+  int64_t project_id = 0;
+  std::string priority = "normal";  // sweeps.priority: low | normal | high | critical
   v1::ResourceSpec resources;
   // False while config.init.from_run names a run that has no 'final' artifact yet: the run must
   // not be leased until it has (CommitLeases refuses it too).
@@ -43,10 +47,30 @@ struct StoredPendingRun {
   std::vector<int64_t> avoid_workers;
 };
 
+// A project's admission policy (migration 0007).
+struct StoredProject {
+  int64_t project_id = 0;
+  std::string name;
+  int gpu_quota = 0;    // 0 = no quota
+  double weight = 1.0;  // > 0
+};
+
 // One read of the cluster, from a single database snapshot (REPEATABLE READ).
 struct PlacementSnapshot {
-  std::vector<StoredWorker> workers;      // ALIVE and QUARANTINED workers, by id
-  std::vector<StoredPendingRun> pending;  // PENDING runs past their backoff, in queue order
+  std::vector<StoredWorker> workers;  // eligible (ALIVE, and QUARANTINED ones) workers, by id
+  // Eligible PENDING runs (past their retry backoff) in queue order (sweep id, run index): with a
+  // window, only the first `max_pending_per_queue` of each (project, priority class) queue.
+  std::vector<StoredPendingRun> pending;
+  std::vector<StoredProject> projects;  // every project, by id
+};
+
+// One admission decision of the scheduling cycle: `run_id` goes to `worker_id` on these
+// resources; for a gang, one per rank (rank 0 first).
+struct AdmissionGrant {
+  int64_t run_id = 0;
+  int64_t worker_id = 0;
+  std::vector<int> gpu_indices;  // node GPU indices of that worker; empty for a CPU run
+  int cpu_slots = 1;             // >= 0
 };
 
 // One run the scheduler decided to lease to the worker, on these resources.

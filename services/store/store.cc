@@ -114,10 +114,10 @@ absl::StatusOr<CreateSweepResult> Store::CreateSweep(const v1::SweepSpec& spec,
     int64_t sweep_id =
         txn.exec_params1(
                "INSERT INTO sweeps (project_id, name, kind, state, spec, manifest, "
-               "idempotency_key) VALUES ($1, $2, $3, 'RUNNING', $4::jsonb, $5, NULLIF($6, '')) "
-               "RETURNING id",
+               "idempotency_key, priority) VALUES ($1, $2, $3, 'RUNNING', $4::jsonb, $5, "
+               "NULLIF($6, ''), COALESCE(NULLIF($7, ''), 'normal')) RETURNING id",
                project_id, spec.name(), RunKindName(spec.kind()), internal::ToJson(spec), manifest,
-               idempotency_key)[0]
+               idempotency_key, spec.priority())[0]
             .as<int64_t>();
     const int max_attempts =
         spec.max_attempts() > 0 ? spec.max_attempts() : runspec::kDefaultMaxAttempts;

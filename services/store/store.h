@@ -321,7 +321,33 @@ class Store {
   //
   // ALIVE workers with what their LEASED/RUNNING attempts hold, and the PENDING runs in queue
   // order, read from one database snapshot. Stale by the time it is used; CommitLeases re-checks.
-  absl::StatusOr<PlacementSnapshot> ReadPlacementSnapshot();
+  // ADMITTED runs count as held on the worker they are admitted to. `max_pending_per_queue` > 0
+  // reads only that many runs of each (project, priority class) queue, so a cycle over 100,000
+  // pending runs reads the heads of the queues, not all of them (0 = every pending run).
+  absl::StatusOr<PlacementSnapshot> ReadPlacementSnapshot(int max_pending_per_queue = 0);
+
+  // --- admission (store_admission.cc) ------------------------------------------------------
+  // Persists the scheduling cycle's decisions in one statement: each granted run still PENDING
+  // becomes ADMITTED with its worker, GPUs, CPU slots and `now`, with its run_transitions row.
+  // A run no longer PENDING (cancelled meanwhile) is skipped. Returns the ids admitted.
+  // Only one process admits at a time (the scheduler's cycle; the leader lease keeps a second
+  // scheduler from running one), so the grants are not re-checked against the holds here.
+  absl::StatusOr<std::vector<int64_t>> AdmitRuns(const std::vector<AdmissionGrant>& grants,
+                                                 absl::Time now);
+  // Hands `worker_id` up to `max_runs` of the runs admitted to it (ADMITTED -> LEASED, a new
+  // attempt with the admitted GPUs and slots, lease until now + lease_ttl), oldest admission
+  // first. SKIP LOCKED: never waits for and never hands out twice. FailedPrecondition when the
+  // worker is unknown or LOST.
+  absl::StatusOr<std::vector<v1::Lease>> LeaseAdmitted(int64_t worker_id, int max_runs,
+                                                       absl::Time now, absl::Duration lease_ttl);
+  // ADMITTED runs whose worker did not lease them within `timeout`, or whose worker is no
+  // longer ALIVE, go back to PENDING (with their transition). Returns how many.
+  absl::StatusOr<int> RequeueStaleAdmissions(absl::Time now, absl::Duration timeout);
+  // Sets a project's GPU quota (0 = none) and fair-share weight (> 0), creating the project when
+  // it does not exist. InvalidArgument naming the field for a negative quota or weight <= 0.
+  absl::Status SetProjectPolicy(const std::string& name, int gpu_quota, double weight);
+  // PENDING runs per priority class name ("low", "normal", "high", "critical").
+  absl::StatusOr<std::map<std::string, int64_t>> PendingByPriority();
   // Leases the granted runs to `worker_id` in one transaction, starting a new attempt for each
   // (lease until now + lease_ttl) and recording its GPUs and CPU slots with the attempt. A grant
   // is dropped, not an error, when its run is no longer PENDING, is locked by another

@@ -54,11 +54,41 @@ std::string ArrayLiteral(const std::vector<int>& indices) {
 }
 
 // Selected per LEASED/RUNNING run with its current attempt's grant: worker id, run id, GPU
-// indices, CPU slots.
+// indices, CPU slots, project id.
 constexpr char kHeldColumns[] =
-    "r.worker_id, r.id, array_to_string(a.gpu_indices, ','), a.cpu_slots FROM runs r "
-    "JOIN run_attempts a ON a.run_id = r.id AND a.attempt = r.attempt "
-    "WHERE r.state IN ('LEASED', 'RUNNING')";
+    "r.worker_id, r.id, array_to_string(a.gpu_indices, ','), a.cpu_slots, s.project_id "
+    "FROM runs r JOIN run_attempts a ON a.run_id = r.id AND a.attempt = r.attempt "
+    "JOIN sweeps s ON s.id = r.sweep_id WHERE r.state IN ('LEASED', 'RUNNING')";
+
+// The same columns for ADMITTED runs: what the scheduling cycle set aside for them.
+constexpr char kAdmittedColumns[] =
+    "r.admitted_worker_id, r.id, array_to_string(r.admitted_gpu_indices, ','), "
+    "r.admitted_cpu_slots, s.project_id FROM runs r JOIN sweeps s ON s.id = r.sweep_id "
+    "WHERE r.state = 'ADMITTED'";
+
+// THE workers admission may place runs on: id, inventory, quarantined, by id. QUARANTINED workers
+// are read too (they hold resources for their running attempts); ToClusterSnapshot gives them
+// nothing new.
+constexpr char kEligibleWorkersSql[] =
+    "SELECT id, inventory::text, state = 'QUARANTINED' FROM workers "
+    "WHERE state IN ('ALIVE', 'QUARANTINED') ORDER BY id";
+
+// THE runs admission may place: PENDING, with the head of each (project, priority) queue when
+// $1 > 0, and past their retry backoff (kRetryReadySql's predicate on r). Columns: id, sweep id, run index,
+// resources JSON, init ready, project id, priority, avoided workers.
+constexpr char kEligiblePendingSql[] =
+    "SELECT q.id, q.sweep_id, q.run_index, COALESCE(q.config->'resources', '{}')::text, "
+    "(COALESCE((q.config->'init'->>'from_run')::bigint, 0) = 0 OR EXISTS (SELECT 1 FROM "
+    "artifacts a JOIN run_attempts ra ON ra.run_id = a.run_id AND ra.attempt = a.attempt "
+    "WHERE a.run_id = (q.config->'init'->>'from_run')::bigint AND a.kind = 'final' AND "
+    "ra.state = 'SUCCEEDED')), q.project_id, q.priority, "
+    "array_to_string(q.avoid_workers, ',') FROM ("
+    "  SELECT r.id, r.sweep_id, r.run_index, r.config, s.project_id, s.priority, r.avoid_workers, "
+    "    row_number() OVER (PARTITION BY s.project_id, s.priority "
+    "                       ORDER BY r.sweep_id, r.run_index) AS queue_rank "
+    "  FROM runs r JOIN sweeps s ON s.id = r.sweep_id WHERE r.state = 'PENDING' "
+    "    AND (r.not_before IS NULL OR r.not_before <= now())) q "
+    "WHERE $1 <= 0 OR q.queue_rank <= $1 ORDER BY q.sweep_id, q.run_index";
 
 // Why `grant` cannot be honoured on a worker with `slots_total` CPU slots and these GPUs, of
 // which `held_gpus` and `held_slots` are taken; "" when it can.
@@ -78,17 +108,73 @@ std::string GrantConflict(const LeaseGrant& grant, int slots_total, const std::s
   return "";
 }
 
+// Starts the next attempt of `run_id` on `worker_id` with these resources: the run becomes
+// LEASED (from `from`: PENDING for a direct grant, ADMITTED for an admission), the attempt row
+// and the transition are written, and the lease for the worker is built. The caller holds the
+// run's row lock.
+absl::StatusOr<v1::Lease> StartAttempt(pqxx::work& txn, int64_t run_id, int64_t worker_id,
+                                       const std::vector<int>& gpu_indices, int cpu_slots,
+                                       v1::RunState from, absl::Time now,
+                                       absl::Duration lease_ttl) {
+  pqxx::result row = txn.exec_params(
+      "UPDATE runs r SET state = 'LEASED', attempt = r.attempt + 1, worker_id = $2, "
+      "  lease_expires_at = to_timestamp($3), updated_at = now(), step = 0, tokens = 0, "
+      "  train_loss = NULL, val_loss = NULL, admitted_worker_id = NULL, "
+      "  admitted_gpu_indices = NULL, admitted_cpu_slots = NULL, admitted_at = NULL, "
+      "  lease_token = nextval('lease_tokens') "
+      "WHERE r.id = $1 "
+      "RETURNING r.id, r.attempt, r.sweep_id, r.kind, r.config::text, r.lease_token",
+      run_id, worker_id, EpochSeconds(now + lease_ttl));
+  if (row.empty()) return absl::InternalError(absl::StrCat("run ", run_id, " vanished"));
+  v1::Lease lease;
+  v1::RunSpec& spec = *lease.mutable_spec();
+  spec.set_run_id(row[0][0].as<int64_t>());
+  spec.set_attempt(row[0][1].as<int32_t>());
+  spec.set_sweep_id(row[0][2].as<int64_t>());
+  spec.set_lease_token(row[0][5].as<int64_t>());
+  auto kind = ParseRunKind(row[0][3].as<std::string>());
+  if (!kind.ok()) return kind.status();
+  spec.set_kind(*kind);
+  if (auto parsed = internal::FromJson(row[0][4].as<std::string>(), spec.mutable_config());
+      !parsed.ok()) {
+    return parsed;
+  }
+  auto init = internal::ResolveInitArtifact(txn, spec.config().init());
+  if (!init.ok()) return init.status();
+  if (init->id() != 0) *spec.mutable_init_artifact() = *std::move(init);
+  for (int index : gpu_indices) spec.mutable_execution()->add_gpu_indices(index);
+  lease.set_lease_ttl_s(absl::ToDoubleSeconds(lease_ttl));
+  lease.set_checkpoints_known(true);
+  lease.set_last_checkpoint_step(
+      txn.exec_params1("SELECT COALESCE(max(step), 0) FROM artifacts WHERE run_id = $1 "
+                       "AND kind = 'checkpoint'",
+                       spec.run_id())[0]
+          .as<int64_t>());
+  txn.exec_params(
+      "INSERT INTO run_attempts (run_id, attempt, worker_id, state, gpu_indices, cpu_slots, "
+      "lease_token) VALUES ($1, $2, $3, 'LEASED', $4::int[], $5, $6)",
+      spec.run_id(), spec.attempt(), worker_id, ArrayLiteral(gpu_indices), cpu_slots,
+      spec.lease_token());
+  std::string reason = absl::StrCat("leased to worker ", worker_id);
+  if (!gpu_indices.empty()) {
+    absl::StrAppend(&reason, " on GPUs ", absl::StrJoin(gpu_indices, ","));
+  }
+  txn.exec_params(
+      "INSERT INTO run_transitions (run_id, attempt, from_state, to_state, reason) "
+      "VALUES ($1, $2, $3, 'LEASED', $4)",
+      spec.run_id(), spec.attempt(), RunStateName(from), reason);
+  return lease;
+}
+
 }  // namespace
 
-absl::StatusOr<PlacementSnapshot> Store::ReadPlacementSnapshot() {
+absl::StatusOr<PlacementSnapshot> Store::ReadPlacementSnapshot(int max_pending_per_queue) {
   PlacementSnapshot snapshot;
   absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
     snapshot = PlacementSnapshot();  // a retried transaction starts over
-    // One snapshot for the three reads, so a run leased in between is not both pending and held.
+    // One snapshot for the reads, so a run leased in between is not both pending and held.
     txn.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
-    pqxx::result workers = txn.exec(
-        "SELECT id, inventory::text, state = 'QUARANTINED' FROM workers "
-        "WHERE state IN ('ALIVE', 'QUARANTINED') ORDER BY id");
+    pqxx::result workers = txn.exec(kEligibleWorkersSql);
     for (const auto& row : workers) {
       StoredWorker worker;
       worker.worker_id = row[0].as<int64_t>();
@@ -100,8 +186,8 @@ absl::StatusOr<PlacementSnapshot> Store::ReadPlacementSnapshot() {
       worker.quarantined = row[2].as<bool>();
       snapshot.workers.push_back(std::move(worker));
     }
-    pqxx::result held =
-        txn.exec(absl::StrCat("SELECT ", kHeldColumns, " ORDER BY r.worker_id, r.id"));
+    pqxx::result held = txn.exec(absl::StrCat("SELECT ", kHeldColumns, " UNION ALL SELECT ",
+                                              kAdmittedColumns, " ORDER BY 1, 2"));
     for (const auto& row : held) {
       int64_t worker_id = row[0].as<int64_t>();
       auto worker =
@@ -115,14 +201,10 @@ absl::StatusOr<PlacementSnapshot> Store::ReadPlacementSnapshot() {
       if (!indices.ok()) return indices.status();
       resources.gpu_indices = *std::move(indices);
       resources.cpu_slots = row[3].as<int>();
+      resources.project_id = row[4].as<int64_t>();
       worker->held.push_back(std::move(resources));
     }
-    pqxx::result pending = txn.exec(absl::StrCat(
-        "SELECT q.id, q.sweep_id, q.run_index, COALESCE(q.config->'resources', '{}')::text, ",
-        kInitReadySql,
-        ", array_to_string(q.avoid_workers, ',') FROM runs q WHERE q.state = "
-        "'PENDING' AND ",
-        kRetryReadySql, " ORDER BY q.sweep_id, q.run_index"));
+    pqxx::result pending = txn.exec_params(kEligiblePendingSql, max_pending_per_queue);
     snapshot.pending.reserve(pending.size());
     for (const auto& row : pending) {
       StoredPendingRun run;
@@ -135,7 +217,9 @@ absl::StatusOr<PlacementSnapshot> Store::ReadPlacementSnapshot() {
             absl::StrCat("config.resources of run ", run.run_id, ": ", parsed.message()));
       }
       run.init_ready = row[4].as<bool>();
-      for (absl::string_view part : absl::StrSplit(row[5].c_str(), ',', absl::SkipEmpty())) {
+      run.project_id = row[5].as<int64_t>();
+      run.priority = row[6].as<std::string>();
+      for (absl::string_view part : absl::StrSplit(row[7].c_str(), ',', absl::SkipEmpty())) {
         int64_t avoided = 0;
         if (!absl::SimpleAtoi(part, &avoided)) {
           return absl::InternalError(absl::StrCat("runs.avoid_workers of run ", run.run_id,
@@ -144,6 +228,15 @@ absl::StatusOr<PlacementSnapshot> Store::ReadPlacementSnapshot() {
         run.avoid_workers.push_back(avoided);
       }
       snapshot.pending.push_back(std::move(run));
+    }
+    for (const auto& row :
+         txn.exec("SELECT id, name, gpu_quota, weight FROM projects ORDER BY id")) {
+      StoredProject project;
+      project.project_id = row[0].as<int64_t>();
+      project.name = row[1].as<std::string>();
+      project.gpu_quota = row[2].as<int>();
+      project.weight = row[3].as<double>();
+      snapshot.projects.push_back(std::move(project));
     }
     return absl::OkStatus();
   });
@@ -182,7 +275,9 @@ absl::StatusOr<std::vector<v1::Lease>> Store::CommitLeases(int64_t worker_id,
     std::set<int> held_gpus;
     int held_slots = 0;
     for (const auto& row : txn.exec_params(
-             absl::StrCat("SELECT ", kHeldColumns, " AND r.worker_id = $1"), worker_id)) {
+             absl::StrCat("SELECT ", kHeldColumns, " AND r.worker_id = $1 UNION ALL SELECT ",
+                          kAdmittedColumns, " AND r.admitted_worker_id = $1"),
+             worker_id)) {
       auto indices = ParseIndices(row[2].as<std::string>());
       if (!indices.ok()) return indices.status();
       held_gpus.insert(indices->begin(), indices->end());
@@ -208,54 +303,43 @@ absl::StatusOr<std::vector<v1::Lease>> Store::CommitLeases(int64_t worker_id,
                       grant.run_id, worker_id);
         continue;
       }
-      pqxx::result row = txn.exec_params(
-          "UPDATE runs r SET state = 'LEASED', attempt = r.attempt + 1, worker_id = $2, "
-          "  lease_expires_at = to_timestamp($3), updated_at = now(), step = 0, tokens = 0, "
-          "  train_loss = NULL, val_loss = NULL, lease_token = nextval('lease_tokens') "
-          "WHERE r.id = $1 "
-          "RETURNING r.id, r.attempt, r.sweep_id, r.kind, r.config::text, r.lease_token",
-          grant.run_id, worker_id, EpochSeconds(now + lease_ttl));
-      if (row.empty()) return absl::InternalError(absl::StrCat("run ", grant.run_id, " vanished"));
-      v1::Lease lease;
-      v1::RunSpec& spec = *lease.mutable_spec();
-      spec.set_run_id(row[0][0].as<int64_t>());
-      spec.set_attempt(row[0][1].as<int32_t>());
-      spec.set_sweep_id(row[0][2].as<int64_t>());
-      spec.set_lease_token(row[0][5].as<int64_t>());
-      auto kind = ParseRunKind(row[0][3].as<std::string>());
-      if (!kind.ok()) return kind.status();
-      spec.set_kind(*kind);
-      if (auto parsed = internal::FromJson(row[0][4].as<std::string>(), spec.mutable_config());
-          !parsed.ok()) {
-        return parsed;
-      }
-      auto init = internal::ResolveInitArtifact(txn, spec.config().init());
-      if (!init.ok()) return init.status();
-      if (init->id() != 0) *spec.mutable_init_artifact() = *std::move(init);
-      for (int index : grant.gpu_indices) spec.mutable_execution()->add_gpu_indices(index);
-      lease.set_lease_ttl_s(absl::ToDoubleSeconds(lease_ttl));
-      lease.set_checkpoints_known(true);
-      lease.set_last_checkpoint_step(
-          txn.exec_params1("SELECT COALESCE(max(step), 0) FROM artifacts WHERE run_id = $1 "
-                           "AND kind = 'checkpoint'",
-                           spec.run_id())[0]
-              .as<int64_t>());
-      txn.exec_params(
-          "INSERT INTO run_attempts (run_id, attempt, worker_id, state, gpu_indices, cpu_slots, "
-          "lease_token) VALUES ($1, $2, $3, 'LEASED', $4::int[], $5, $6)",
-          spec.run_id(), spec.attempt(), worker_id, ArrayLiteral(grant.gpu_indices),
-          grant.cpu_slots, spec.lease_token());
-      std::string reason = absl::StrCat("leased to worker ", worker_id);
-      if (!grant.gpu_indices.empty()) {
-        absl::StrAppend(&reason, " on GPUs ", absl::StrJoin(grant.gpu_indices, ","));
-      }
-      txn.exec_params(
-          "INSERT INTO run_transitions (run_id, attempt, from_state, to_state, reason) "
-          "VALUES ($1, $2, 'PENDING', 'LEASED', $3)",
-          spec.run_id(), spec.attempt(), reason);
+      auto lease = StartAttempt(txn, grant.run_id, worker_id, grant.gpu_indices, grant.cpu_slots,
+                                v1::RUN_STATE_PENDING, now, lease_ttl);
+      if (!lease.ok()) return lease.status();
       held_gpus.insert(grant.gpu_indices.begin(), grant.gpu_indices.end());
       held_slots += grant.cpu_slots;
-      leases.push_back(std::move(lease));
+      leases.push_back(*std::move(lease));
+    }
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return leases;
+}
+
+absl::StatusOr<std::vector<v1::Lease>> Store::LeaseAdmitted(int64_t worker_id, int max_runs,
+                                                            absl::Time now,
+                                                            absl::Duration lease_ttl) {
+  std::vector<v1::Lease> leases;
+  absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
+    leases.clear();  // a retried transaction starts over
+    pqxx::result worker = txn.exec_params("SELECT state FROM workers WHERE id = $1", worker_id);
+    if (worker.empty() || worker[0][0].as<std::string>() != "ALIVE") {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "worker ", worker_id, " is not registered or was declared lost; register again"));
+    }
+    if (max_runs <= 0) return absl::OkStatus();
+    pqxx::result admitted = txn.exec_params(
+        "SELECT id, array_to_string(admitted_gpu_indices, ','), admitted_cpu_slots FROM runs "
+        "WHERE state = 'ADMITTED' AND admitted_worker_id = $1 ORDER BY admitted_at, id "
+        "LIMIT $2 FOR UPDATE SKIP LOCKED",
+        worker_id, max_runs);
+    for (const auto& row : admitted) {
+      auto indices = ParseIndices(row[1].as<std::string>());
+      if (!indices.ok()) return indices.status();
+      auto lease = StartAttempt(txn, row[0].as<int64_t>(), worker_id, *indices, row[2].as<int>(),
+                                v1::RUN_STATE_ADMITTED, now, lease_ttl);
+      if (!lease.ok()) return lease.status();
+      leases.push_back(*std::move(lease));
     }
     return absl::OkStatus();
   });

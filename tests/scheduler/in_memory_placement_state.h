@@ -42,7 +42,7 @@ class InMemoryPlacementState final : public PlacementState {
       return absl::FailedPreconditionError(
           absl::StrCat("worker ", requesting_worker, " is not registered; register again"));
     }
-    return ClusterSnapshot{workers_, pending_};
+    return ClusterSnapshot{workers_, pending_, {}};
   }
 
   // Persists the decisions all or nothing. Aborted when a run is no longer pending or a GPU or

@@ -1,0 +1,127 @@
+#include "scheduler/admission.h"
+
+#include <chrono>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "scheduler/scheduler_metrics.h"
+#include "spdlog/spdlog.h"
+
+namespace scalelab::scheduler {
+
+absl::Status AdmissionOptions::Validate() const {
+  if (absl::Status valid = placement.Validate(); !valid.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("placement.", valid.message()));
+  }
+  if (period <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("period: expected > 0, got ", absl::FormatDuration(period)));
+  }
+  if (admission_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat("admission_timeout: expected > 0, got ",
+                                                   absl::FormatDuration(admission_timeout)));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<AdmissionPass> RunAdmissionPass(PlacementState& state, services::Store& store,
+                                               absl::Time now, const PlacementOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  AdmissionPass pass;
+  absl::StatusOr<ClusterSnapshot> snapshot = state.Snapshot(0);
+  if (!snapshot.ok()) return snapshot.status();
+  pass.considered = static_cast<int>(snapshot->pending.size());
+  absl::StatusOr<PlacementResult> placed = Place(*snapshot, options);
+  if (!placed.ok()) return placed.status();
+  std::vector<services::AdmissionGrant> grants;
+  grants.reserve(placed->placed.size());
+  for (PlacementDecision& decision : placed->placed) {
+    services::AdmissionGrant grant;
+    grant.run_id = decision.run_id;
+    grant.worker_id = decision.worker_id;
+    grant.gpu_indices = std::move(decision.gpu_indices);
+    grant.cpu_slots = decision.cpu_slots;
+    grants.push_back(std::move(grant));
+  }
+  absl::StatusOr<std::vector<int64_t>> admitted = store.AdmitRuns(grants, now);
+  if (!admitted.ok()) return admitted.status();
+  pass.admitted = *std::move(admitted);
+  pass.unplaced = std::move(placed->unplaced);
+  pass.duration = absl::FromChrono(std::chrono::steady_clock::now() - start);
+  return pass;
+}
+
+Admitter::Admitter(PlacementState* state, services::Store* store, SchedulerMetrics* metrics,
+                   AdmissionOptions options)
+    : state_(state), store_(store), metrics_(metrics), options_(std::move(options)) {}
+
+Admitter::~Admitter() { Stop(); }
+
+absl::StatusOr<AdmissionPass> Admitter::RunOnce(absl::Time now) {
+  absl::MutexLock pass_lock(&pass_mu_);
+  absl::StatusOr<AdmissionPass> pass = RunAdmissionPass(*state_, *store_, now, options_.placement);
+  if (pass.ok() && metrics_ != nullptr) {
+    metrics_->admissions.Increment(static_cast<double>(pass->admitted.size()));
+    metrics_->cycle_seconds.Observe(absl::ToDoubleSeconds(pass->duration));
+  }
+  return pass;
+}
+
+void Admitter::Start(services::Clock* clock) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (running_) return;
+    running_ = true;
+  }
+  thread_ = std::thread([this, clock] {
+    while (true) {
+      {
+        absl::MutexLock lock(&mu_);
+        auto woken_or_stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return woken_ || stopping_;
+        };
+        mu_.AwaitWithTimeout(absl::Condition(&woken_or_stopping), options_.period);
+        if (stopping_) return;
+        woken_ = false;
+        ++passes_started_;
+      }
+      absl::StatusOr<AdmissionPass> pass = RunOnce(clock->Now());
+      if (!pass.ok()) {
+        spdlog::warn("admission pass: {}", pass.status().ToString());
+      } else if (!pass->admitted.empty()) {
+        spdlog::debug("admission pass: {} of {} pending admitted in {}", pass->admitted.size(),
+                      pass->considered, absl::FormatDuration(pass->duration));
+      }
+      absl::MutexLock lock(&mu_);
+      ++passes_ended_;
+    }
+  });
+}
+
+void Admitter::Wake() {
+  absl::MutexLock lock(&mu_);
+  woken_ = true;
+}
+
+bool Admitter::WaitForPass(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  if (!running_ || stopping_) return false;
+  woken_ = true;
+  // A pass that began after this call ends when passes_ended_ passes the count started so far
+  // plus one (the one running now, if any, does not count).
+  const int64_t target = passes_started_ + 1;
+  auto done = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return passes_ended_ >= target || stopping_;
+  };
+  return mu_.AwaitWithTimeout(absl::Condition(&done), timeout) && !stopping_;
+}
+
+void Admitter::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace scalelab::scheduler

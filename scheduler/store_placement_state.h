@@ -38,10 +38,10 @@ class StorePlacementState final : public PlacementState {
 // order, with position = their rank in that order.
 //
 // Failures: quarantined workers are left out (a quarantined requester is kept, with an empty
-// pending queue: it gets no leases), and for `requesting_worker`
-// (0 = none) the runs that avoid it (runs.avoid_workers) are left out of the pending queue,
-// unless every non-quarantined worker of the snapshot is one the run avoids: a preference, so a
-// run on a one-worker cluster still retries there.
+// pending queue: it gets no leases), and each run carries the workers it avoids
+// (runs.avoid_workers; placement's FitsNow skips them) unless every non-quarantined worker of the
+// snapshot is one the run avoids: a preference, so a run on a one-worker cluster still retries
+// there.
 ClusterSnapshot ToClusterSnapshot(const services::PlacementSnapshot& stored,
                                   int64_t requesting_worker = 0);
 

@@ -42,7 +42,7 @@ absl::Status StoreOptions::Validate() const {
 }
 
 Store::Store(std::unique_ptr<PgPool> pool, const StoreOptions& options)
-    : pool_(std::move(pool)), copy_min_points_(options.copy_min_points) {}
+    : pool_(std::move(pool)), copy_min_points_(options.copy_min_points), url_(options.url) {}
 
 Store::~Store() = default;
 

@@ -126,6 +126,10 @@ v1::Artifact ArtifactFromRow(const pqxx::row& row);
 // does not exist (yet).
 absl::StatusOr<v1::Artifact> ResolveInitArtifact(pqxx::work& txn, const v1::InitSpec& init);
 
+// The leader fence (store_control.cc): OK when `epoch` is 0 or still the live leader lease,
+// which then stays so until `txn` ends (share lock); FailedPrecondition otherwise.
+absl::Status CheckLeaderFence(pqxx::work& txn, int64_t epoch);
+
 }  // namespace scalelab::services::internal
 
 #endif  // SCALELAB_SERVICES_STORE_INTERNAL_STORE_ROWS_H_

@@ -1,4 +1,5 @@
 // scalelab-scheduler: flags -> SchedulerOptions, then run until SIGINT/SIGTERM.
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -30,6 +31,11 @@ ABSL_FLAG(double, pue, 1.2, "carbon reports: data-centre power usage effectivene
 ABSL_FLAG(double, grid_g_per_kwh, 400, "carbon reports: grid intensity, g CO2e per kWh");
 ABSL_FLAG(double, checkpoint_write_s, 30,
           "reliability reports: seconds to write a checkpoint, for expected ETTR and Young/Daly");
+ABSL_FLAG(double, leader_ttl_s, 5,
+          "seconds the leader lease lives without renewal: a standby scheduler on the same "
+          "database takes over this long after the leader dies");
+ABSL_FLAG(std::string, scheduler_id, "",
+          "name of this process in the leader lease; empty = host:pid:random");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
 
 int main(int argc, char** argv) {
@@ -53,6 +59,9 @@ int main(int argc, char** argv) {
   options.fitter.settings.program = absl::GetFlag(FLAGS_fit_program);
   options.carbon.pue = absl::GetFlag(FLAGS_pue);
   options.carbon.grid_g_per_kwh = absl::GetFlag(FLAGS_grid_g_per_kwh);
+  options.leader.ttl = absl::Seconds(absl::GetFlag(FLAGS_leader_ttl_s));
+  options.leader.renew_interval = std::min(absl::Seconds(1), options.leader.ttl / 3);
+  options.leader.holder = absl::GetFlag(FLAGS_scheduler_id);
   options.reliability.checkpoint_write_s = absl::GetFlag(FLAGS_checkpoint_write_s);
 
   // The signal thread must exist before any other thread so that all inherit the mask; the

@@ -10,6 +10,7 @@
 #include "scheduler/sweep_service.h"
 #include "scheduler/worker_service.h"
 #include "services/common/run_state.h"
+#include "services/store/change_listener.h"
 #include "spdlog/spdlog.h"
 
 namespace scalelab::scheduler {
@@ -35,6 +36,11 @@ absl::Status SchedulerOptions::Validate() const {
     return absl::InvalidArgumentError(
         absl::StrCat("reap_interval: expected > 0, got ", absl::FormatDuration(reap_interval)));
   }
+  if (gauge_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("gauge_interval: expected > 0, got ", absl::FormatDuration(gauge_interval)));
+  }
+  if (absl::Status valid = leader.Validate(); !valid.ok()) return valid;
   if (pool_size < 1) {
     return absl::InvalidArgumentError(absl::StrCat("pool_size: expected >= 1, got ", pool_size));
   }
@@ -64,6 +70,11 @@ struct Scheduler::Impl {
   std::unique_ptr<ResultsServiceImpl> results_service;
   std::unique_ptr<grpc::Server> server;
   std::unique_ptr<Fitter> fitter;
+  EventBus events;
+  std::unique_ptr<services::ChangeListener> listener;
+  std::unique_ptr<LeaderLease> leader;
+  uint64_t finished_seen = ~uint64_t{0};  // kRunFinished sequence at the last unstartable check
+  absl::Time gauges_at = absl::InfinitePast();
 };
 
 Scheduler::Scheduler(SchedulerOptions options)
@@ -99,6 +110,15 @@ absl::Status Scheduler::Init() {
   if (!store.ok()) return store.status();
   store_ = *std::move(store);
 
+  auto listener =
+      services::ChangeListener::Start(database_url_, [this](const services::RunChange& change) {
+        impl_->events.PublishRunChange(change.sweep_id, change.to_state);
+      });
+  if (!listener.ok()) return listener.status();
+  impl_->listener = *std::move(listener);
+  impl_->leader = std::make_unique<LeaderLease>(store_.get(), options_.leader);
+  impl_->leader->Start();
+
   impl_->metrics = std::make_unique<SchedulerMetrics>(*impl_->registry);
   if (!options_.metrics_address.empty()) {
     auto metrics_server = services::MetricsServer::Start(options_.metrics_address, impl_->registry);
@@ -116,6 +136,7 @@ absl::Status Scheduler::Init() {
   context.lease_ttl = options_.lease_ttl;
   context.heartbeat_interval = options_.heartbeat_interval;
   context.stopping = &stopping_;
+  context.events = &impl_->events;
   context.carbon = options_.carbon;
   context.reliability = options_.reliability;
   impl_->sweep_service = std::make_unique<SweepServiceImpl>(context);
@@ -130,6 +151,7 @@ absl::Status Scheduler::Init() {
 
   reaper_ = std::thread([this] {
     while (!stopped_.WaitForNotificationWithTimeout(options_.reap_interval)) {
+      if (!impl_->leader->IsLeader()) continue;  // a standby only serves gRPC
       if (auto status = ReapOnce(); !status.ok()) {
         spdlog::warn("lease reaper: {}", status.ToString());
       }
@@ -139,6 +161,7 @@ absl::Status Scheduler::Init() {
   if (options_.run_fitter) {
     fitter_thread_ = std::thread([this] {
       while (!stopped_.WaitForNotificationWithTimeout(options_.fitter.interval)) {
+        if (!impl_->leader->IsLeader()) continue;
         if (auto result = FitOnce(); !result.ok()) {
           spdlog::warn("fitter: {}", result.status().ToString());
         }
@@ -158,18 +181,31 @@ absl::Status Scheduler::ReapOnce() {
     spdlog::warn("lease expired run={} attempt={} worker={} next={}", lease.run_id, lease.attempt,
                  lease.worker_id, services::RunStateName(lease.next_state));
   }
-  auto unstartable = store_->FailUnstartableRuns();
-  if (!unstartable.ok()) return unstartable.status();
-  for (const services::UnstartableRun& run : *unstartable) {
-    const std::string state = services::RunStateName(run.state);
-    impl_->metrics->runs_finished.Add({{"state", state}}).Increment();
-    spdlog::warn("run ended {} run={}: {}", state, run.run_id, run.reason);
+  // A run becomes unstartable only when the run it starts from ends: look only after one did.
+  const uint64_t finished = impl_->events.Sequence(Topic::kRunFinished);
+  if (finished != impl_->finished_seen) {
+    auto unstartable = store_->FailUnstartableRuns();
+    if (!unstartable.ok()) return unstartable.status();
+    impl_->finished_seen = finished;
+    for (const services::UnstartableRun& run : *unstartable) {
+      const std::string state = services::RunStateName(run.state);
+      impl_->metrics->runs_finished.Add({{"state", state}}).Increment();
+      spdlog::warn("run ended {} run={}: {}", state, run.run_id, run.reason);
+    }
   }
-  auto counts = store_->Counts();
-  if (!counts.ok()) return counts.status();
-  impl_->metrics->SetCounts(*counts);
+  const absl::Time now = clock_->Now();
+  if (now - impl_->gauges_at >= options_.gauge_interval || now < impl_->gauges_at) {
+    auto counts = store_->Counts();
+    if (!counts.ok()) return counts.status();
+    impl_->metrics->SetCounts(*counts);
+    impl_->gauges_at = now;
+  }
   return absl::OkStatus();
 }
+
+bool Scheduler::IsLeader() const { return impl_->leader && impl_->leader->IsLeader(); }
+
+EventBus& Scheduler::events() { return impl_->events; }
 
 absl::StatusOr<FitPassResult> Scheduler::FitOnce() { return impl_->fitter->RunOnce(); }
 
@@ -183,6 +219,7 @@ void Scheduler::Shutdown() {
     return;
   }
   spdlog::info("scheduler shutting down");
+  impl_->events.Close();  // watches waiting for a change return now
   if (impl_->server) {
     // Watches notice `stopping_` within one poll; give them that long before cancelling.
     impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
@@ -190,6 +227,8 @@ void Scheduler::Shutdown() {
   stopped_.Notify();
   if (reaper_.joinable()) reaper_.join();
   if (fitter_thread_.joinable()) fitter_thread_.join();
+  if (impl_->leader) impl_->leader->Stop();  // a standby takes over at its next attempt
+  impl_->listener.reset();
   impl_->metrics_server.reset();
   store_.reset();
   if (postgres_) {

@@ -13,7 +13,9 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "scheduler/events.h"
 #include "scheduler/fitter.h"
+#include "scheduler/leader.h"
 #include "scheduler/placement.h"
 #include "scheduler/reports.h"
 #include "services/analysis/carbon.h"
@@ -38,8 +40,13 @@ struct SchedulerOptions {
   absl::Duration lease_ttl = absl::Seconds(15);
   // How often workers are told to heartbeat. Must be well under lease_ttl.
   absl::Duration heartbeat_interval = absl::Seconds(2);
-  // How often expired leases are looked for and the run gauges refreshed.
+  // How often expired leases are looked for (an index scan of expired leases only).
   absl::Duration reap_interval = absl::Seconds(1);
+  // How often the run gauges are refreshed (a count over all runs).
+  absl::Duration gauge_interval = absl::Seconds(10);
+  // The leader lease among schedulers sharing the database (scheduler/leader.h). Only the
+  // leader runs the reaper, the fitter and the other background loops.
+  LeaderOptions leader;
   int pool_size = 8;
   // How LeaseRuns places pending runs on workers (scheduler/placement.h).
   PlacementOptions placement;
@@ -72,6 +79,12 @@ class Scheduler {
   // One fitter pass (what the fitter thread runs every fitter.interval). Not concurrently with
   // itself: tests that call it should set run_fitter = false.
   absl::StatusOr<FitPassResult> FitOnce();
+
+  // True while this process holds the leader lease (scheduler/leader.h).
+  bool IsLeader() const;
+  // Run state changes of every scheduler on the database, as committed (scheduler/events.h).
+  // Loops that wait for "a run finished" or "runs were submitted" wait here.
+  EventBus& events();
 
   int grpc_port() const { return grpc_port_; }
   int metrics_port() const;

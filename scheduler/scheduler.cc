@@ -75,6 +75,7 @@ struct Scheduler::Impl {
   std::unique_ptr<LeaderLease> leader;
   uint64_t finished_seen = ~uint64_t{0};  // kRunFinished sequence at the last unstartable check
   absl::Time gauges_at = absl::InfinitePast();
+  uint64_t changed_seen = ~uint64_t{0};  // kRunChanged sequence at the last gauge refresh
 };
 
 Scheduler::Scheduler(SchedulerOptions options)
@@ -193,8 +194,13 @@ absl::Status Scheduler::ReapOnce() {
       spdlog::warn("run ended {} run={}: {}", state, run.run_id, run.reason);
     }
   }
+  // The gauges count over all runs: only after a run changed state, or every gauge_interval
+  // (workers come and go without one).
   const absl::Time now = clock_->Now();
-  if (now - impl_->gauges_at >= options_.gauge_interval || now < impl_->gauges_at) {
+  const uint64_t changed = impl_->events.Sequence(Topic::kRunChanged);
+  if (changed != impl_->changed_seen || now - impl_->gauges_at >= options_.gauge_interval ||
+      now < impl_->gauges_at) {
+    impl_->changed_seen = changed;
     auto counts = store_->Counts();
     if (!counts.ok()) return counts.status();
     impl_->metrics->SetCounts(*counts);

@@ -42,7 +42,8 @@ struct SchedulerOptions {
   absl::Duration heartbeat_interval = absl::Seconds(2);
   // How often expired leases are looked for (an index scan of expired leases only).
   absl::Duration reap_interval = absl::Seconds(1);
-  // How often the run gauges are refreshed (a count over all runs).
+  // How often the run gauges (a count over all runs) are refreshed when no run changed state;
+  // after a change they are refreshed at the next reaper pass.
   absl::Duration gauge_interval = absl::Seconds(10);
   // The leader lease among schedulers sharing the database (scheduler/leader.h). Only the
   // leader runs the reaper, the fitter and the other background loops.

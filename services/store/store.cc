@@ -67,23 +67,6 @@ namespace {
 // Runs stored by one INSERT statement in CreateSweep (its JSON parameter stays a few MB).
 constexpr size_t kRunsPerStatement = 2000;
 
-// `text` as a JSON string literal.
-std::string JsonString(const std::string& text) {
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      absl::StrAppend(&out, "\\u00", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
-  return out;
-}
-
 absl::StatusOr<v1::Sweep> LoadSweep(pqxx::work& txn, int64_t sweep_id) {
   pqxx::result rows = txn.exec_params(
       absl::StrCat("SELECT ", kSweepColumns,
@@ -167,13 +150,13 @@ absl::StatusOr<CreateSweepResult> Store::CreateSweep(const v1::SweepSpec& spec,
         }
         const v1::RunKind kind = run.kind == v1::RUN_KIND_UNSPECIFIED ? spec.kind() : run.kind;
         if (end > begin) batch += ',';
-        absl::StrAppend(&batch, "{\"i\":", run.index, ",\"c\":", internal::ToJson(config),
-                        ",\"o\":", internal::OverridesToJson(run.overrides),
-                        ",\"m\":", run.max_attempts > 0 ? run.max_attempts : max_attempts,
-                        ",\"b\":\"", absl::Base64Escape(config.SerializeAsString()), "\",\"k\":\"",
-                        RunKindName(kind),
-                        "\",\"s\":", JsonString(run.stage.empty() ? main_stage : run.stage),
-                        ",\"p\":", parent_id, "}");
+        absl::StrAppend(
+            &batch, "{\"i\":", run.index, ",\"c\":", internal::FastToJson(config),
+            ",\"o\":", internal::OverridesToJson(run.overrides),
+            ",\"m\":", run.max_attempts > 0 ? run.max_attempts : max_attempts, ",\"b\":\"",
+            absl::Base64Escape(config.SerializeAsString()), "\",\"k\":\"", RunKindName(kind),
+            "\",\"s\":", internal::JsonString(run.stage.empty() ? main_stage : run.stage),
+            ",\"p\":", parent_id, "}");
       }
       batch += ']';
       pqxx::result inserted = txn.exec_params(

@@ -67,13 +67,13 @@ absl::StatusOr<AdmissionPass> Admitter::RunOnce(absl::Time now) {
   return pass;
 }
 
-void Admitter::Start(services::Clock* clock) {
+void Admitter::Start(services::Clock* clock, std::function<bool()> may_act) {
   {
     absl::MutexLock lock(&mu_);
     if (running_) return;
     running_ = true;
   }
-  thread_ = std::thread([this, clock] {
+  thread_ = std::thread([this, clock, may_act = std::move(may_act)] {
     while (true) {
       {
         absl::MutexLock lock(&mu_);
@@ -85,7 +85,9 @@ void Admitter::Start(services::Clock* clock) {
         woken_ = false;
         ++passes_started_;
       }
-      absl::StatusOr<AdmissionPass> pass = RunOnce(clock->Now());
+      absl::StatusOr<AdmissionPass> pass =
+          may_act && !may_act() ? absl::StatusOr<AdmissionPass>(AdmissionPass{})
+                                : RunOnce(clock->Now());
       if (!pass.ok()) {
         spdlog::warn("admission pass: {}", pass.status().ToString());
       } else if (!pass->admitted.empty()) {

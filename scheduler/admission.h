@@ -20,6 +20,7 @@
 #ifndef SCALELAB_SCHEDULER_ADMISSION_H_
 #define SCALELAB_SCHEDULER_ADMISSION_H_
 
+#include <functional>
 #include <cstdint>
 #include <thread>
 #include <vector>
@@ -67,7 +68,9 @@ class Admitter {
   absl::StatusOr<AdmissionPass> RunOnce(absl::Time now);
 
   // Starts the cycle thread (once): a pass every `period` and whenever woken.
-  void Start(services::Clock* clock);
+  // `may_act` (optional) is asked before each pass: a standby scheduler (not the leader,
+  // scheduler/leader.h) makes no admissions.
+  void Start(services::Clock* clock, std::function<bool()> may_act = nullptr);
   // Asks for a pass soon (coalesced: many wakes before a pass cause one pass).
   void Wake();
   // Waits until a pass that began after this call has ended, at most `timeout`. False on

@@ -230,12 +230,12 @@ absl::StatusOr<std::vector<ExpandedRun>> ExpandPipeline(const SweepSpec& spec) {
     // Count before building: a few stages of modest grids multiply quickly.
     int64_t points = 1;
     for (const scalelab::v1::Axis& axis : stage.sweep().grid().axes()) {
-      points = std::min<int64_t>(points * std::max(axis.values_size(), 1), kMaxRunsPerSweep + 1);
+      points = std::min<int64_t>(points * std::max(axis.values_size(), 1), kMaxRunsPerPipeline + 1);
     }
     total += static_cast<int64_t>(parents->second.size()) * points;
-    if (total > kMaxRunsPerSweep) {
+    if (total > kMaxRunsPerPipeline) {
       return absl::InvalidArgumentError(
-          absl::StrCat(where, ": expected at most ", kMaxRunsPerSweep,
+          absl::StrCat(where, ": expected at most ", kMaxRunsPerPipeline,
                        " runs in the whole pipeline, got more with this stage (",
                        parents->second.size(), " parents x ", points, " grid points)"));
     }

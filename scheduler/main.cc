@@ -1,4 +1,5 @@
 // scalelab-scheduler: flags -> SchedulerOptions, then run until SIGINT/SIGTERM.
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -48,6 +49,11 @@ ABSL_FLAG(double, admission_timeout_s, 30,
           "seconds an admitted run waits for its worker to lease it before it is requeued");
 ABSL_FLAG(int, max_pending_per_queue, 2000,
           "pending runs per (project, priority) queue read by one admission pass; 0 = all");
+ABSL_FLAG(double, leader_ttl_s, 5,
+          "seconds the leader lease lives without renewal: a standby scheduler on the same "
+          "database takes over this long after the leader dies");
+ABSL_FLAG(std::string, scheduler_id, "",
+          "name of this process in the leader lease; empty = host:pid:random");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
 
 namespace {
@@ -95,6 +101,9 @@ int main(int argc, char** argv) {
   options.fitter.settings.program = absl::GetFlag(FLAGS_fit_program);
   options.carbon.pue = absl::GetFlag(FLAGS_pue);
   options.carbon.grid_g_per_kwh = absl::GetFlag(FLAGS_grid_g_per_kwh);
+  options.leader.ttl = absl::Seconds(absl::GetFlag(FLAGS_leader_ttl_s));
+  options.leader.renew_interval = std::min(absl::Seconds(1), options.leader.ttl / 3);
+  options.leader.holder = absl::GetFlag(FLAGS_scheduler_id);
   options.reliability.checkpoint_write_s = absl::GetFlag(FLAGS_checkpoint_write_s);
   options.retry.base_backoff = absl::Seconds(absl::GetFlag(FLAGS_retry_base_backoff_s));
   options.retry.max_backoff = absl::Seconds(absl::GetFlag(FLAGS_retry_max_backoff_s));

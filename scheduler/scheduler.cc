@@ -12,6 +12,7 @@
 #include "scheduler/sweep_service.h"
 #include "scheduler/worker_service.h"
 #include "services/common/run_state.h"
+#include "services/store/change_listener.h"
 #include "spdlog/spdlog.h"
 
 namespace scalelab::scheduler {
@@ -37,6 +38,11 @@ absl::Status SchedulerOptions::Validate() const {
     return absl::InvalidArgumentError(
         absl::StrCat("reap_interval: expected > 0, got ", absl::FormatDuration(reap_interval)));
   }
+  if (gauge_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("gauge_interval: expected > 0, got ", absl::FormatDuration(gauge_interval)));
+  }
+  if (absl::Status valid = leader.Validate(); !valid.ok()) return valid;
   if (pool_size < 1) {
     return absl::InvalidArgumentError(absl::StrCat("pool_size: expected >= 1, got ", pool_size));
   }
@@ -88,6 +94,13 @@ struct Scheduler::Impl {
   std::unique_ptr<grpc::Server> server;
   std::unique_ptr<Fitter> fitter;
   std::unique_ptr<SearchLoop> search_loop;
+  EventBus events;
+  std::unique_ptr<services::ChangeListener> listener;
+  std::unique_ptr<LeaderLease> leader;
+  std::vector<int> subscriptions;  // event-bus callbacks that wake the admitter and search loop
+  uint64_t finished_seen = ~uint64_t{0};  // kRunFinished sequence at the last unstartable check
+  absl::Time gauges_at = absl::InfinitePast();
+  uint64_t changed_seen = ~uint64_t{0};  // kRunChanged sequence at the last gauge refresh
 };
 
 Scheduler::Scheduler(SchedulerOptions options)
@@ -123,6 +136,15 @@ absl::Status Scheduler::Init() {
   if (!store.ok()) return store.status();
   store_ = *std::move(store);
 
+  auto listener =
+      services::ChangeListener::Start(database_url_, [this](const services::RunChange& change) {
+        impl_->events.PublishRunChange(change.sweep_id, change.to_state);
+      });
+  if (!listener.ok()) return listener.status();
+  impl_->listener = *std::move(listener);
+  impl_->leader = std::make_unique<LeaderLease>(store_.get(), options_.leader);
+  impl_->leader->Start();
+
   impl_->metrics = std::make_unique<SchedulerMetrics>(*impl_->registry);
   if (!options_.metrics_address.empty()) {
     auto metrics_server = services::MetricsServer::Start(options_.metrics_address, impl_->registry);
@@ -150,6 +172,7 @@ absl::Status Scheduler::Init() {
   context.lease_ttl = options_.lease_ttl;
   context.heartbeat_interval = options_.heartbeat_interval;
   context.stopping = &stopping_;
+  context.events = &impl_->events;
   context.carbon = options_.carbon;
   context.reliability = options_.reliability;
   context.retry = options_.retry;
@@ -168,16 +191,26 @@ absl::Status Scheduler::Init() {
 
   reaper_ = std::thread([this] {
     while (!stopped_.WaitForNotificationWithTimeout(options_.reap_interval)) {
+      if (!impl_->leader->IsLeader()) continue;  // a standby only serves gRPC
       if (auto status = ReapOnce(); !status.ok()) {
         spdlog::warn("lease reaper: {}", status.ToString());
       }
     }
   });
-  if (options_.run_admission) impl_->admitter->Start(clock_);
+  if (options_.run_admission) {
+    impl_->admitter->Start(clock_, [this] { return impl_->leader->IsLeader(); });
+    // Woken as runs are submitted or end (any scheduler's, through LISTEN/NOTIFY), not only
+    // every admission.period.
+    for (Topic topic : {Topic::kRunSubmitted, Topic::kRunFinished}) {
+      impl_->subscriptions.push_back(
+          impl_->events.Subscribe(topic, [this](const Event&) { impl_->admitter->Wake(); }));
+    }
+  }
   impl_->fitter = std::make_unique<Fitter>(store_.get(), options_.fitter);
   if (options_.run_fitter) {
     fitter_thread_ = std::thread([this] {
       while (!stopped_.WaitForNotificationWithTimeout(options_.fitter.interval)) {
+        if (!impl_->leader->IsLeader()) continue;
         if (auto result = FitOnce(); !result.ok()) {
           spdlog::warn("fitter: {}", result.status().ToString());
         }
@@ -185,7 +218,11 @@ absl::Status Scheduler::Init() {
     });
   }
   impl_->search_loop = std::make_unique<SearchLoop>(store_.get(), options_.search);
-  if (options_.run_search) impl_->search_loop->Start();
+  if (options_.run_search) {
+    impl_->search_loop->Start();
+    impl_->subscriptions.push_back(impl_->events.Subscribe(
+        Topic::kRunFinished, [this](const Event&) { impl_->search_loop->Wake(); }));
+  }
   spdlog::info("scheduler listening grpc=127.0.0.1:{} metrics_port={}", grpc_port_, metrics_port());
   return absl::OkStatus();
 }
@@ -213,23 +250,37 @@ absl::Status Scheduler::ReapOnce() {
     spdlog::warn("{} admissions not leased within {} went back to PENDING", *requeued,
                  absl::FormatDuration(options_.admission.admission_timeout));
   }
-  auto unstartable = store_->FailUnstartableRuns();
-  if (!unstartable.ok()) return unstartable.status();
-  for (const services::UnstartableRun& run : *unstartable) {
-    const std::string state = services::RunStateName(run.state);
-    impl_->metrics->runs_finished.Add({{"state", state}}).Increment();
-    spdlog::warn("run ended {} run={}: {}", state, run.run_id, run.reason);
+  // A run becomes unstartable only when the run it starts from ends: look only after one did.
+  const uint64_t finished = impl_->events.Sequence(Topic::kRunFinished);
+  if (finished != impl_->finished_seen) {
+    auto unstartable = store_->FailUnstartableRuns();
+    if (!unstartable.ok()) return unstartable.status();
+    impl_->finished_seen = finished;
+    for (const services::UnstartableRun& run : *unstartable) {
+      const std::string state = services::RunStateName(run.state);
+      impl_->metrics->runs_finished.Add({{"state", state}}).Increment();
+      spdlog::warn("run ended {} run={}: {}", state, run.run_id, run.reason);
+    }
   }
   if (clock_->Now() >= next_quarantine_check_) {
     next_quarantine_check_ = clock_->Now() + options_.quarantine.check_interval;
     if (absl::Status status = QuarantineOnce(); !status.ok()) return status;
   }
-  auto counts = store_->Counts();
-  if (!counts.ok()) return counts.status();
-  impl_->metrics->SetCounts(*counts);
-  auto depth = store_->PendingByPriority();
-  if (!depth.ok()) return depth.status();
-  impl_->metrics->SetQueueDepth(*depth);
+  // The gauges count over all runs: only after a run changed state, or every gauge_interval
+  // (workers come and go without one).
+  const absl::Time now = clock_->Now();
+  const uint64_t changed = impl_->events.Sequence(Topic::kRunChanged);
+  if (changed != impl_->changed_seen || now - impl_->gauges_at >= options_.gauge_interval ||
+      now < impl_->gauges_at) {
+    impl_->changed_seen = changed;
+    auto counts = store_->Counts();
+    if (!counts.ok()) return counts.status();
+    impl_->metrics->SetCounts(*counts);
+    auto depth = store_->PendingByPriority();
+    if (!depth.ok()) return depth.status();
+    impl_->metrics->SetQueueDepth(*depth);
+    impl_->gauges_at = now;
+  }
   return absl::OkStatus();
 }
 
@@ -250,6 +301,10 @@ absl::Status Scheduler::QuarantineOnce() {
   return absl::OkStatus();
 }
 
+bool Scheduler::IsLeader() const { return impl_->leader && impl_->leader->IsLeader(); }
+
+EventBus& Scheduler::events() { return impl_->events; }
+
 absl::StatusOr<FitPassResult> Scheduler::FitOnce() { return impl_->fitter->RunOnce(); }
 
 SearchLoop* Scheduler::search_loop() { return impl_->search_loop.get(); }
@@ -267,15 +322,20 @@ void Scheduler::Shutdown() {
     return;
   }
   spdlog::info("scheduler shutting down");
+  impl_->events.Close();  // watches waiting for a change return now
   if (impl_->server) {
     // Watches notice `stopping_` within one poll; give them that long before cancelling.
     impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }
   stopped_.Notify();
+  for (int id : impl_->subscriptions) impl_->events.Unsubscribe(id);
+  impl_->subscriptions.clear();
   if (impl_->admitter) impl_->admitter->Stop();
   if (reaper_.joinable()) reaper_.join();
   if (fitter_thread_.joinable()) fitter_thread_.join();
   if (impl_->search_loop) impl_->search_loop->Stop();
+  if (impl_->leader) impl_->leader->Stop();  // a standby takes over at its next attempt
+  impl_->listener.reset();
   impl_->metrics_server.reset();
   store_.reset();
   if (postgres_) {

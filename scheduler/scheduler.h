@@ -15,7 +15,9 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "scheduler/admission.h"
+#include "scheduler/events.h"
 #include "scheduler/fitter.h"
+#include "scheduler/leader.h"
 #include "scheduler/placement.h"
 #include "scheduler/quarantine.h"
 #include "scheduler/reports.h"
@@ -43,8 +45,14 @@ struct SchedulerOptions {
   absl::Duration lease_ttl = absl::Seconds(15);
   // How often workers are told to heartbeat. Must be well under lease_ttl.
   absl::Duration heartbeat_interval = absl::Seconds(2);
-  // How often expired leases are looked for and the run gauges refreshed.
+  // How often expired leases are looked for (an index scan of expired leases only).
   absl::Duration reap_interval = absl::Seconds(1);
+  // How often the run gauges (a count over all runs) are refreshed when no run changed state;
+  // after a change they are refreshed at the next reaper pass.
+  absl::Duration gauge_interval = absl::Seconds(10);
+  // The leader lease among schedulers sharing the database (scheduler/leader.h). Only the
+  // leader runs the reaper, the fitter and the other background loops.
+  LeaderOptions leader;
   int pool_size = 8;
   // How the scheduling cycle admits pending runs (scheduler/admission.h); its placement
   // options are the policy's (scheduler/placement.h).
@@ -104,6 +112,12 @@ class Scheduler {
 
   // The search loop (woken when a run of a search sweep may have finished).
   SearchLoop* search_loop();
+
+  // True while this process holds the leader lease (scheduler/leader.h).
+  bool IsLeader() const;
+  // Run state changes of every scheduler on the database, as committed (scheduler/events.h).
+  // Loops that wait for "a run finished" or "runs were submitted" wait here.
+  EventBus& events();
 
   int grpc_port() const { return grpc_port_; }
   int metrics_port() const;

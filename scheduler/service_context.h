@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "scheduler/events.h"
 #include "scheduler/placement.h"
 #include "scheduler/placement_state.h"
 #include "scheduler/reports.h"
@@ -32,7 +33,9 @@ struct ServiceContext {
   Admitter* admitter = nullptr;
   absl::Duration lease_ttl = absl::Seconds(15);
   absl::Duration heartbeat_interval = absl::Seconds(2);
-  absl::Duration watch_poll = absl::Milliseconds(500);
+  // A watch re-reads its sweep when a run of any sweep changed (events), and at least this often.
+  absl::Duration watch_poll = absl::Seconds(2);
+  EventBus* events = nullptr;  // nullptr: watches re-read every watch_poll
   // Defaults of carbon reports (a request may override PUE and grid intensity).
   analysis::CarbonAssumptions carbon;
   ReliabilityAssumptions reliability;

@@ -168,9 +168,12 @@ grpc::Status SweepServiceImpl::GetSearchTree(grpc::ServerContext*,
 grpc::Status SweepServiceImpl::WatchSweep(grpc::ServerContext* context,
                                           const v1::WatchSweepRequest* request,
                                           grpc::ServerWriter<v1::SweepEvent>* writer) {
-  // Polls the store: the store is the source of truth and may be written by other schedulers.
+  // Re-reads the store (the source of truth, written by every scheduler on the database) when
+  // a run state change was committed (LISTEN/NOTIFY through the event bus).
   std::string last_sent;
   while (!context->IsCancelled() && !(ctx_.stopping && ctx_.stopping->load())) {
+    // Read before the snapshot, so a change committed while it is read wakes the wait below.
+    const uint64_t seen = ctx_.events ? ctx_.events->Sequence(Topic::kRunChanged) : 0;
     v1::SweepEvent event;
     auto sweep = ctx_.store->GetSweep(request->sweep_id());
     if (!sweep.ok()) return ToGrpcStatus(sweep.status());
@@ -195,7 +198,11 @@ grpc::Status SweepServiceImpl::WatchSweep(grpc::ServerContext* context,
       last_sent = std::move(fingerprint);
     }
     if (event.sweep().state() != v1::SWEEP_STATE_RUNNING) return grpc::Status::OK;
-    std::this_thread::sleep_for(absl::ToChronoMilliseconds(ctx_.watch_poll));
+    if (ctx_.events != nullptr) {
+      ctx_.events->WaitFor(Topic::kRunChanged, seen, ctx_.watch_poll);
+    } else {
+      std::this_thread::sleep_for(absl::ToChronoMilliseconds(ctx_.watch_poll));
+    }
   }
   return grpc::Status(grpc::StatusCode::CANCELLED,
                       "watch ended: scheduler stopping or client gone");

@@ -61,6 +61,7 @@ void PgPool::Release(std::unique_ptr<pqxx::connection> conn) {
 
 absl::Status PgPool::InTransaction(const std::function<absl::Status(pqxx::work&)>& body) {
   absl::Status last;
+  bool reconnected = false;
   for (int attempt = 0; attempt <= options_.max_retries; ++attempt) {
     absl::Status connect_status;
     std::unique_ptr<pqxx::connection> conn = Acquire(&connect_status);
@@ -76,8 +77,17 @@ absl::Status PgPool::InTransaction(const std::function<absl::Status(pqxx::work&)
       Release(std::move(conn));
       return status;
     } catch (const pqxx::broken_connection& e) {
+      // Nothing was committed (a break during COMMIT is in_doubt_error, below). After a server
+      // restart every idle connection is dead too: drop them all and try once more on a new
+      // one, so one restart costs callers one reconnect rather than one error per connection.
       conn.reset();
+      DropIdle();
       last = absl::UnavailableError(absl::StrCat("PostgreSQL connection lost: ", e.what()));
+      if (!reconnected) {
+        reconnected = true;
+        --attempt;  // a reconnect is not a serialization retry
+        retry = true;
+      }
     } catch (const pqxx::serialization_failure& e) {
       retry = true;
       last = absl::AbortedError(absl::StrCat("serialization failure: ", e.what()));
@@ -99,6 +109,12 @@ absl::Status PgPool::InTransaction(const std::function<absl::Status(pqxx::work&)
     spdlog::debug("retrying transaction after: {}", last.ToString());
   }
   return last;
+}
+
+void PgPool::DropIdle() {
+  absl::MutexLock lock(&mu_);
+  open_ -= static_cast<int>(idle_.size());
+  idle_.clear();
 }
 
 absl::Status PgPool::Ping() {

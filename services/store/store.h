@@ -10,6 +10,7 @@
 #ifndef SCALELAB_SERVICES_STORE_STORE_H_
 #define SCALELAB_SERVICES_STORE_STORE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <limits>
@@ -474,10 +475,31 @@ class Store {
   // InvalidArgument naming init.from_run / init.from_artifact otherwise. For submission.
   absl::Status CheckInitExists(const v1::InitSpec& init);
 
+  // --- control plane (store_control.cc) ----------------------------------------------------
+  // The leader lease (table scheduler_leader, migration 0010). Takes or renews the lease for
+  // `holder` until the database's now() + ttl: renews when `holder` holds it at `epoch`, takes it
+  // (epoch + 1) when it has expired or was never taken. Returns the epoch held, or 0 when another
+  // holder's lease is still live. Unavailable when PostgreSQL cannot be reached.
+  absl::StatusOr<int64_t> AcquireLeadership(const std::string& holder, int64_t epoch,
+                                            absl::Duration ttl);
+  // Gives the lease up at once (a standby takes over at its next attempt). No-op when `holder`
+  // no longer holds it at `epoch`.
+  absl::Status ReleaseLeadership(const std::string& holder, int64_t epoch);
+  // The fencing token of the leader-only writes (ExpireLeases, FailUnstartableRuns): when
+  // non-zero, those transactions first check, with a share lock on the lease row, that `epoch`
+  // is still the live lease, and return FailedPrecondition without writing otherwise. 0 (the
+  // default) checks nothing. Thread-safe.
+  void SetLeaderFence(int64_t epoch) { leader_epoch_.store(epoch); }
+  int64_t leader_fence() const { return leader_epoch_.load(); }
+  // The libpq URI the store connects to (for a LISTEN connection of its own).
+  const std::string& url() const { return url_; }
+
  private:
   Store(std::unique_ptr<PgPool> pool, const StoreOptions& options);
   std::unique_ptr<PgPool> pool_;
   const int copy_min_points_;
+  const std::string url_;
+  std::atomic<int64_t> leader_epoch_{0};
 };
 
 }  // namespace scalelab::services

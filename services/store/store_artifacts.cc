@@ -160,6 +160,7 @@ absl::StatusOr<std::vector<UnstartableRun>> Store::FailUnstartableRuns() {
   std::vector<UnstartableRun> ended;
   absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
     ended.clear();  // a retried transaction starts over
+    if (auto fenced = internal::CheckLeaderFence(txn, leader_fence()); !fenced.ok()) return fenced;
     constexpr char kUnstartable[] =
         "FROM runs q JOIN runs src ON src.id = (q.config->'init'->>'from_run')::bigint "
         "WHERE q.state = 'PENDING' AND src.state IN ('SUCCEEDED', 'FAILED', 'CANCELLED') "

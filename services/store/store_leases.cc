@@ -255,6 +255,7 @@ absl::StatusOr<std::vector<ExpiredLease>> Store::ExpireLeases(absl::Time now,
   std::vector<ExpiredLease> expired;
   absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
     expired.clear();  // a retried transaction starts over
+    if (auto fenced = internal::CheckLeaderFence(txn, leader_fence()); !fenced.ok()) return fenced;
     // Sweeps before runs, in id order: the lock order of CompleteRun and CancelSweep.
     txn.exec_params(
         "SELECT id FROM sweeps WHERE id IN (SELECT sweep_id FROM runs "

@@ -9,6 +9,8 @@
 #include <tuple>
 #include <utility>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "services/common/run_state.h"
@@ -181,12 +183,182 @@ absl::Status FromJson(const std::string& json, google::protobuf::Message* messag
   return absl::OkStatus();
 }
 
-std::string OverridesToJson(const std::map<std::string, std::string>& overrides) {
-  google::protobuf::Struct object;
-  for (const auto& [key, value] : overrides) {
-    (*object.mutable_fields())[key].set_string_value(value);
+std::string JsonString(absl::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 2);
+  out += '"';
+  for (char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      absl::StrAppend(&out, "\\u00", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
+    } else {
+      out += c;
+    }
   }
-  return ToJson(object);
+  out += '"';
+  return out;
+}
+
+namespace {
+
+void AppendDouble(std::string* out, double value) {
+  if (std::isnan(value)) {
+    *out += "\"NaN\"";
+  } else if (std::isinf(value)) {
+    *out += value > 0 ? "\"Infinity\"" : "\"-Infinity\"";
+  } else {
+    char buffer[32];
+    auto [end, ec] = std::to_chars(buffer, buffer + sizeof(buffer), value);
+    out->append(buffer, end);
+  }
+}
+
+void AppendFloat(std::string* out, float value) {
+  if (std::isnan(value) || std::isinf(value)) {
+    AppendDouble(out, value);
+  } else {
+    char buffer[32];
+    auto [end, ec] = std::to_chars(buffer, buffer + sizeof(buffer), value);
+    out->append(buffer, end);
+  }
+}
+
+void AppendMessageJson(std::string* out, const google::protobuf::Message& message);
+
+// One value of `field` (the element `index` of a repeated field, or -1).
+void AppendFieldValue(std::string* out, const google::protobuf::Message& message,
+                      const google::protobuf::FieldDescriptor* field, int index) {
+  using google::protobuf::FieldDescriptor;
+  const google::protobuf::Reflection* r = message.GetReflection();
+  const bool rep = index >= 0;
+  switch (field->cpp_type()) {
+    case FieldDescriptor::CPPTYPE_INT32:
+      absl::StrAppend(
+          out, rep ? r->GetRepeatedInt32(message, field, index) : r->GetInt32(message, field));
+      break;
+    case FieldDescriptor::CPPTYPE_UINT32:
+      absl::StrAppend(
+          out, rep ? r->GetRepeatedUInt32(message, field, index) : r->GetUInt32(message, field));
+      break;
+    case FieldDescriptor::CPPTYPE_INT64:
+      absl::StrAppend(
+          out, "\"", rep ? r->GetRepeatedInt64(message, field, index) : r->GetInt64(message, field),
+          "\"");
+      break;
+    case FieldDescriptor::CPPTYPE_UINT64:
+      absl::StrAppend(
+          out, "\"",
+          rep ? r->GetRepeatedUInt64(message, field, index) : r->GetUInt64(message, field), "\"");
+      break;
+    case FieldDescriptor::CPPTYPE_DOUBLE:
+      AppendDouble(
+          out, rep ? r->GetRepeatedDouble(message, field, index) : r->GetDouble(message, field));
+      break;
+    case FieldDescriptor::CPPTYPE_FLOAT:
+      AppendFloat(out,
+                  rep ? r->GetRepeatedFloat(message, field, index) : r->GetFloat(message, field));
+      break;
+    case FieldDescriptor::CPPTYPE_BOOL:
+      *out += (rep ? r->GetRepeatedBool(message, field, index) : r->GetBool(message, field))
+                  ? "true"
+                  : "false";
+      break;
+    case FieldDescriptor::CPPTYPE_ENUM: {
+      const int number =
+          rep ? r->GetRepeatedEnumValue(message, field, index) : r->GetEnumValue(message, field);
+      const google::protobuf::EnumValueDescriptor* value =
+          field->enum_type()->FindValueByNumber(number);
+      if (value != nullptr) {
+        *out += JsonString(value->name());
+      } else {
+        absl::StrAppend(out, number);
+      }
+      break;
+    }
+    case FieldDescriptor::CPPTYPE_STRING: {
+      std::string scratch;
+      const std::string& text = rep ? r->GetRepeatedStringReference(message, field, index, &scratch)
+                                    : r->GetStringReference(message, field, &scratch);
+      if (field->type() == FieldDescriptor::TYPE_BYTES) {
+        absl::StrAppend(out, "\"", absl::Base64Escape(text), "\"");
+      } else {
+        *out += JsonString(text);
+      }
+      break;
+    }
+    case FieldDescriptor::CPPTYPE_MESSAGE:
+      AppendMessageJson(
+          out, rep ? r->GetRepeatedMessage(message, field, index) : r->GetMessage(message, field));
+      break;
+  }
+}
+
+void AppendMessageJson(std::string* out, const google::protobuf::Message& message) {
+  const google::protobuf::Descriptor* descriptor = message.GetDescriptor();
+  // Well-known types have their own JSON forms: protobuf's printer writes those.
+  if (absl::StartsWith(descriptor->file()->name(), "google/protobuf/")) {
+    *out += ToJson(message);
+    return;
+  }
+  const google::protobuf::Reflection* r = message.GetReflection();
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  r->ListFields(message, &fields);  // set fields only, as the printer's defaults
+  *out += '{';
+  bool first = true;
+  for (const google::protobuf::FieldDescriptor* field : fields) {
+    if (field->is_extension()) continue;
+    if (!first) *out += ',';
+    first = false;
+    absl::StrAppend(out, JsonString(field->name()), ":");
+    if (field->is_map()) {
+      const google::protobuf::FieldDescriptor* key = field->message_type()->map_key();
+      const google::protobuf::FieldDescriptor* value = field->message_type()->map_value();
+      *out += '{';
+      const int size = r->FieldSize(message, field);
+      for (int i = 0; i < size; ++i) {
+        const google::protobuf::Message& entry = r->GetRepeatedMessage(message, field, i);
+        if (i > 0) *out += ',';
+        std::string key_json;
+        AppendFieldValue(&key_json, entry, key, -1);
+        if (key_json.empty() || key_json[0] != '"') key_json = absl::StrCat("\"", key_json, "\"");
+        absl::StrAppend(out, key_json, ":");
+        AppendFieldValue(out, entry, value, -1);
+      }
+      *out += '}';
+    } else if (field->is_repeated()) {
+      *out += '[';
+      const int size = r->FieldSize(message, field);
+      for (int i = 0; i < size; ++i) {
+        if (i > 0) *out += ',';
+        AppendFieldValue(out, message, field, i);
+      }
+      *out += ']';
+    } else {
+      AppendFieldValue(out, message, field, -1);
+    }
+  }
+  *out += '}';
+}
+
+}  // namespace
+
+std::string FastToJson(const google::protobuf::Message& message) {
+  std::string out;
+  AppendMessageJson(&out, message);
+  return out;
+}
+
+std::string OverridesToJson(const std::map<std::string, std::string>& overrides) {
+  // Written directly: protobuf's JSON printer (through a Struct) cost ~40 us per run of a sweep.
+  std::string out = "{";
+  for (const auto& [key, value] : overrides) {
+    if (out.size() > 1) out += ',';
+    absl::StrAppend(&out, JsonString(key), ":", JsonString(value));
+  }
+  out += '}';
+  return out;
 }
 
 namespace {

@@ -222,18 +222,18 @@ TEST_CASE("ExpandSweep rejects a run that the grid makes invalid, naming its ove
         "model.n_heads (5), got 64");
 }
 
-TEST_CASE("ExpandSweep rejects more than 10000 runs before building any", "[scheduler][expand]") {
+TEST_CASE("ExpandSweep rejects more than 100000 runs before building any", "[scheduler][expand]") {
   SweepSpec spec;
   spec.set_kind(v1::RUN_KIND_PRETRAIN);
   *spec.mutable_base() = ValidBase();
   std::vector<std::string> values;
-  for (int value = 1; value <= 101; ++value) values.push_back(std::to_string(value));
+  for (int value = 1; value <= 1001; ++value) values.push_back(std::to_string(value));
   AddAxis(&spec, "train.seed", values);
   AddAxis(&spec, "train.lr", std::vector<std::string>(values.begin(), values.begin() + 100));
   absl::StatusOr<std::vector<ExpandedRun>> runs = ExpandSweep(spec);
   REQUIRE_FALSE(runs.ok());
   CHECK(runs.status().message() ==
-        "sweep.grid: expected at most 10000 runs, got 10100 (101 x 100)");
+        "sweep.grid: expected at most 100000 runs, got 100100 (1001 x 100)");
 }
 
 TEST_CASE("ExpandSweep rejects an empty axis and a repeated key", "[scheduler][expand]") {

@@ -345,7 +345,7 @@ TEST_CASE("ValidateSweepSpec counts runs before checking each grid value",
   seeds.set_key("train.seed");
   for (int seed = 0; seed < 200000; ++seed) seeds.add_values(std::to_string(seed));
   CHECK(ValidateSweepSpec(spec).message() ==
-        "sweep.grid: expected at most 10000 runs, got 400000 (2 x 200000)");
+        "sweep.grid: expected at most 100000 runs, got 400000 (2 x 200000)");
 }
 
 }  // namespace

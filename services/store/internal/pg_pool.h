@@ -43,6 +43,8 @@ class PgPool {
  private:
   std::unique_ptr<pqxx::connection> Acquire(absl::Status* status);
   void Release(std::unique_ptr<pqxx::connection> conn);
+  // Closes every idle connection (after one was found broken: the server restarted).
+  void DropIdle();
 
   const PgPoolOptions options_;
   absl::Mutex mu_;

@@ -111,6 +111,14 @@ absl::StatusOr<double> Float8FromField(const pqxx::field& field, absl::string_vi
 
 std::string ToJson(const google::protobuf::Message& message);
 absl::Status FromJson(const std::string& json, google::protobuf::Message* message);
+// `message` as the JSON that ToJson writes (proto field names, defaults left out), written by
+// reflection: protobuf's printer cost ~100 us per RunConfig, most of a large sweep's submission.
+// Well-known types inside it go through ToJson.
+std::string FastToJson(const google::protobuf::Message& message);
+
+// `text` as a JSON string literal (quotes, backslashes and control characters escaped).
+std::string JsonString(absl::string_view text);
+
 std::string OverridesToJson(const std::map<std::string, std::string>& overrides);
 
 absl::StatusOr<v1::Run> RunFromRow(const pqxx::row& row);
@@ -137,6 +145,10 @@ v1::Artifact ArtifactFromRow(const pqxx::row& row);
 // An empty Artifact when init names nothing; NotFound (naming the init field) when the artifact
 // does not exist (yet).
 absl::StatusOr<v1::Artifact> ResolveInitArtifact(pqxx::work& txn, const v1::InitSpec& init);
+
+// The leader fence (store_control.cc): OK when `epoch` is 0 or still the live leader lease,
+// which then stays so until `txn` ends (share lock); FailedPrecondition otherwise.
+absl::Status CheckLeaderFence(pqxx::work& txn, int64_t epoch);
 
 }  // namespace scalelab::services::internal
 

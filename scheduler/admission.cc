@@ -85,9 +85,9 @@ void Admitter::Start(services::Clock* clock, std::function<bool()> may_act) {
         woken_ = false;
         ++passes_started_;
       }
-      absl::StatusOr<AdmissionPass> pass =
-          may_act && !may_act() ? absl::StatusOr<AdmissionPass>(AdmissionPass{})
-                                : RunOnce(clock->Now());
+      absl::StatusOr<AdmissionPass> pass = may_act && !may_act()
+                                               ? absl::StatusOr<AdmissionPass>(AdmissionPass{})
+                                               : RunOnce(clock->Now());
       if (!pass.ok()) {
         spdlog::warn("admission pass: {}", pass.status().ToString());
       } else if (!pass->admitted.empty()) {

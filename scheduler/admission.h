@@ -20,8 +20,8 @@
 #ifndef SCALELAB_SCHEDULER_ADMISSION_H_
 #define SCALELAB_SCHEDULER_ADMISSION_H_
 
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <thread>
 #include <vector>
 

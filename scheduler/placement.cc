@@ -243,7 +243,8 @@ std::string ShapeKey(const RunRequest& run, const ResourceDemand& demand) {
       absl::StrCat(demand.gpus, "/", demand.cpu_slots, "/", run.gpu_model.value_or(""), "/",
                    run.min_gpu_memory_bytes.value_or(0));
   for (const auto& [label, value] : run.node_labels) absl::StrAppend(&key, "/", label, "=", value);
-  if (!run.avoid_workers.empty()) absl::StrAppend(&key, "/avoid=", absl::StrJoin(run.avoid_workers, ","));
+  if (!run.avoid_workers.empty())
+    absl::StrAppend(&key, "/avoid=", absl::StrJoin(run.avoid_workers, ","));
   return key;
 }
 

@@ -104,4 +104,11 @@ services::RetryDecision DecideAfterFailure(const v1::Run& run, v1::FailureClass 
   return Retry(run, counts.infra_retries + 1, options, Budget::kInfra, "infrastructure");
 }
 
+services::RetryDecider RetryDeciderWith(const RetryOptions& options) {
+  return services::RetryDecider([options](const v1::Run& run, v1::FailureClass failure_class,
+                                          const services::RetryCounts& counts) {
+    return DecideAfterFailure(run, failure_class, counts, options);
+  });
+}
+
 }  // namespace scalelab::scheduler

@@ -43,6 +43,9 @@ services::RetryDecision DecideAfterFailure(const v1::Run& run, v1::FailureClass 
                                            const services::RetryCounts& counts,
                                            const RetryOptions& options = RetryOptions());
 
+// DecideAfterFailure with `options`, as the store's RetryDecider (Store::CompleteRun).
+services::RetryDecider RetryDeciderWith(const RetryOptions& options = RetryOptions());
+
 // True for the classes that count against a node (quarantine) and retry elsewhere.
 bool IsInfrastructureFailure(v1::FailureClass failure_class);
 

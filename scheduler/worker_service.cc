@@ -122,8 +122,6 @@ grpc::Status WorkerServiceImpl::CompleteRun(grpc::ServerContext*,
       });
   if (!state.ok()) return ToGrpcStatus(CountFenced("CompleteRun", state.status()));
 
-  auto state = ctx_.store->CompleteRun(*request, DecideAfterFailure);
-  if (!state.ok()) return ToGrpcStatus(state.status());
   if (ctx_.admitter != nullptr) ctx_.admitter->Wake();  // resources were freed
   std::string state_name = services::RunStateName(*state);
   ctx_.metrics->runs_finished.Add({{"state", state_name}}).Increment();

@@ -62,10 +62,12 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
   return std::unique_ptr<Store>(new Store(std::move(pool), options));
 }
 
-namespace internal {
-
+namespace {
 // Runs stored by one INSERT statement in CreateSweep (its JSON parameter stays a few MB).
 constexpr size_t kRunsPerStatement = 2000;
+}  // namespace
+
+namespace internal {
 
 absl::StatusOr<v1::Sweep> LoadSweep(pqxx::work& txn, int64_t sweep_id) {
   pqxx::result rows = txn.exec_params(

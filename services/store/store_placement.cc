@@ -74,8 +74,8 @@ constexpr char kEligibleWorkersSql[] =
     "WHERE state IN ('ALIVE', 'QUARANTINED') ORDER BY id";
 
 // THE runs admission may place: PENDING, with the head of each (project, priority) queue when
-// $1 > 0, and past their retry backoff (kRetryReadySql's predicate on r). Columns: id, sweep id, run index,
-// resources JSON, init ready, project id, priority, avoided workers.
+// $1 > 0, and past their retry backoff (kRetryReadySql's predicate on r). Columns: id, sweep id,
+// run index, resources JSON, init ready, project id, priority, avoided workers.
 constexpr char kEligiblePendingSql[] =
     "SELECT q.id, q.sweep_id, q.run_index, COALESCE(q.config->'resources', '{}')::text, "
     "(COALESCE((q.config->'init'->>'from_run')::bigint, 0) = 0 OR EXISTS (SELECT 1 FROM "

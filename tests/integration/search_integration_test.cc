@@ -58,7 +58,10 @@ TEST_CASE("A search sweep grows from its drafts to its budget and reports its be
     ids.insert(node.run_id());
     if (node.operator_() != "draft") ++derived;
   }
-  CHECK(derived == 4);
+  // Two drafts at submission, then the policy's runs: a derived point that repeats one already
+  // tried (a perturbation clamped at the range's end) falls back to a fresh draft, so at least
+  // three of the four are derived.
+  CHECK(derived >= 3);
   REQUIRE(tree.best_run_id() != 0);
   for (const v1::Run& run : runs) {
     if (run.id() == tree.best_run_id()) CHECK(run.val_loss() == tree.best_objective());

@@ -202,9 +202,15 @@ TEST_CASE("A worker stopped with SIGTERM hands its run back at once", "[integrat
   const int64_t sweep_id = submitted.sweep().id();
   stack.WaitForRuns(sweep_id, TrainingHasStarted, 60);
   stack.worker(leaving).Signal(SIGTERM);
+  // Back in the queue: PENDING, or already ADMITTED again by the next admission pass (the
+  // stopped worker is still registered until its heartbeats lapse; the admission is requeued
+  // when it is not leased).
   auto requeued = stack.WaitForRuns(
       sweep_id,
-      [](const std::vector<v1::Run>& runs) { return runs[0].state() == v1::RUN_STATE_PENDING; },
+      [](const std::vector<v1::Run>& runs) {
+        return runs[0].state() == v1::RUN_STATE_PENDING ||
+               runs[0].state() == v1::RUN_STATE_ADMITTED;
+      },
       15);
   CHECK(requeued[0].failure_class() == v1::FAILURE_CLASS_PREEMPTED);
   CHECK(requeued[0].attempt() == 1);

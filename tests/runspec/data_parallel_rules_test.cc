@@ -92,7 +92,9 @@ execution: {world_size: 2, rendezvous: "127.0.0.1:29500"}
 
 TEST_CASE("A lost peer is its own exit code, not the rank's fault", "[runspec][unit]") {
   CHECK(ExitCodeForStatus(absl::UnavailableError("peer")) == kExitPeerLost);
-  CHECK(ClassifyExit({kExitPeerLost, 0, false}) == v1::FAILURE_CLASS_SYSTEM_SOFTWARE);
+  TrainerExit exit;
+  exit.exit_code = kExitPeerLost;
+  CHECK(ClassifyExit(exit) == v1::FAILURE_CLASS_SYSTEM_SOFTWARE);
 }
 
 }  // namespace

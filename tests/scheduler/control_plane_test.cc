@@ -103,16 +103,25 @@ int64_t Register(v1::WorkerService::Stub& stub, const std::string& name) {
   return response.worker_id();
 }
 
-std::vector<v1::Lease> Lease(v1::WorkerService::Stub& stub, int64_t worker_id) {
-  grpc::ClientContext context;
-  v1::LeaseRunsRequest request;
-  request.set_worker_id(worker_id);
-  request.set_free_slots(1);
-  v1::LeaseRunsResponse response;
-  grpc::Status status = stub.LeaseRuns(&context, request, &response);
-  INFO(status.error_message());
-  REQUIRE(status.ok());
-  return {response.leases().begin(), response.leases().end()};
+// Polls LeaseRuns as a worker does (up to 5 s): a run is handed out once the LEADER's admission
+// pass admitted it to this worker, and the process asked may be a standby.
+std::vector<v1::Lease> Lease(v1::WorkerService::Stub& stub, int64_t worker_id,
+                             std::chrono::seconds wait = std::chrono::seconds(5)) {
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  while (true) {
+    grpc::ClientContext context;
+    v1::LeaseRunsRequest request;
+    request.set_worker_id(worker_id);
+    request.set_free_slots(1);
+    v1::LeaseRunsResponse response;
+    grpc::Status status = stub.LeaseRuns(&context, request, &response);
+    INFO(status.error_message());
+    REQUIRE(status.ok());
+    if (response.leases_size() > 0 || std::chrono::steady_clock::now() > deadline) {
+      return {response.leases().begin(), response.leases().end()};
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
 }
 
 void Complete(v1::WorkerService::Stub& stub, int64_t worker_id, const v1::Lease& lease) {
@@ -199,7 +208,7 @@ TEST_CASE("A standby scheduler takes over when the leader is killed, and a sweep
     heartbeat.set_worker_id(second);
     v1::HeartbeatResponse ignored;
     worker->Heartbeat(&context, heartbeat, &ignored);
-    retried = Lease(*worker, second);
+    retried = Lease(*worker, second, std::chrono::seconds(0));
     if (retried.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
   REQUIRE(retried.size() == 1);

@@ -268,7 +268,7 @@ TEST_CASE("A run starting from another run's final weights waits until they are 
   done.set_run_id(parent);
   done.set_attempt(1);
   done.set_succeeded(true);
-  REQUIRE(cluster.store->CompleteRun(done, DecideAfterFailure).ok());
+  REQUIRE(cluster.store->CompleteRun(done, RetryDeciderWith()).ok());
   leases = cluster.Lease(worker, 3);
   REQUIRE(RunIds(leases) == std::vector<int64_t>{child});
   CHECK(leases[0].spec().init_artifact().id() == (*stored)[0].id());
@@ -295,7 +295,7 @@ TEST_CASE("A run starting from a run that failed without weights fails instead o
   done.set_succeeded(false);
   done.set_exit_code(4);
   done.set_failure_class(v1::FAILURE_CLASS_USER);
-  REQUIRE(cluster.store->CompleteRun(done, DecideAfterFailure).ok());
+  REQUIRE(cluster.store->CompleteRun(done, RetryDeciderWith()).ok());
 
   auto failed = cluster.store->FailUnstartableRuns();
   REQUIRE(failed.ok());

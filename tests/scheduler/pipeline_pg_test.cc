@@ -129,7 +129,7 @@ struct Cluster {
       done.set_exit_code(3);
       done.set_failure_class(v1::FAILURE_CLASS_USER);
     }
-    REQUIRE(store->CompleteRun(done, DecideAfterFailure).ok());
+    REQUIRE(store->CompleteRun(done, RetryDeciderWith()).ok());
   }
 
   // run_transitions rows of a run, as "FROM->TO".
@@ -322,7 +322,7 @@ TEST_CASE(
   done.set_run_id(runs[1].id());
   done.set_attempt(1);
   done.set_succeeded(true);
-  REQUIRE(cluster.store->CompleteRun(done, DecideAfterFailure).ok());
+  REQUIRE(cluster.store->CompleteRun(done, RetryDeciderWith()).ok());
   auto ended = cluster.store->FailUnstartableRuns();
   REQUIRE(ended.ok());
   CHECK(ended->size() == 6);  // sft 4, 5; grpo 8, 9; eval 12, 13

@@ -108,7 +108,7 @@ struct Cluster {
       done.set_run_id(spec.run_id());
       done.set_attempt(spec.attempt());
       done.set_succeeded(true);
-      REQUIRE(store->CompleteRun(done, DecideAfterFailure).ok());
+      REQUIRE(store->CompleteRun(done, RetryDeciderWith()).ok());
     }
     return static_cast<int>(leases->size());
   }

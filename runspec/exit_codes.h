@@ -22,6 +22,9 @@ inline constexpr int kExitOutOfMemory = 5;  // host or device allocation failed:
 // A data-parallel rank lost its peers (one ended, or the rendezvous or a collective timed out):
 // not this rank's fault; ClassifyExit reads it as SYSTEM_SOFTWARE like any other code.
 inline constexpr int kExitPeerLost = 6;
+// Preemption (issue 9): the trainer got SIGTERM, wrote a checkpoint at the next step boundary and
+// stopped; ClassifyFailure reads it as PREEMPTED (requeued at once, no retry budget spent).
+inline constexpr int kExitPreempted = 7;
 inline constexpr int kExitExecFailed = 127;  // the worker could not start the trainer
 
 // The exit code for a status from spec reading or training: InvalidArgument 2; NotFound,

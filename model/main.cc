@@ -15,7 +15,7 @@
 // non-printable bytes escaped) is one line on stdout, the throughput goes to stderr. The overrides
 // are for running by hand: --set takes a dotted RunConfig key (runspec/keys.h) and may be repeated.
 // Exit codes: runspec/exit_codes.h (0 ok, 1 error, 2 invalid spec or flag, 3 data, 4 divergence, 5
-// out of memory).
+// out of memory, 7 preempted: SIGTERM during pretraining or SFT, checkpoint written).
 //
 // This file only reads argv; model/spec_loader.h prepares the spec, model/trainer.h trains it,
 // model/generation.h generates.
@@ -315,6 +315,10 @@ int Main(int argc, char** argv) {
       scalelab::model::LoadRunSpec(args->spec_path, args->overrides);
   if (!spec.ok()) return Fail(spec.status());
   if (args->generate) return GenerateMain(*args, *spec);
+  // Preemption: SIGTERM lets the loop finish its step and checkpoint (exit 7) instead of dying.
+  if (scalelab::model::LoopHonoursPreemption(spec->kind())) {
+    scalelab::model::InstallPreemptionHandler();
+  }
   StdoutJsonSink sink;
   absl::StatusOr<scalelab::model::TrainSummary> summary =
       scalelab::model::Train(*spec, sink, &std::cerr);

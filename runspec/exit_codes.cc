@@ -26,6 +26,8 @@ int ExitCodeForStatus(const absl::Status& status) {
       return kExitOutOfMemory;
     case absl::StatusCode::kUnavailable:
       return kExitPeerLost;
+    case absl::StatusCode::kCancelled:
+      return kExitPreempted;
     default:
       return kExitOtherError;
   }
@@ -36,6 +38,7 @@ scalelab::v1::FailureClass FailureClassForStatus(const absl::Status& status) {
   if (status.code() == absl::StatusCode::kResourceExhausted) {
     return scalelab::v1::FAILURE_CLASS_OUT_OF_MEMORY;
   }
+  if (status.code() == absl::StatusCode::kCancelled) return scalelab::v1::FAILURE_CLASS_PREEMPTED;
   const absl::string_view message = status.message();
   if (absl::StrContains(message, "NCCL") || absl::StrContains(message, "Gloo")) {
     return scalelab::v1::FAILURE_CLASS_SYSTEM_SOFTWARE;
@@ -127,6 +130,10 @@ FailureClassification ClassifyFailure(const TrainerExit& exit) {
       default:
         return verdict(scalelab::v1::FAILURE_CLASS_SYSTEM_SOFTWARE, ended);
     }
+  }
+  if (exit.exit_code == kExitPreempted) {
+    return verdict(scalelab::v1::FAILURE_CLASS_PREEMPTED,
+                   absl::StrCat(ended, ": the trainer checkpointed and stopped on SIGTERM"));
   }
   // The trainer's own verdicts on the run: its code, its spec, its data or its divergence.
   if (exit.exit_code >= kExitOtherError && exit.exit_code <= kExitDiverged) {

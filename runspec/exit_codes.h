@@ -28,14 +28,15 @@ inline constexpr int kExitPreempted = 7;
 inline constexpr int kExitExecFailed = 127;  // the worker could not start the trainer
 
 // The exit code for a status from spec reading or training: InvalidArgument 2; NotFound,
-// OutOfRange, DataLoss 3; Aborted 4; ResourceExhausted 5; Unavailable 6; OK 0; anything else 1.
+// OutOfRange, DataLoss 3; Aborted 4; ResourceExhausted 5; Unavailable 6; Cancelled (a loop
+// preempted by SIGTERM) 7; OK 0; anything else 1.
 int ExitCodeForStatus(const absl::Status& status);
 
 // The trainer's own verdict on a failed status, written as its last stdout line
 // ({"record":"failure","class":"OUT_OF_MEMORY","message":"..."}) before it exits:
-// ResourceExhausted -> OUT_OF_MEMORY; a message naming NCCL or Gloo -> SYSTEM_SOFTWARE; a message
-// naming a CUDA error (other than out of memory) -> HARDWARE_TRANSIENT; Unavailable ->
-// SYSTEM_SOFTWARE; anything else -> USER.
+// ResourceExhausted -> OUT_OF_MEMORY; Cancelled -> PREEMPTED; a message naming NCCL or Gloo ->
+// SYSTEM_SOFTWARE; a message naming a CUDA error (other than out of memory) -> HARDWARE_TRANSIENT;
+// Unavailable -> SYSTEM_SOFTWARE; anything else -> USER.
 scalelab::v1::FailureClass FailureClassForStatus(const absl::Status& status);
 // That line, without the newline; the message is cut to 1,000 bytes.
 std::string FormatFailureRecord(const absl::Status& status);
@@ -71,7 +72,8 @@ struct FailureClassification {
 //     SYSTEM_SOFTWARE (another process, or the node, killed it);
 //   SIGSEGV, SIGABRT, SIGFPE, SIGILL -> USER (the training code crashed);
 //   SIGBUS -> HARDWARE_TRANSIENT; other signals -> SYSTEM_SOFTWARE;
-//   exit 1..4 -> USER; exit 5 -> OUT_OF_MEMORY; any other exit -> SYSTEM_SOFTWARE.
+//   exit 7 -> PREEMPTED; exit 1..4 -> USER; exit 5 -> OUT_OF_MEMORY; any other exit ->
+//   SYSTEM_SOFTWARE.
 FailureClassification ClassifyFailure(const TrainerExit& exit);
 // ClassifyFailure(exit).failure_class.
 scalelab::v1::FailureClass ClassifyExit(const TrainerExit& exit);

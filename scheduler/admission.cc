@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "scheduler/preemption_pass.h"
 #include "scheduler/scheduler_metrics.h"
 #include "spdlog/spdlog.h"
 
@@ -17,6 +18,9 @@ absl::Status AdmissionOptions::Validate() const {
     return absl::InvalidArgumentError(
         absl::StrCat("period: expected > 0, got ", absl::FormatDuration(period)));
   }
+  if (absl::Status valid = preemption.Validate(); !valid.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("preemption.", valid.message()));
+  }
   if (admission_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrCat("admission_timeout: expected > 0, got ",
                                                    absl::FormatDuration(admission_timeout)));
@@ -26,6 +30,12 @@ absl::Status AdmissionOptions::Validate() const {
 
 absl::StatusOr<AdmissionPass> RunAdmissionPass(PlacementState& state, services::Store& store,
                                                absl::Time now, const PlacementOptions& options) {
+  return RunAdmissionPass(state, store, now, options, nullptr);
+}
+
+absl::StatusOr<AdmissionPass> RunAdmissionPass(PlacementState& state, services::Store& store,
+                                               absl::Time now, const PlacementOptions& options,
+                                               const PreemptionOptions* preemption) {
   const auto start = std::chrono::steady_clock::now();
   AdmissionPass pass;
   absl::StatusOr<ClusterSnapshot> snapshot = state.Snapshot(0);
@@ -35,17 +45,25 @@ absl::StatusOr<AdmissionPass> RunAdmissionPass(PlacementState& state, services::
   if (!placed.ok()) return placed.status();
   std::vector<services::AdmissionGrant> grants;
   grants.reserve(placed->placed.size());
-  for (PlacementDecision& decision : placed->placed) {
+  for (const PlacementDecision& decision : placed->placed) {
     services::AdmissionGrant grant;
     grant.run_id = decision.run_id;
     grant.worker_id = decision.worker_id;
-    grant.gpu_indices = std::move(decision.gpu_indices);
+    grant.gpu_indices = decision.gpu_indices;  // copied: the preemption step reads them
     grant.cpu_slots = decision.cpu_slots;
     grants.push_back(std::move(grant));
   }
   absl::StatusOr<std::vector<int64_t>> admitted = store.AdmitRuns(grants, now);
   if (!admitted.ok()) return admitted.status();
   pass.admitted = *std::move(admitted);
+  // Preemption hook: what still waits may evict lower classes (scheduler/preemption_pass.h).
+  if (preemption != nullptr && preemption->enabled) {
+    absl::StatusOr<PreemptionStepResult> preempted =
+        RunPreemptionStep(store, *snapshot, *placed, now, *preemption);
+    if (!preempted.ok()) return preempted.status();
+    pass.preemptors = std::move(preempted->preemptors);
+    pass.preempted = preempted->victims;
+  }
   pass.unplaced = std::move(placed->unplaced);
   pass.duration = absl::FromChrono(std::chrono::steady_clock::now() - start);
   return pass;
@@ -59,9 +77,11 @@ Admitter::~Admitter() { Stop(); }
 
 absl::StatusOr<AdmissionPass> Admitter::RunOnce(absl::Time now) {
   absl::MutexLock pass_lock(&pass_mu_);
-  absl::StatusOr<AdmissionPass> pass = RunAdmissionPass(*state_, *store_, now, options_.placement);
+  absl::StatusOr<AdmissionPass> pass =
+      RunAdmissionPass(*state_, *store_, now, options_.placement, &options_.preemption);
   if (pass.ok() && metrics_ != nullptr) {
     metrics_->admissions.Increment(static_cast<double>(pass->admitted.size()));
+    metrics_->preemptions.Increment(static_cast<double>(pass->preempted));
     metrics_->cycle_seconds.Observe(absl::ToDoubleSeconds(pass->duration));
   }
   return pass;

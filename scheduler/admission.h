@@ -30,6 +30,7 @@
 #include "absl/time/time.h"
 #include "scheduler/placement.h"
 #include "scheduler/placement_state.h"
+#include "scheduler/preemption.h"
 #include "services/common/clock.h"
 #include "services/store/store.h"
 
@@ -45,6 +46,9 @@ struct AdmissionOptions {
   // An ADMITTED run its worker did not lease within this long goes back to PENDING (the worker
   // died or stopped polling). Must cover a few lease polls of a worker (1 s each by default).
   absl::Duration admission_timeout = absl::Seconds(30);
+  // Preemption (scheduler/preemption.h): after placing, a waiting run may evict lower-priority
+  // runs; its admission then waits for them (and is not requeued by admission_timeout meanwhile).
+  PreemptionOptions preemption;
 
   absl::Status Validate() const;
 };
@@ -54,7 +58,10 @@ struct AdmissionPass {
   int considered = 0;                 // pending runs in the snapshot
   std::vector<int64_t> admitted;      // run ids written ADMITTED
   std::vector<UnplacedRun> unplaced;  // why the others wait
-  absl::Duration duration;            // wall time of the pass (read, decide, write)
+  // Preemption: runs admitted onto lower-priority victims' resources, and how many victims.
+  std::vector<int64_t> preemptors;
+  int preempted = 0;
+  absl::Duration duration;  // wall time of the pass (read, decide, write)
 };
 
 class Admitter {
@@ -99,6 +106,11 @@ class Admitter {
 // against the same database meanwhile. Exposed for GrantLeases (scheduler/leasing.h).
 absl::StatusOr<AdmissionPass> RunAdmissionPass(PlacementState& state, services::Store& store,
                                                absl::Time now, const PlacementOptions& options);
+// The same, followed by the preemption step (scheduler/preemption_pass.h) when `preemption` is
+// not null and enabled.
+absl::StatusOr<AdmissionPass> RunAdmissionPass(PlacementState& state, services::Store& store,
+                                               absl::Time now, const PlacementOptions& options,
+                                               const PreemptionOptions* preemption);
 
 }  // namespace scalelab::scheduler
 

@@ -47,6 +47,11 @@ ABSL_FLAG(std::string, projects, "",
 ABSL_FLAG(double, admission_period_s, 0.2, "seconds between admission passes (also on events)");
 ABSL_FLAG(double, admission_timeout_s, 30,
           "seconds an admitted run waits for its worker to lease it before it is requeued");
+ABSL_FLAG(bool, preemption, true,
+          "let a waiting run preempt runs of a lower priority class (checkpoint, requeue)");
+ABSL_FLAG(int, max_preemptions_per_pass, 4, "most preemptors one admission pass may start");
+ABSL_FLAG(double, preemption_cooldown_s, 300,
+          "seconds after its preemption before a run may be preempted again");
 ABSL_FLAG(int, max_pending_per_queue, 2000,
           "pending runs per (project, priority) queue read by one admission pass; 0 = all");
 ABSL_FLAG(double, leader_ttl_s, 5,
@@ -110,6 +115,9 @@ int main(int argc, char** argv) {
   options.quarantine.cooldown = absl::Seconds(absl::GetFlag(FLAGS_quarantine_cooldown_s));
   options.admission.period = absl::Seconds(absl::GetFlag(FLAGS_admission_period_s));
   options.admission.admission_timeout = absl::Seconds(absl::GetFlag(FLAGS_admission_timeout_s));
+  options.admission.preemption.enabled = absl::GetFlag(FLAGS_preemption);
+  options.admission.preemption.max_per_pass = absl::GetFlag(FLAGS_max_preemptions_per_pass);
+  options.admission.preemption.cooldown = absl::Seconds(absl::GetFlag(FLAGS_preemption_cooldown_s));
   options.max_pending_per_queue = absl::GetFlag(FLAGS_max_pending_per_queue);
   auto projects = ParseProjects(absl::GetFlag(FLAGS_projects));
   if (!projects.ok()) {

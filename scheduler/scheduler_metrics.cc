@@ -55,6 +55,9 @@ SchedulerMetrics::SchedulerMetrics(prometheus::Registry& registry)
       admissions_requeued(
           SimpleCounter(registry, "scalelab_scheduler_admissions_requeued_total",
                         "Admissions not leased in time (or whose worker was lost), requeued.")),
+      preemptions(SimpleCounter(registry, "scalelab_scheduler_preemptions_total",
+                                "Running attempts asked to checkpoint and stop so that a run of "
+                                "a higher priority class can take their resources.")),
       runs_(prometheus::BuildGauge()
                 .Name("scalelab_scheduler_runs")
                 .Help("Runs in the store by state.")

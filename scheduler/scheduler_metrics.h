@@ -38,6 +38,8 @@ class SchedulerMetrics {
   prometheus::Counter& admissions;                         // ..._admissions_total
   prometheus::Histogram& cycle_seconds;                    // ..._scheduling_cycle_duration_seconds
   prometheus::Counter& admissions_requeued;                // ..._admissions_requeued_total
+  // Victim attempts asked to checkpoint and stop for a higher class: ..._preemptions_total.
+  prometheus::Counter& preemptions;
 
   // Sets scalelab_scheduler_queue_depth{priority} (PENDING runs per class).
   void SetQueueDepth(const std::map<std::string, int64_t>& pending_by_priority);

@@ -64,6 +64,8 @@ grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext*, const v1::Heartb
   }
   response->set_reregister(!result->known);
   for (const v1::RunAttempt& stop : result->stop) *response->add_stop() = stop;
+  // Preemption hook: victims to checkpoint and stop, re-sent until their attempts end.
+  for (const v1::RunAttempt& preempt : result->preempt) *response->add_preempt() = preempt;
   return grpc::Status::OK;
 }
 

@@ -38,7 +38,7 @@
 namespace scalelab::worker {
 namespace {
 
-enum class StopReason { kNone, kCancelled, kShutdown, kLeaseLost };
+enum class StopReason { kNone, kCancelled, kShutdown, kLeaseLost, kPreempted };
 
 // One attempt of a run on this worker.
 struct Attempt {
@@ -348,6 +348,20 @@ void Agent::Impl::Heartbeat() {
       }
     }
   }
+  // Preemption: SIGTERM once (the trainer checkpoints and exits 7); Finish kills it after
+  // preempt_grace. The scheduler lists the attempt on every heartbeat until it has ended.
+  for (const v1::RunAttempt& preempt : response.preempt()) {
+    for (auto& attempt : attempts) {
+      if (attempt->run_id() != preempt.run_id() || attempt->number() != preempt.attempt() ||
+          attempt->stop != StopReason::kNone || attempt->exit.has_value()) {
+        continue;
+      }
+      spdlog::info("preempting run={} attempt={}: checkpoint, then stop (grace {})",
+                   preempt.run_id(), preempt.attempt(),
+                   absl::FormatDuration(options.preempt_grace));
+      RequestStop(*attempt, StopReason::kPreempted, SIGTERM);
+    }
+  }
   if (response.reregister()) {
     spdlog::warn("scheduler does not know worker_id={}; stopping its runs and registering again",
                  worker_id);
@@ -609,7 +623,9 @@ void Agent::Impl::FlushArtifacts(Attempt& attempt, size_t ready) {
 bool Agent::Impl::Finish(Attempt& attempt) {
   if (!attempt.exit.has_value()) attempt.exit = attempt.child->Poll();
   if (!attempt.exit.has_value()) {
-    if (attempt.stop != StopReason::kNone && Now() - attempt.stop_sent > options.stop_grace) {
+    const absl::Duration grace =
+        attempt.stop == StopReason::kPreempted ? options.preempt_grace : options.stop_grace;
+    if (attempt.stop != StopReason::kNone && Now() - attempt.stop_sent > grace) {
       attempt.child->Signal(SIGKILL);
     }
     return false;
@@ -635,8 +651,9 @@ bool Agent::Impl::Finish(Attempt& attempt) {
     }
   }
   const ExitInfo& exit = *attempt.exit;
-  bool succeeded =
-      exit.exit_code == 0 && exit.term_signal == 0 && attempt.stop == StopReason::kNone;
+  // A preempted trainer that finished its last step first has simply succeeded.
+  bool succeeded = exit.exit_code == 0 && exit.term_signal == 0 &&
+                   (attempt.stop == StopReason::kNone || attempt.stop == StopReason::kPreempted);
   v1::CompleteRunRequest request;
   request.set_worker_id(worker_id);
   request.set_run_id(attempt.run_id());
@@ -650,6 +667,19 @@ bool Agent::Impl::Finish(Attempt& attempt) {
     if (attempt.stop == StopReason::kShutdown) {
       request.set_failure_class(v1::FAILURE_CLASS_PREEMPTED);
       request.set_failure_evidence("the worker shut down");
+    } else if (attempt.stop == StopReason::kPreempted) {
+      request.set_failure_class(v1::FAILURE_CLASS_PREEMPTED);
+      request.set_failure_evidence(
+          exit.term_signal == 0 && exit.exit_code == runspec::kExitPreempted
+              ? "preempted by the scheduler; the trainer checkpointed and exited 7"
+              : absl::StrCat("preempted by the scheduler; ",
+                             exit.term_signal != 0
+                                 ? absl::StrCat("killed by signal ", exit.term_signal)
+                                 : absl::StrCat("exit code ", exit.exit_code),
+                             exit.term_signal == SIGKILL
+                                 ? absl::StrCat(" after the grace period of ",
+                                                absl::FormatDuration(options.preempt_grace))
+                                 : ""));
     } else {
       runspec::TrainerExit trainer_exit;
       trainer_exit.exit_code = exit.exit_code;

@@ -7,6 +7,11 @@
 // Stopping: a run the scheduler no longer wants (cancelled, or the lease went elsewhere) gets
 // SIGTERM, then SIGKILL after `stop_grace`. Agent::Stop() does the same to every child and
 // reports them PREEMPTED so the scheduler requeues them at once instead of waiting for the lease.
+//
+// Preemption: an attempt the heartbeat answer lists in `preempt` gets SIGTERM once; the trainer
+// finishes its step, writes a checkpoint and exits runspec::kExitPreempted. After
+// `preempt_grace` it gets SIGKILL. Either way the attempt is reported PREEMPTED (requeued at
+// once, resumed from its newest checkpoint); one that exits 0 first is reported succeeded.
 #ifndef SCALELAB_WORKER_AGENT_H_
 #define SCALELAB_WORKER_AGENT_H_
 
@@ -38,6 +43,8 @@ struct AgentOptions {
   absl::Duration lease_poll_interval = absl::Seconds(1);     // LeaseRuns at most this often
   absl::Duration rpc_timeout = absl::Seconds(10);
   absl::Duration stop_grace = absl::Seconds(5);  // SIGTERM -> SIGKILL
+  // SIGTERM -> SIGKILL for a preempted attempt: room to finish a step and write a checkpoint.
+  absl::Duration preempt_grace = absl::Seconds(120);
   // Start trainers through a fork server (`scalelab-train --serve`, model/fork_server.h) that
   // Run() starts once, instead of fork/exec per run; falls back to fork/exec when it does not
   // start or stops answering. scalelab-worker turns it on (--fork_server); off here so that a

@@ -26,6 +26,8 @@ ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:0",
 ABSL_FLAG(bool, fork_server, true,
           "start trainers through one scalelab-train --serve fork server (the runtime loads "
           "once, not per run); falls back to fork/exec when it cannot start");
+ABSL_FLAG(double, preempt_grace_s, 120,
+          "seconds a preempted trainer may take to checkpoint and exit before it is killed");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
 // Energy flags take their defaults from EnergyOptions (worker/energy.h), their one home.
 ABSL_FLAG(std::string, powercap_root, scalelab::worker::EnergyOptions{}.powercap_root,
@@ -56,6 +58,7 @@ int main(int argc, char** argv) {
   options.min_free_disk_bytes = absl::GetFlag(FLAGS_min_free_disk_bytes);
   options.work_dir = absl::GetFlag(FLAGS_work_dir);
   options.fork_server = absl::GetFlag(FLAGS_fork_server);
+  options.preempt_grace = absl::Seconds(absl::GetFlag(FLAGS_preempt_grace_s));
   options.metrics_address = absl::GetFlag(FLAGS_metrics_listen);
   options.energy.powercap_root = absl::GetFlag(FLAGS_powercap_root);
   options.energy.use_nvml = absl::GetFlag(FLAGS_nvml);

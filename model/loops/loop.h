@@ -60,6 +60,21 @@ using LoopFn = absl::StatusOr<TrainSummary> (*)(const LoopContext& context);
 // The loop of `kind`. kInvalidArgument for RUN_KIND_UNSPECIFIED or an unknown kind.
 absl::StatusOr<LoopFn> LoopForKind(scalelab::v1::RunKind kind);
 
+// Preemption (issue 9). The loops that checkpoint (pretraining and SFT) look at this request
+// after each completed step: when set (and the step is not the last), they write a checkpoint of
+// that step (unless one was just written), report it and the run record, and return kCancelled
+// ("preempted at step N"), which scalelab-train exits with runspec::kExitPreempted (7).
+// Data-parallel ranks agree on the step (a request on any rank stops all of them there).
+// Process-wide and async-signal-safe to set.
+bool PreemptionRequested();
+void RequestPreemption();       // what the SIGTERM handler does; tests call it directly
+void ClearPreemptionRequest();  // tests
+// Makes SIGTERM call RequestPreemption() instead of ending the process. scalelab-train installs
+// it for run kinds whose loop honours the request (LoopHonoursPreemption); others keep SIGTERM's
+// default, so they still stop at once.
+void InstallPreemptionHandler();
+bool LoopHonoursPreemption(scalelab::v1::RunKind kind);
+
 }  // namespace scalelab::model
 
 #endif  // SCALELAB_MODEL_LOOPS_LOOP_H_

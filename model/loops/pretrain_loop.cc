@@ -138,6 +138,7 @@ class PretrainLoop {
       if (reports_ && CheckpointDue(step)) {
         if (absl::Status status = SaveCheckpoint(step); !status.ok()) return status;
       }
+      if (!last && PreemptionAgreed()) return Preempt(step);
     }
     return Finish();
   }
@@ -273,7 +274,28 @@ class PretrainLoop {
            SecondsSince(last_checkpoint_) >= plan_.checkpoint_every_s;
   }
 
+  // True on every rank when any rank was asked to stop (model/loops/loop.h).
+  bool PreemptionAgreed() {
+    const bool requested = PreemptionRequested();
+    if (group_ == nullptr) return requested;
+    return group_->Max(requested ? 1 : 0) > 0;
+  }
+
+  // Stops after `step`: its checkpoint (rank 0, when the run has a checkpoint_dir and did not
+  // just write one), the record of the tokens trained, and kCancelled.
+  absl::Status Preempt(int64_t step) {
+    if (reports_ && !context_.spec.checkpoint_dir().empty() && saved_step_ != step) {
+      if (absl::Status status = SaveCheckpoint(step); !status.ok()) return status;
+    }
+    if (reports_) ReportRecord(step * plan_.batch_tokens);
+    return absl::CancelledError(absl::StrCat("preempted at step ", step, " of ", plan_.steps,
+                                             context_.spec.checkpoint_dir().empty()
+                                                 ? " (no checkpoint_dir: nothing saved)"
+                                                 : "; checkpoint written"));
+  }
+
   absl::Status SaveCheckpoint(int64_t step) {
+    saved_step_ = step;
     LoopCounters counters;
     counters.step = step;
     counters.data_position = batches_.position();
@@ -375,6 +397,7 @@ class PretrainLoop {
   const int64_t report_every_ = std::max<int64_t>(1, plan_.steps / 100);
   int64_t first_step_ = 0;  // Steps completed before this call: the resumed checkpoint's.
   Clock::time_point last_checkpoint_;
+  int64_t saved_step_ = -1;  // the step of the checkpoint this call wrote last
   Interval interval_;
   double total_train_s_ = 0;
   TrainSummary summary_;

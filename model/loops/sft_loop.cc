@@ -135,6 +135,7 @@ class SftLoop {
       if (CheckpointDue(step)) {
         if (absl::Status status = SaveCheckpoint(step); !status.ok()) return status;
       }
+      if (!last && PreemptionRequested()) return Preempt(step);
     }
     return Finish();
   }
@@ -262,7 +263,20 @@ class SftLoop {
            SecondsSince(last_checkpoint_) >= plan_.checkpoint_every_s;
   }
 
+  // Stops after `step` (model/loops/loop.h): its checkpoint unless just written, the record.
+  absl::Status Preempt(int64_t step) {
+    if (!context_.spec.checkpoint_dir().empty() && saved_step_ != step) {
+      if (absl::Status status = SaveCheckpoint(step); !status.ok()) return status;
+    }
+    ReportRecord(TokensAfter(step));
+    return absl::CancelledError(absl::StrCat("preempted at step ", step, " of ", steps_,
+                                             context_.spec.checkpoint_dir().empty()
+                                                 ? " (no checkpoint_dir: nothing saved)"
+                                                 : "; checkpoint written"));
+  }
+
   absl::Status SaveCheckpoint(int64_t step) {
+    saved_step_ = step;
     LoopCounters counters;
     counters.step = step;
     counters.data_position = step * batch_examples_;
@@ -326,6 +340,7 @@ class SftLoop {
   const int64_t report_every_ = std::max<int64_t>(1, steps_ / 100);
   int64_t first_step_ = 0;
   Clock::time_point last_checkpoint_;
+  int64_t saved_step_ = -1;  // the step of the checkpoint this call wrote last
   Interval interval_;
   double total_train_s_ = 0;
   TrainSummary summary_;

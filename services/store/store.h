@@ -29,6 +29,7 @@
 #include "scalelab/v1/results.pb.h"
 #include "scalelab/v1/worker.pb.h"
 #include "services/store/placement_snapshot.h"
+#include "services/store/preemption_rows.h"
 
 namespace scalelab::services {
 
@@ -155,6 +156,8 @@ class RetryDecider {
 struct HeartbeatResult {
   bool known = true;                 // false: unknown or LOST worker, it must re-register
   std::vector<v1::RunAttempt> stop;  // attempts the worker must stop
+  // Preemption: attempts to checkpoint and stop (HeartbeatResponse.preempt), while in flight.
+  std::vector<v1::RunAttempt> preempt;
   // Fencing: the listed attempts whose lease_token was not their run's current lease, each as
   // "lease token T is not the current lease of run R (current U)".
   std::vector<std::string> fenced;
@@ -326,6 +329,28 @@ class Store {
   // reads only that many runs of each (project, priority class) queue, so a cycle over 100,000
   // pending runs reads the heads of the queues, not all of them (0 = every pending run).
   absl::StatusOr<PlacementSnapshot> ReadPlacementSnapshot(int max_pending_per_queue = 0);
+
+  // --- preemption (store_preemption.cc) ----------------------------------------------------
+  // What the preemption policy decides on: every LEASED or RUNNING attempt on an eligible
+  // worker (its class, resources, start, newest checkpoint, last preemption, whether one is in
+  // flight) and the preemptors still waiting for victims. Only attempts of sweeps whose class is
+  // one of `victim_classes` ("low", ...) are read; none when it is empty. First settles the
+  // preemptions whose victim attempt has ended ('requested' -> 'done' with victim_ended_at).
+  absl::StatusOr<StoredPreemptionState> ReadPreemptionState(
+      const std::vector<std::string>& victim_classes);
+  // Persists the policy's decisions, each in full or not at all, in one transaction: the
+  // preemptor (still PENDING) becomes ADMITTED onto the victims' worker with the given GPUs and
+  // slots (run_transitions reason "admitted to worker W ... preempting runs ...: <reason>"), and
+  // one 'requested' preemptions row per victim attempt (still its run's current LEASED or
+  // RUNNING attempt). A decision whose preemptor or victims moved on meanwhile is skipped.
+  // Returns the preemptor run ids admitted.
+  absl::StatusOr<std::vector<int64_t>> RequestPreemptions(
+      const std::vector<PreemptionRequest>& requests, absl::Time now);
+  // The attempts on `worker_id` with a preemption in flight (HeartbeatResponse.preempt).
+  absl::StatusOr<std::vector<v1::RunAttempt>> PreemptionsForWorker(int64_t worker_id);
+  // preemptions rows, newest first: only those in flight, or the newest `limit` of all.
+  absl::StatusOr<std::vector<PreemptionRecord>> ListPreemptions(bool in_flight_only,
+                                                                int limit = 100);
 
   // --- admission (store_admission.cc) ------------------------------------------------------
   // Persists the scheduling cycle's decisions in one statement: each granted run still PENDING

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "services/store/internal/pg_pool.h"
+#include "services/store/internal/preemption_sql.h"
 #include "services/store/internal/store_rows.h"
 #include "services/store/store.h"
 
@@ -66,20 +67,23 @@ absl::StatusOr<std::vector<int64_t>> Store::AdmitRuns(const std::vector<Admissio
 absl::StatusOr<int> Store::RequeueStaleAdmissions(absl::Time now, absl::Duration timeout) {
   int requeued = 0;
   absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
+    // Preemption hook: a preemptor's clock starts when its last victim ended (AdmissionClockSql).
     pqxx::result rows = txn.exec_params(
         "WITH stale AS (SELECT r.id, r.admitted_worker_id AS worker_id FROM runs r "
         "  LEFT JOIN workers w ON w.id = r.admitted_worker_id "
-        "  WHERE r.state = 'ADMITTED' AND (r.admitted_at < to_timestamp($1) "
-        "        OR w.state IS DISTINCT FROM 'ALIVE') "
-        "  ORDER BY r.id FOR UPDATE OF r SKIP LOCKED), "
-        "u AS (UPDATE runs r SET state = 'PENDING', admitted_worker_id = NULL, "
-        "        admitted_gpu_indices = NULL, admitted_cpu_slots = NULL, admitted_at = NULL, "
-        "        updated_at = now() FROM stale WHERE r.id = stale.id "
-        "      RETURNING r.id, r.attempt, stale.worker_id) "
-        "INSERT INTO run_transitions (run_id, attempt, from_state, to_state, reason) "
-        "SELECT id, attempt, 'ADMITTED', 'PENDING', 'worker ' || worker_id || "
-        "  ' did not lease its admission within ' || $2 || ' s or is no longer alive' FROM u "
-        "RETURNING run_id",
+        "  WHERE r.state = 'ADMITTED' AND (" +
+            internal::AdmissionClockSql("r") +
+            " < to_timestamp($1) "
+            "        OR w.state IS DISTINCT FROM 'ALIVE') "
+            "  ORDER BY r.id FOR UPDATE OF r SKIP LOCKED), "
+            "u AS (UPDATE runs r SET state = 'PENDING', admitted_worker_id = NULL, "
+            "        admitted_gpu_indices = NULL, admitted_cpu_slots = NULL, admitted_at = NULL, "
+            "        updated_at = now() FROM stale WHERE r.id = stale.id "
+            "      RETURNING r.id, r.attempt, stale.worker_id) "
+            "INSERT INTO run_transitions (run_id, attempt, from_state, to_state, reason) "
+            "SELECT id, attempt, 'ADMITTED', 'PENDING', 'worker ' || worker_id || "
+            "  ' did not lease its admission within ' || $2 || ' s or is no longer alive' FROM u "
+            "RETURNING run_id",
         EpochSeconds(now - timeout), absl::StrCat(absl::ToDoubleSeconds(timeout)));
     requeued = static_cast<int>(rows.size());
     return absl::OkStatus();

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "services/common/run_state.h"
 #include "services/store/internal/pg_pool.h"
+#include "services/store/internal/preemption_sql.h"
 #include "services/store/internal/store_rows.h"
 #include "services/store/store.h"
 
@@ -193,7 +194,8 @@ absl::StatusOr<HeartbeatResult> Store::Heartbeat(int64_t worker_id,
           held.lease_token());
       if (renewed.empty()) result.stop.push_back(held);
     }
-    return absl::OkStatus();
+    // Preemption hook (store_preemption.cc): the victims this worker must checkpoint and stop.
+    return internal::AppendPreemptionsOf(txn, worker_id, &result.preempt);
   });
   if (!status.ok()) return status;
   return result;

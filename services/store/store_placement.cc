@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "services/common/run_state.h"
 #include "services/store/internal/pg_pool.h"
+#include "services/store/internal/preemption_sql.h"
 #include "services/store/internal/store_rows.h"
 #include "services/store/store.h"
 #include "spdlog/spdlog.h"
@@ -204,6 +205,11 @@ absl::StatusOr<PlacementSnapshot> Store::ReadPlacementSnapshot(int max_pending_p
       resources.project_id = row[4].as<int64_t>();
       worker->held.push_back(std::move(resources));
     }
+    // Preemption hook: a preemptor's admission shares its victims' resources until they end.
+    if (absl::Status discounted = internal::DiscountPreemptorHolds(txn, &snapshot.workers);
+        !discounted.ok()) {
+      return discounted;
+    }
     pqxx::result pending = txn.exec_params(kEligiblePendingSql, max_pending_per_queue);
     snapshot.pending.reserve(pending.size());
     for (const auto& row : pending) {
@@ -328,10 +334,12 @@ absl::StatusOr<std::vector<v1::Lease>> Store::LeaseAdmitted(int64_t worker_id, i
           "worker ", worker_id, " is not registered or was declared lost; register again"));
     }
     if (max_runs <= 0) return absl::OkStatus();
+    // Preemption hook: a preemptor waits until every victim attempt has ended.
     pqxx::result admitted = txn.exec_params(
-        "SELECT id, array_to_string(admitted_gpu_indices, ','), admitted_cpu_slots FROM runs "
-        "WHERE state = 'ADMITTED' AND admitted_worker_id = $1 ORDER BY admitted_at, id "
-        "LIMIT $2 FOR UPDATE SKIP LOCKED",
+        absl::StrCat("SELECT id, array_to_string(admitted_gpu_indices, ','), admitted_cpu_slots "
+                     "FROM runs WHERE state = 'ADMITTED' AND admitted_worker_id = $1 AND ",
+                     internal::NoVictimRunningSql("runs"),
+                     " ORDER BY admitted_at, id LIMIT $2 FOR UPDATE SKIP LOCKED"),
         worker_id, max_runs);
     for (const auto& row : admitted) {
       auto indices = ParseIndices(row[1].as<std::string>());

@@ -70,6 +70,17 @@ grpc::Status QueueServiceImpl::ListQueue(grpc::ServerContext*, const v1::ListQue
   };
   response->set_pending(count_of("PENDING"));
   response->set_admitted(count_of("ADMITTED"));
+  auto preemptions = ctx_.store->ListPreemptions(/*in_flight_only=*/true);
+  if (!preemptions.ok()) return ToGrpcStatus(preemptions.status());
+  for (const services::PreemptionRecord& record : *preemptions) {
+    v1::QueuedPreemption* preemption = response->add_preemptions();
+    preemption->set_preemptor_run_id(record.preemptor_run_id);
+    preemption->set_victim_run_id(record.victim_run_id);
+    preemption->set_victim_attempt(record.victim_attempt);
+    preemption->set_worker_id(record.worker_id);
+    preemption->set_reason(record.reason);
+    preemption->set_requested_at_s(absl::ToDoubleSeconds(record.requested_at - absl::UnixEpoch()));
+  }
   return grpc::Status::OK;
 }
 

@@ -170,6 +170,17 @@ int Queue(CliContext& cli, const std::string& project) {
                     run.reason(), run.message()});
   }
   PrintTable(*cli.out, {"CLASS", "POS", "RUN", "SWEEP", "PROJECT", "GPUS", "REASON", "WHY"}, rows);
+  if (response.preemptions_size() > 0) {
+    *cli.out << "\n" << response.preemptions_size() << " preemption(s) in flight\n";
+    std::vector<std::vector<std::string>> preemptions;
+    for (const v1::QueuedPreemption& preemption : response.preemptions()) {
+      preemptions.push_back({std::to_string(preemption.victim_run_id()),
+                             std::to_string(preemption.victim_attempt()),
+                             std::to_string(preemption.preemptor_run_id()),
+                             std::to_string(preemption.worker_id()), preemption.reason()});
+    }
+    PrintTable(*cli.out, {"VICTIM", "ATTEMPT", "FOR RUN", "WORKER", "REASON"}, preemptions);
+  }
   return 0;
 }
 

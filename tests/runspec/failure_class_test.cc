@@ -69,5 +69,21 @@ TEST_CASE("The trainer's failure record names the class of its status", "[runspe
         "\\\"memory\\\"\\n\"}");
 }
 
+TEST_CASE("A trainer that checkpointed on SIGTERM and exited 7 is PREEMPTED",
+          "[runspec][failures]") {
+  CHECK(ExitCodeForStatus(absl::CancelledError("preempted at step 40 of 100")) == kExitPreempted);
+  CHECK(FailureClassForStatus(absl::CancelledError("preempted")) == v1::FAILURE_CLASS_PREEMPTED);
+  CHECK(FormatFailureRecord(absl::CancelledError("preempted")).find("\"class\":\"PREEMPTED\"") !=
+        std::string::npos);
+  TrainerExit exit;
+  exit.exit_code = kExitPreempted;
+  FailureClassification preempted = ClassifyFailure(exit);
+  CHECK(preempted.failure_class == v1::FAILURE_CLASS_PREEMPTED);
+  CHECK(preempted.evidence == "exit code 7: the trainer checkpointed and stopped on SIGTERM");
+  // Cancelled by the worker stays CANCELLED even if the trainer checkpointed on the way out.
+  exit.stopped_by_worker = true;
+  CHECK(ClassifyExit(exit) == v1::FAILURE_CLASS_CANCELLED);
+}
+
 }  // namespace
 }  // namespace scalelab::runspec

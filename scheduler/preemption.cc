@@ -236,6 +236,26 @@ std::vector<PreemptionDecision> PlanPreemptions(const PreemptionInput& input,
 
   std::map<int64_t, const RunRequest*> by_id;
   for (const RunRequest& run : pending) by_id[run.run_id] = &run;
+  // Attempts by worker, and the lowest class any of them has: a run of that class or lower has
+  // no victim anywhere, so most passes end here without looking at workers.
+  std::map<int64_t, std::vector<const RunningAttempt*>> running_on;
+  int lowest_victim_class = kPriorityClassCount;
+  for (const RunningAttempt& attempt : input.running) {
+    if (views.count(attempt.worker_id) == 0 || attempt.preempt_requested) continue;
+    running_on[attempt.worker_id].push_back(&attempt);
+    lowest_victim_class = std::min(lowest_victim_class, attempt.priority);
+  }
+  // Shapes (class, demand, requirements) that found no victims this pass: an equal run will
+  // not either (decisions only take victims away), so a long queue costs one search per shape.
+  std::set<std::string> failed_shapes;
+  auto shape_of = [](const RunRequest& run) {
+    std::string shape =
+        absl::StrCat(run.priority, "/", run.gpus, "/", run.cpus, "/", run.gpu_model.value_or("*"),
+                     "/", run.min_gpu_memory_bytes.value_or(-1), "/");
+    for (const auto& [key, value] : run.node_labels) absl::StrAppend(&shape, key, "=", value, ",");
+    for (int64_t worker_id : run.avoid_workers) absl::StrAppend(&shape, "!", worker_id);
+    return shape;
+  };
   std::set<std::pair<int64_t, int32_t>> taken;  // victims chosen in this pass
 
   for (const UnplacedRun& candidate : unplaced) {
@@ -247,7 +267,9 @@ std::vector<PreemptionDecision> PlanPreemptions(const PreemptionInput& input,
     auto found = by_id.find(candidate.run_id);
     if (found == by_id.end()) continue;
     const RunRequest& run = *found->second;
-    if (!run.Validate().ok()) continue;
+    if (run.priority <= lowest_victim_class || !run.Validate().ok()) continue;
+    const std::string shape = shape_of(run);
+    if (failed_shapes.count(shape) > 0) continue;
 
     // Resources about to be freed by preemptions in flight: the run waits for them. A run that
     // fits what is free now waits too: a reservation of an earlier run blocks it, not capacity.
@@ -271,16 +293,17 @@ std::vector<PreemptionDecision> PlanPreemptions(const PreemptionInput& input,
     Cost best_cost;
     std::vector<const RunningAttempt*> best_set;
     WorkerView* best_view = nullptr;
-    for (auto& [worker_id, view] : views) {
+    for (auto& [worker_id, attempts] : running_on) {
+      WorkerView& view = views[worker_id];
       if (!LabelsMatch(*view.worker, run) || Avoids(run, worker_id)) continue;
       std::vector<const RunningAttempt*> eligible;
-      for (const RunningAttempt& attempt : input.running) {
-        if (attempt.worker_id != worker_id || attempt.priority >= run.priority ||
-            attempt.preempt_requested || taken.count({attempt.run_id, attempt.attempt}) > 0 ||
-            now - attempt.last_preempted_at < options.cooldown) {
+      for (const RunningAttempt* attempt : attempts) {
+        if (attempt->priority >= run.priority ||
+            taken.count({attempt->run_id, attempt->attempt}) > 0 ||
+            now - attempt->last_preempted_at < options.cooldown) {
           continue;
         }
-        eligible.push_back(&attempt);
+        eligible.push_back(attempt);
       }
       if (eligible.empty()) continue;
       Cost cost;
@@ -292,7 +315,10 @@ std::vector<PreemptionDecision> PlanPreemptions(const PreemptionInput& input,
         best_view = &view;
       }
     }
-    if (best_view == nullptr) continue;
+    if (best_view == nullptr) {
+      failed_shapes.insert(shape);
+      continue;
+    }
 
     PreemptionDecision decision;
     decision.preemptor_run_id = run.run_id;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <string>
+#include <unordered_map>
 #include <utility>
 
 #include "scheduler/resources.h"
@@ -36,15 +37,17 @@ absl::StatusOr<PreemptionStepResult> RunPreemptionStep(services::Store& store,
   PreemptionStepResult admitted;
   if (!options.enabled) return admitted;
   // Only classes below the highest waiting run's can lose a run; none waiting, nothing to read.
+  std::unordered_map<int64_t, int> priority_of;
+  priority_of.reserve(snapshot.pending.size());
+  for (const RunRequest& run : snapshot.pending) priority_of[run.run_id] = run.priority;
   int highest_waiting = -1;
   for (const UnplacedRun& unplaced : placed.unplaced) {
     if (unplaced.reason != UnplacedReason::kWaitingForResources &&
         unplaced.reason != UnplacedReason::kHoldingReservation) {
       continue;
     }
-    for (const RunRequest& run : snapshot.pending) {
-      if (run.run_id == unplaced.run_id) highest_waiting = std::max(highest_waiting, run.priority);
-    }
+    auto found = priority_of.find(unplaced.run_id);
+    if (found != priority_of.end()) highest_waiting = std::max(highest_waiting, found->second);
   }
   std::vector<std::string> victim_classes;
   for (int priority = 0; priority < highest_waiting && priority < kPriorityClassCount; ++priority) {

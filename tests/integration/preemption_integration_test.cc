@@ -127,6 +127,11 @@ TEST_CASE("A critical run preempts a running low run, which checkpoints and late
   CHECK(critical_attempts->at(0).started_at >= *attempts->at(0).ended_at);
   CHECK(attempts->at(1).started_at >= critical_attempts->at(0).started_at);
 
+  // Counted once on the scheduler's /metrics.
+  const std::string metrics = HttpGet(stack.scheduler().metrics_port(), "/metrics");
+  INFO("scheduler /metrics:\n" << metrics);
+  CHECK(metrics.find("scalelab_scheduler_preemptions_total 1\n") != std::string::npos);
+
   // Attempt 2 resumed from attempt 1's last checkpoint.
   int64_t checkpoint_step = 0;
   {

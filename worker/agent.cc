@@ -234,6 +234,8 @@ struct Agent::Impl {
   bool Finish(Attempt& attempt);
   void RequestStop(Attempt& attempt, StopReason reason, int signal_number);
   void Tick();
+  // Tells the scheduler this worker is stopping (WorkerService.Drain).
+  void Drain();
   void Shutdown();
   // Starts the fork server when options.fork_server is set (Run()'s thread: it dies with it).
   void StartForkServer();
@@ -725,7 +727,23 @@ void Agent::Impl::Tick() {
   active_gauge->Set(static_cast<double>(attempts.size()));
 }
 
+void Agent::Impl::Drain() {
+  if (worker_id == 0) return;
+  // Before the runs are handed back: else the scheduler may admit them to this worker again.
+  v1::DrainRequest request;
+  request.set_worker_id(worker_id);
+  request.set_reason("the worker is shutting down");
+  v1::DrainResponse response;
+  auto context = Context();
+  context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  if (Call("Drain", stub->Drain(context.get(), request, &response)).ok()) {
+    spdlog::info("draining: the scheduler admits nothing more here ({} admitted runs requeued)",
+                 response.requeued());
+  }
+}
+
 void Agent::Impl::Shutdown() {
+  Drain();  // best effort: an older scheduler answers UNIMPLEMENTED
   for (auto& attempt : attempts) {
     // One that already ended keeps its own outcome (a success must not become PREEMPTED).
     if (!attempt->exit.has_value()) attempt->exit = attempt->child->Poll();

@@ -5,8 +5,10 @@
 // attempt's CompleteRun.
 //
 // Stopping: a run the scheduler no longer wants (cancelled, or the lease went elsewhere) gets
-// SIGTERM, then SIGKILL after `stop_grace`. Agent::Stop() does the same to every child and
-// reports them PREEMPTED so the scheduler requeues them at once instead of waiting for the lease.
+// SIGTERM, then SIGKILL after `stop_grace`. Agent::Stop() first tells the scheduler the worker
+// is draining (WorkerService.Drain: nothing more is admitted to it), then does the same to every
+// child and reports them PREEMPTED so the scheduler requeues them at once instead of waiting for
+// the lease.
 #ifndef SCALELAB_WORKER_AGENT_H_
 #define SCALELAB_WORKER_AGENT_H_
 

@@ -35,8 +35,8 @@ namespace scalelab::scheduler {
 class SweepWatcher;
 
 struct WatchHubOptions {
-  int threads = 2;                          // executor threads for store reads (>= 1)
-  absl::Duration poll = absl::Seconds(2);   // every watch re-reads at least this often
+  int threads = 2;                         // executor threads for store reads (>= 1)
+  absl::Duration poll = absl::Seconds(2);  // every watch re-reads at least this often
 };
 
 // Owns the executor and the registry of live watches. Thread-safe. Must outlive every watcher it

@@ -12,14 +12,17 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <list>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "runspec/eval_result.h"
 #include "runspec/exit_codes.h"
@@ -82,8 +85,9 @@ std::string SelfDirectory() {
 }
 
 // Splits the child's stdout (`fd`, owned by the attempt's ChildProcess, which outlives this
-// thread) into lines and queues the parsed points.
-void ReadMetrics(Attempt* attempt, int fd) {
+// thread) into lines and queues the parsed points. Calls `wake` at the end of the output (the
+// child is ending: the agent's loop reports it now rather than at its next tick).
+void ReadMetrics(Attempt* attempt, int fd, const std::function<void()>& wake) {
   std::string buffer;
   char chunk[4096];
   while (true) {
@@ -121,8 +125,11 @@ void ReadMetrics(Attempt* attempt, int fd) {
     }
     buffer.erase(0, start);
   }
-  std::lock_guard<std::mutex> lock(attempt->mu);
-  attempt->eof = true;
+  {
+    std::lock_guard<std::mutex> lock(attempt->mu);
+    attempt->eof = true;
+  }
+  wake();
 }
 
 // Removes the run's checkpoint files (ckpt-<step>.pt, model/checkpoint.h) newer than
@@ -181,6 +188,21 @@ struct Agent::Impl {
   bool nvml_tried = false;
 
   absl::Notification stop_requested;
+  // Wakes the loop before its next 100 ms tick (a child's output ended, or Stop()).
+  absl::Mutex wake_mu;
+  bool woken ABSL_GUARDED_BY(wake_mu) = false;
+  void Wake() {
+    absl::MutexLock lock(&wake_mu);
+    woken = true;
+  }
+  // Waits for Wake() or `timeout`; true when woken.
+  bool WaitForWake(absl::Duration timeout) {
+    absl::MutexLock lock(&wake_mu);
+    wake_mu.AwaitWithTimeout(absl::Condition(&woken), timeout);
+    const bool was_woken = woken;
+    woken = false;
+    return was_woken;
+  }
   int64_t worker_id = 0;
   int registered_gpus = 0;  // as the last Register sent them; the "gpu" health check's baseline
   absl::Duration heartbeat_interval = absl::Seconds(2);
@@ -191,6 +213,7 @@ struct Agent::Impl {
   absl::Time next_heartbeat = absl::InfinitePast();
   absl::Time next_lease_poll = absl::InfinitePast();
   absl::Time next_report = absl::InfinitePast();
+  bool tick_soon = false;  // the next tick comes after 5 ms, not 100 ms (loop thread only)
   std::list<std::unique_ptr<Attempt>> attempts;
 
   std::unique_ptr<grpc::ClientContext> Context() const {
@@ -428,13 +451,16 @@ void Agent::Impl::StartAttempt(const v1::Lease& lease) {
                    ? ""
                    : absl::StrCat(" (", attempt->meter->fallback_reason(), ")"));
   Attempt* raw = attempt.get();
-  attempt->reader = std::thread([raw, fd = raw->child->stdout_fd()] { ReadMetrics(raw, fd); });
+  attempt->reader = std::thread(
+      [this, raw, fd = raw->child->stdout_fd()] { ReadMetrics(raw, fd, [this] { Wake(); }); });
   attempts.push_back(std::move(attempt));
 }
 
 void Agent::Impl::LeaseAndStart() {
   int free_slots = options.cpu_slots - static_cast<int>(attempts.size());
   if (free_slots <= 0 || Now() < next_lease_poll) return;
+  // Polled again at once while the queue hands out runs (and whenever a slot frees, Tick);
+  // only an empty answer waits lease_poll_interval.
   next_lease_poll = Now() + options.lease_poll_interval;
   v1::LeaseRunsRequest request;
   request.set_worker_id(worker_id);
@@ -445,6 +471,7 @@ void Agent::Impl::LeaseAndStart() {
   if (absl::IsFailedPrecondition(status)) ForgetRegistration();  // declared lost
   if (!status.ok()) return;
   for (const v1::Lease& lease : response.leases()) StartAttempt(lease);
+  if (response.leases_size() > 0) next_lease_poll = absl::InfinitePast();
 }
 
 void Agent::Impl::ForgetRegistration() {
@@ -614,6 +641,9 @@ bool Agent::Impl::Finish(Attempt& attempt) {
     if (attempt.stop != StopReason::kNone && Now() - attempt.stop_sent > options.stop_grace) {
       attempt.child->Signal(SIGKILL);
     }
+    std::lock_guard<std::mutex> lock(attempt.mu);
+    // Its output ended: the exit (status) follows within moments; look again soon.
+    if (attempt.eof) tick_soon = true;
     return false;
   }
   if (!attempt.energy.has_value()) {
@@ -721,7 +751,12 @@ void Agent::Impl::Tick() {
     }
   }
   for (auto it = attempts.begin(); it != attempts.end();) {
-    it = Finish(**it) ? attempts.erase(it) : std::next(it);
+    if (Finish(**it)) {
+      it = attempts.erase(it);
+      next_lease_poll = absl::InfinitePast();  // a slot is free: ask for a run now
+    } else {
+      it = std::next(it);
+    }
   }
   if (worker_id != 0 && !stop_requested.HasBeenNotified()) LeaseAndStart();
   active_gauge->Set(static_cast<double>(attempts.size()));
@@ -842,7 +877,10 @@ absl::Status Agent::Run() {
   spdlog::info("worker {} connecting to {} trainer={} metrics_port={}", impl_->options.name,
                impl_->options.scheduler_address, impl_->options.trainer_path, metrics_port());
   impl_->StartForkServer();
-  while (!impl_->stop_requested.WaitForNotificationWithTimeout(absl::Milliseconds(100))) {
+  while (!impl_->stop_requested.HasBeenNotified()) {
+    impl_->WaitForWake(absl::Milliseconds(impl_->tick_soon ? 5 : 100));
+    impl_->tick_soon = false;
+    if (impl_->stop_requested.HasBeenNotified()) break;
     impl_->Tick();
   }
   impl_->Shutdown();
@@ -850,7 +888,10 @@ absl::Status Agent::Run() {
   return absl::OkStatus();
 }
 
-void Agent::Stop() { impl_->stop_requested.Notify(); }
+void Agent::Stop() {
+  impl_->stop_requested.Notify();
+  impl_->Wake();
+}
 
 int Agent::metrics_port() const {
   return impl_->metrics_server ? impl_->metrics_server->port() : 0;

@@ -37,7 +37,9 @@ struct AgentOptions {
   // RAPL shared by cpu_slots, else the power model with its watts per device).
   EnergyOptions energy;
   absl::Duration report_interval = absl::Milliseconds(500);  // metric batches at most this often
-  absl::Duration lease_poll_interval = absl::Seconds(1);     // LeaseRuns at most this often
+  // LeaseRuns again this long after an answer with no run; at once when a slot frees or the
+  // last answer had runs (the queue is handing them out).
+  absl::Duration lease_poll_interval = absl::Seconds(1);
   absl::Duration rpc_timeout = absl::Seconds(10);
   absl::Duration stop_grace = absl::Seconds(5);  // SIGTERM -> SIGKILL
   // Start trainers through a fork server (`scalelab-train --serve`, model/fork_server.h) that

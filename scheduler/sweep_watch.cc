@@ -77,7 +77,11 @@ class SweepWatcher final : public grpc::ServerWriteReactor<v1::SweepEvent> {
     {
       absl::MutexLock lock(&mu_);
       cancelled_ = true;
-      if (busy_ || done_) return;  // the operation in flight ends the call
+      if (done_) return;
+      if (busy_) {
+        dirty_ = true;  // the operation in flight reads again, sees cancelled_ and ends the call
+        return;
+      }
       busy_ = true;
       done_ = true;
     }

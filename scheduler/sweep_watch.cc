@@ -3,6 +3,7 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -168,8 +169,7 @@ class SweepWatcher final : public grpc::ServerWriteReactor<v1::SweepEvent> {
 
 WatchHub::WatchHub(services::Store* store, EventBus* events, WatchHubOptions options)
     : store_(store), events_(events), options_(options) {
-  if (options_.threads < 1) options_.threads = 1;
-  for (int thread_idx = 0; thread_idx < options_.threads; ++thread_idx) {
+  for (int thread_idx = 0; thread_idx < std::max(options_.threads, 1); ++thread_idx) {
     threads_.emplace_back([this] { ExecutorLoop(); });
   }
   poller_ = std::thread([this] { PollLoop(); });

@@ -243,7 +243,21 @@ struct Agent::Impl {
     return health;
   }
   void Heartbeat();
+  // One LeaseRuns call in flight at a time (lease_queue is its completion queue).
+  struct LeaseCall {
+    std::unique_ptr<grpc::ClientContext> context;
+    v1::LeaseRunsRequest request;
+    v1::LeaseRunsResponse response;
+    grpc::Status status;
+    std::unique_ptr<grpc::ClientAsyncResponseReader<v1::LeaseRunsResponse>> reader;
+  };
+  std::unique_ptr<LeaseCall> lease_call;
+  grpc::CompletionQueue lease_queue;
+  // The call in flight once it has ended (`block`: waits for its end); null while it runs.
+  std::unique_ptr<LeaseCall> CollectLease(bool block);
   void LeaseAndStart();
+  // At shutdown: ends the call in flight and hands back what it leased (PREEMPTED).
+  void HandBackLeases();
   void StartAttempt(const v1::Lease& lease);
   void Flush(Attempt& attempt);
   // Reports the first `ready` queued artifacts: those read before the points already sent, so
@@ -456,22 +470,76 @@ void Agent::Impl::StartAttempt(const v1::Lease& lease) {
   attempts.push_back(std::move(attempt));
 }
 
+// LeaseRuns is asynchronous: the scheduler may hold the call up to a quarter second waiting for
+// an admission pass, and meanwhile this loop must keep reporting the attempts that end.
+std::unique_ptr<Agent::Impl::LeaseCall> Agent::Impl::CollectLease(bool block) {
+  if (lease_call == nullptr) return nullptr;
+  void* tag = nullptr;
+  bool ok = false;
+  if (block) {
+    if (!lease_queue.Next(&tag, &ok)) return nullptr;
+  } else if (lease_queue.AsyncNext(&tag, &ok, std::chrono::system_clock::now()) !=
+             grpc::CompletionQueue::GOT_EVENT) {
+    return nullptr;
+  }
+  return std::move(lease_call);
+}
+
 void Agent::Impl::LeaseAndStart() {
+  if (lease_call != nullptr) {
+    std::unique_ptr<LeaseCall> call = CollectLease(/*block=*/false);
+    if (call == nullptr) {
+      tick_soon = true;  // in flight: look again in a few ms
+      return;
+    }
+    absl::Status status = Call("LeaseRuns", call->status);
+    if (absl::IsFailedPrecondition(status)) ForgetRegistration();  // declared lost
+    // Leases for a registration this worker has since given up are not its own any more.
+    if (!status.ok() || call->request.worker_id() != worker_id) return;
+    for (const v1::Lease& lease : call->response.leases()) StartAttempt(lease);
+    // Polled again at once while the queue hands out runs (and whenever a slot frees, Tick);
+    // only an empty answer waits lease_poll_interval.
+    if (call->response.leases_size() > 0) next_lease_poll = absl::InfinitePast();
+  }
   int free_slots = options.cpu_slots - static_cast<int>(attempts.size());
   if (free_slots <= 0 || Now() < next_lease_poll) return;
-  // Polled again at once while the queue hands out runs (and whenever a slot frees, Tick);
-  // only an empty answer waits lease_poll_interval.
   next_lease_poll = Now() + options.lease_poll_interval;
-  v1::LeaseRunsRequest request;
-  request.set_worker_id(worker_id);
-  request.set_free_slots(free_slots);
-  v1::LeaseRunsResponse response;
-  auto context = Context();
-  absl::Status status = Call("LeaseRuns", stub->LeaseRuns(context.get(), request, &response));
-  if (absl::IsFailedPrecondition(status)) ForgetRegistration();  // declared lost
-  if (!status.ok()) return;
-  for (const v1::Lease& lease : response.leases()) StartAttempt(lease);
-  if (response.leases_size() > 0) next_lease_poll = absl::InfinitePast();
+  lease_call = std::make_unique<LeaseCall>();
+  lease_call->context = Context();
+  lease_call->request.set_worker_id(worker_id);
+  lease_call->request.set_free_slots(free_slots);
+  lease_call->reader =
+      stub->AsyncLeaseRuns(lease_call->context.get(), lease_call->request, &lease_queue);
+  lease_call->reader->Finish(&lease_call->response, &lease_call->status, lease_call.get());
+  tick_soon = true;
+}
+
+void Agent::Impl::HandBackLeases() {
+  if (lease_call != nullptr) {
+    lease_call->context->TryCancel();
+    std::unique_ptr<LeaseCall> call = CollectLease(/*block=*/true);
+    if (call != nullptr && call->status.ok()) {
+      // Leased as the worker stopped: handed back at once rather than left to expire.
+      for (const v1::Lease& lease : call->response.leases()) {
+        v1::CompleteRunRequest request;
+        request.set_worker_id(call->request.worker_id());
+        request.set_run_id(lease.spec().run_id());
+        request.set_attempt(lease.spec().attempt());
+        request.set_lease_token(lease.spec().lease_token());
+        request.set_exit_code(-1);
+        request.set_failure_class(v1::FAILURE_CLASS_PREEMPTED);
+        request.set_failure_evidence("the worker shut down before starting it");
+        v1::CompleteRunResponse response;
+        auto context = Context();
+        Call("CompleteRun", stub->CompleteRun(context.get(), request, &response)).IgnoreError();
+      }
+    }
+  }
+  lease_queue.Shutdown();
+  void* tag = nullptr;
+  bool ok = false;
+  while (lease_queue.Next(&tag, &ok)) {
+  }
 }
 
 void Agent::Impl::ForgetRegistration() {
@@ -779,6 +847,7 @@ void Agent::Impl::Drain() {
 
 void Agent::Impl::Shutdown() {
   Drain();  // best effort: an older scheduler answers UNIMPLEMENTED
+  HandBackLeases();
   for (auto& attempt : attempts) {
     // One that already ended keeps its own outcome (a success must not become PREEMPTED).
     if (!attempt->exit.has_value()) attempt->exit = attempt->child->Poll();

@@ -35,14 +35,6 @@ class SweepWatcher final : public grpc::ServerWriteReactor<v1::SweepEvent> {
  public:
   SweepWatcher(WatchHub* hub, int64_t sweep_id) : hub_(hub), sweep_id_(sweep_id) {}
 
-  void Begin() {
-    {
-      absl::MutexLock lock(&mu_);
-      busy_ = true;
-    }
-    hub_->Post([this] { Read(); });
-  }
-
   // A change may concern this watch (or the hub is stopping, `stop`).
   void Poke(bool stop) {
     {
@@ -199,11 +191,8 @@ grpc::ServerWriteReactor<v1::SweepEvent>* WatchHub::Watch(grpc::CallbackServerCo
     watchers_[sweep_id].insert(watcher);
     ++active_;
   }
-  if (stopping) {
-    watcher->Poke(/*stop=*/true);
-  } else {
-    watcher->Begin();
-  }
+  // The first read; an event that poked it since it was registered is already on its way.
+  watcher->Poke(/*stop=*/stopping);
   return watcher;
 }
 

@@ -322,9 +322,10 @@ void Scheduler::Shutdown() {
     return;
   }
   spdlog::info("scheduler shutting down");
-  impl_->events.Close();  // watches waiting for a change return now
+  impl_->events.Close();  // loops waiting for a change return now
+  if (impl_->sweep_service) impl_->sweep_service->StopWatches();  // watches end at once
   if (impl_->server) {
-    // Watches notice `stopping_` within one poll; give them that long before cancelling.
+    // Calls in flight get 2 s to end before they are cancelled.
     impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }
   stopped_.Notify();

@@ -1,11 +1,7 @@
 #include "scheduler/sweep_service.h"
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
-
 #include <map>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -30,6 +26,9 @@ RpcTimer::~RpcTimer() {
 }
 
 namespace {
+
+// Store reads of all watches share this many threads.
+constexpr int kWatchThreads = 2;
 
 // The spec of a request, parsed and validated; errors name the manifest line.
 absl::StatusOr<v1::SweepSpec> SpecOf(const v1::SubmitSweepRequest& request) {
@@ -56,6 +55,11 @@ absl::StatusOr<v1::SweepSpec> SpecOf(const v1::SubmitSweepRequest& request) {
 }
 
 }  // namespace
+
+SweepServiceImpl::SweepServiceImpl(ServiceContext context)
+    : ctx_(context),
+      watches_(std::make_unique<WatchHub>(ctx_.store, ctx_.events,
+                                          WatchHubOptions{kWatchThreads, ctx_.watch_poll})) {}
 
 grpc::Status SweepServiceImpl::SubmitSweep(grpc::ServerContext*,
                                            const v1::SubmitSweepRequest* request,
@@ -165,47 +169,11 @@ grpc::Status SweepServiceImpl::GetSearchTree(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status SweepServiceImpl::WatchSweep(grpc::ServerContext* context,
-                                          const v1::WatchSweepRequest* request,
-                                          grpc::ServerWriter<v1::SweepEvent>* writer) {
-  // Re-reads the store (the source of truth, written by every scheduler on the database) when
-  // a run state change was committed (LISTEN/NOTIFY through the event bus).
-  std::string last_sent;
-  while (!context->IsCancelled() && !(ctx_.stopping && ctx_.stopping->load())) {
-    // Read before the snapshot, so a change committed while it is read wakes the wait below.
-    const uint64_t seen = ctx_.events ? ctx_.events->Sequence(Topic::kRunChanged) : 0;
-    v1::SweepEvent event;
-    auto sweep = ctx_.store->GetSweep(request->sweep_id());
-    if (!sweep.ok()) return ToGrpcStatus(sweep.status());
-    auto runs = ctx_.store->ListRuns(request->sweep_id(), v1::RUN_STATE_UNSPECIFIED, 0);
-    if (!runs.ok()) return ToGrpcStatus(runs.status());
-    *event.mutable_sweep() = *std::move(sweep);
-    for (v1::Run& run : *runs) *event.add_runs() = std::move(run);
-    // Timestamps change on every report; compare the content that a watcher displays.
-    v1::SweepEvent comparable = event;
-    comparable.mutable_sweep()->clear_updated_at();
-    for (v1::Run& run : *comparable.mutable_runs()) run.clear_updated_at();
-    std::string fingerprint;
-    {
-      // Deterministic, so that equal maps serialize to equal bytes.
-      google::protobuf::io::StringOutputStream stream(&fingerprint);
-      google::protobuf::io::CodedOutputStream coded(&stream);
-      coded.SetSerializationDeterministic(true);
-      comparable.SerializeToCodedStream(&coded);
-    }
-    if (fingerprint != last_sent) {
-      if (!writer->Write(event)) return grpc::Status::OK;  // the client went away
-      last_sent = std::move(fingerprint);
-    }
-    if (event.sweep().state() != v1::SWEEP_STATE_RUNNING) return grpc::Status::OK;
-    if (ctx_.events != nullptr) {
-      ctx_.events->WaitFor(Topic::kRunChanged, seen, ctx_.watch_poll);
-    } else {
-      std::this_thread::sleep_for(absl::ToChronoMilliseconds(ctx_.watch_poll));
-    }
-  }
-  return grpc::Status(grpc::StatusCode::CANCELLED,
-                      "watch ended: scheduler stopping or client gone");
+grpc::ServerWriteReactor<v1::SweepEvent>* SweepServiceImpl::WatchSweep(
+    grpc::CallbackServerContext* context, const v1::WatchSweepRequest* request) {
+  // Re-reads the store (the source of truth, written by every scheduler on the database) when a
+  // run state change of the sweep was committed (LISTEN/NOTIFY through the event bus).
+  return watches_->Watch(context, request->sweep_id());
 }
 
 }  // namespace scalelab::scheduler

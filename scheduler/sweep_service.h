@@ -3,19 +3,25 @@
 #define SCALELAB_SCHEDULER_SWEEP_SERVICE_H_
 
 #include <cstddef>
+#include <memory>
 
 #include "scalelab/v1/sweep.grpc.pb.h"
 #include "scheduler/service_context.h"
+#include "scheduler/sweep_watch.h"
 
 namespace scalelab::scheduler {
 
 // SubmitSweep refuses manifest_yaml larger than this with INVALID_ARGUMENT, before parsing.
 inline constexpr size_t kMaxManifestBytes = size_t{1} << 20;
 
-// Thread-safe: handlers run on gRPC's thread pool and share only the context.
-class SweepServiceImpl final : public v1::SweepService::Service {
+// Thread-safe: unary handlers run on gRPC's thread pool and share only the context. WatchSweep
+// is a callback method (scheduler/sweep_watch.h): a watch holds no thread while it waits. The
+// service must outlive the gRPC server it is registered with; call StopWatches() before the
+// server's Shutdown so that watches end at once.
+class SweepServiceImpl final
+    : public v1::SweepService::WithCallbackMethod_WatchSweep<v1::SweepService::Service> {
  public:
-  explicit SweepServiceImpl(ServiceContext context) : ctx_(context) {}
+  explicit SweepServiceImpl(ServiceContext context);
 
   grpc::Status SubmitSweep(grpc::ServerContext* context, const v1::SubmitSweepRequest* request,
                            v1::SubmitSweepResponse* response) override;
@@ -29,11 +35,17 @@ class SweepServiceImpl final : public v1::SweepService::Service {
                            v1::Sweep* response) override;
   grpc::Status GetSearchTree(grpc::ServerContext* context, const v1::GetSearchTreeRequest* request,
                              v1::GetSearchTreeResponse* response) override;
-  grpc::Status WatchSweep(grpc::ServerContext* context, const v1::WatchSweepRequest* request,
-                          grpc::ServerWriter<v1::SweepEvent>* writer) override;
+  grpc::ServerWriteReactor<v1::SweepEvent>* WatchSweep(
+      grpc::CallbackServerContext* context, const v1::WatchSweepRequest* request) override;
+
+  // Ends every watch (CANCELLED) and makes new ones end at once. Idempotent.
+  void StopWatches() { watches_->Stop(); }
+  // Watches alive now.
+  int active_watches() const { return watches_->active(); }
 
  private:
   ServiceContext ctx_;
+  std::unique_ptr<WatchHub> watches_;
 };
 
 }  // namespace scalelab::scheduler

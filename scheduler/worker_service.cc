@@ -173,4 +173,17 @@ grpc::Status WorkerServiceImpl::ReportEvals(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
+grpc::Status WorkerServiceImpl::Drain(grpc::ServerContext*, const v1::DrainRequest* request,
+                                      v1::DrainResponse* response) {
+  RpcTimer timer(ctx_.metrics, "Drain");
+  auto requeued = ctx_.store->DrainWorker(request->worker_id(), request->reason());
+  if (!requeued.ok()) return ToGrpcStatus(requeued.status());
+  // The requeued runs go elsewhere on the next pass, not after the admission timeout.
+  if (*requeued > 0 && ctx_.admitter != nullptr) ctx_.admitter->Wake();
+  spdlog::info("worker draining id={} reason={} requeued={}", request->worker_id(),
+               request->reason(), *requeued);
+  response->set_requeued(*requeued);
+  return grpc::Status::OK;
+}
+
 }  // namespace scalelab::scheduler

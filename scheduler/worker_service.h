@@ -28,6 +28,8 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
                                v1::ReportArtifactsResponse* response) override;
   grpc::Status ReportEvals(grpc::ServerContext* context, const v1::ReportEvalsRequest* request,
                            v1::ReportEvalsResponse* response) override;
+  grpc::Status Drain(grpc::ServerContext* context, const v1::DrainRequest* request,
+                     v1::DrainResponse* response) override;
 
  private:
   // Counts a fencing refusal (scalelab_scheduler_fenced_reports_total{method}); returns `status`.

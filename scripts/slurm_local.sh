@@ -78,6 +78,9 @@ SlurmctldPidFile=$DIR/slurmctld.pid
 SlurmdPidFile=$DIR/slurmd.pid
 SlurmctldLogFile=$DIR/slurmctld.log
 SlurmdLogFile=$DIR/slurmd.log
+# The node may declare more CPUs than the machine has (benchmarks give Slurm as many job slots
+# as ScaleLab's workers have); without config_overrides slurmd would mark it invalid.
+SlurmdParameters=config_overrides
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
 PartitionName=local Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 CONF
@@ -90,5 +93,5 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 echo "slurm_local.sh: node not idle after 30 s (state '${state:-none}'); logs in $DIR" >&2
-tail -5 "$DIR/slurmctld.log" "$DIR/slurmd.log" >&2 || true
+tail -n 5 "$DIR/slurmctld.log" "$DIR/slurmd.log" >&2 || true
 exit 1

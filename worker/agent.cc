@@ -12,14 +12,17 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <list>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "runspec/eval_result.h"
 #include "runspec/exit_codes.h"
@@ -82,8 +85,9 @@ std::string SelfDirectory() {
 }
 
 // Splits the child's stdout (`fd`, owned by the attempt's ChildProcess, which outlives this
-// thread) into lines and queues the parsed points.
-void ReadMetrics(Attempt* attempt, int fd) {
+// thread) into lines and queues the parsed points. Calls `wake` at the end of the output (the
+// child is ending: the agent's loop reports it now rather than at its next tick).
+void ReadMetrics(Attempt* attempt, int fd, const std::function<void()>& wake) {
   std::string buffer;
   char chunk[4096];
   while (true) {
@@ -121,8 +125,11 @@ void ReadMetrics(Attempt* attempt, int fd) {
     }
     buffer.erase(0, start);
   }
-  std::lock_guard<std::mutex> lock(attempt->mu);
-  attempt->eof = true;
+  {
+    std::lock_guard<std::mutex> lock(attempt->mu);
+    attempt->eof = true;
+  }
+  wake();
 }
 
 // Removes the run's checkpoint files (ckpt-<step>.pt, model/checkpoint.h) newer than
@@ -181,6 +188,21 @@ struct Agent::Impl {
   bool nvml_tried = false;
 
   absl::Notification stop_requested;
+  // Wakes the loop before its next 100 ms tick (a child's output ended, or Stop()).
+  absl::Mutex wake_mu;
+  bool woken ABSL_GUARDED_BY(wake_mu) = false;
+  void Wake() {
+    absl::MutexLock lock(&wake_mu);
+    woken = true;
+  }
+  // Waits for Wake() or `timeout`; true when woken.
+  bool WaitForWake(absl::Duration timeout) {
+    absl::MutexLock lock(&wake_mu);
+    wake_mu.AwaitWithTimeout(absl::Condition(&woken), timeout);
+    const bool was_woken = woken;
+    woken = false;
+    return was_woken;
+  }
   int64_t worker_id = 0;
   int registered_gpus = 0;  // as the last Register sent them; the "gpu" health check's baseline
   absl::Duration heartbeat_interval = absl::Seconds(2);
@@ -191,6 +213,7 @@ struct Agent::Impl {
   absl::Time next_heartbeat = absl::InfinitePast();
   absl::Time next_lease_poll = absl::InfinitePast();
   absl::Time next_report = absl::InfinitePast();
+  bool tick_soon = false;  // the next tick comes after 5 ms, not 100 ms (loop thread only)
   std::list<std::unique_ptr<Attempt>> attempts;
 
   std::unique_ptr<grpc::ClientContext> Context() const {
@@ -220,7 +243,21 @@ struct Agent::Impl {
     return health;
   }
   void Heartbeat();
+  // One LeaseRuns call in flight at a time (lease_queue is its completion queue).
+  struct LeaseCall {
+    std::unique_ptr<grpc::ClientContext> context;
+    v1::LeaseRunsRequest request;
+    v1::LeaseRunsResponse response;
+    grpc::Status status;
+    std::unique_ptr<grpc::ClientAsyncResponseReader<v1::LeaseRunsResponse>> reader;
+  };
+  std::unique_ptr<LeaseCall> lease_call;
+  grpc::CompletionQueue lease_queue;
+  // The call in flight once it has ended (`block`: waits for its end); null while it runs.
+  std::unique_ptr<LeaseCall> CollectLease(bool block);
   void LeaseAndStart();
+  // At shutdown: ends the call in flight and hands back what it leased (PREEMPTED).
+  void HandBackLeases();
   void StartAttempt(const v1::Lease& lease);
   void Flush(Attempt& attempt);
   // Reports the first `ready` queued artifacts: those read before the points already sent, so
@@ -234,6 +271,8 @@ struct Agent::Impl {
   bool Finish(Attempt& attempt);
   void RequestStop(Attempt& attempt, StopReason reason, int signal_number);
   void Tick();
+  // Tells the scheduler this worker is stopping (WorkerService.Drain).
+  void Drain();
   void Shutdown();
   // Starts the fork server when options.fork_server is set (Run()'s thread: it dies with it).
   void StartForkServer();
@@ -440,23 +479,81 @@ void Agent::Impl::StartAttempt(const v1::Lease& lease) {
                    ? ""
                    : absl::StrCat(" (", attempt->meter->fallback_reason(), ")"));
   Attempt* raw = attempt.get();
-  attempt->reader = std::thread([raw, fd = raw->child->stdout_fd()] { ReadMetrics(raw, fd); });
+  attempt->reader = std::thread(
+      [this, raw, fd = raw->child->stdout_fd()] { ReadMetrics(raw, fd, [this] { Wake(); }); });
   attempts.push_back(std::move(attempt));
 }
 
+// LeaseRuns is asynchronous: the scheduler may hold the call up to a quarter second waiting for
+// an admission pass, and meanwhile this loop must keep reporting the attempts that end.
+std::unique_ptr<Agent::Impl::LeaseCall> Agent::Impl::CollectLease(bool block) {
+  if (lease_call == nullptr) return nullptr;
+  void* tag = nullptr;
+  bool ok = false;
+  if (block) {
+    if (!lease_queue.Next(&tag, &ok)) return nullptr;
+  } else if (lease_queue.AsyncNext(&tag, &ok, std::chrono::system_clock::now()) !=
+             grpc::CompletionQueue::GOT_EVENT) {
+    return nullptr;
+  }
+  return std::move(lease_call);
+}
+
 void Agent::Impl::LeaseAndStart() {
+  if (lease_call != nullptr) {
+    std::unique_ptr<LeaseCall> call = CollectLease(/*block=*/false);
+    if (call == nullptr) {
+      tick_soon = true;  // in flight: look again in a few ms
+      return;
+    }
+    absl::Status status = Call("LeaseRuns", call->status);
+    if (absl::IsFailedPrecondition(status)) ForgetRegistration();  // declared lost
+    // Leases for a registration this worker has since given up are not its own any more.
+    if (!status.ok() || call->request.worker_id() != worker_id) return;
+    for (const v1::Lease& lease : call->response.leases()) StartAttempt(lease);
+    // Polled again at once while the queue hands out runs (and whenever a slot frees, Tick);
+    // only an empty answer waits lease_poll_interval.
+    if (call->response.leases_size() > 0) next_lease_poll = absl::InfinitePast();
+  }
   int free_slots = options.cpu_slots - static_cast<int>(attempts.size());
   if (free_slots <= 0 || Now() < next_lease_poll) return;
   next_lease_poll = Now() + options.lease_poll_interval;
-  v1::LeaseRunsRequest request;
-  request.set_worker_id(worker_id);
-  request.set_free_slots(free_slots);
-  v1::LeaseRunsResponse response;
-  auto context = Context();
-  absl::Status status = Call("LeaseRuns", stub->LeaseRuns(context.get(), request, &response));
-  if (absl::IsFailedPrecondition(status)) ForgetRegistration();  // declared lost
-  if (!status.ok()) return;
-  for (const v1::Lease& lease : response.leases()) StartAttempt(lease);
+  lease_call = std::make_unique<LeaseCall>();
+  lease_call->context = Context();
+  lease_call->request.set_worker_id(worker_id);
+  lease_call->request.set_free_slots(free_slots);
+  lease_call->reader =
+      stub->AsyncLeaseRuns(lease_call->context.get(), lease_call->request, &lease_queue);
+  lease_call->reader->Finish(&lease_call->response, &lease_call->status, lease_call.get());
+  tick_soon = true;
+}
+
+void Agent::Impl::HandBackLeases() {
+  if (lease_call != nullptr) {
+    lease_call->context->TryCancel();
+    std::unique_ptr<LeaseCall> call = CollectLease(/*block=*/true);
+    if (call != nullptr && call->status.ok()) {
+      // Leased as the worker stopped: handed back at once rather than left to expire.
+      for (const v1::Lease& lease : call->response.leases()) {
+        v1::CompleteRunRequest request;
+        request.set_worker_id(call->request.worker_id());
+        request.set_run_id(lease.spec().run_id());
+        request.set_attempt(lease.spec().attempt());
+        request.set_lease_token(lease.spec().lease_token());
+        request.set_exit_code(-1);
+        request.set_failure_class(v1::FAILURE_CLASS_PREEMPTED);
+        request.set_failure_evidence("the worker shut down before starting it");
+        v1::CompleteRunResponse response;
+        auto context = Context();
+        Call("CompleteRun", stub->CompleteRun(context.get(), request, &response)).IgnoreError();
+      }
+    }
+  }
+  lease_queue.Shutdown();
+  void* tag = nullptr;
+  bool ok = false;
+  while (lease_queue.Next(&tag, &ok)) {
+  }
 }
 
 void Agent::Impl::ForgetRegistration() {
@@ -628,6 +725,9 @@ bool Agent::Impl::Finish(Attempt& attempt) {
     if (attempt.stop != StopReason::kNone && Now() - attempt.stop_sent > grace) {
       attempt.child->Signal(SIGKILL);
     }
+    std::lock_guard<std::mutex> lock(attempt.mu);
+    // Its output ended: the exit (status) follows within moments; look again soon.
+    if (attempt.eof) tick_soon = true;
     return false;
   }
   if (!attempt.energy.has_value()) {
@@ -749,13 +849,35 @@ void Agent::Impl::Tick() {
     }
   }
   for (auto it = attempts.begin(); it != attempts.end();) {
-    it = Finish(**it) ? attempts.erase(it) : std::next(it);
+    if (Finish(**it)) {
+      it = attempts.erase(it);
+      next_lease_poll = absl::InfinitePast();  // a slot is free: ask for a run now
+    } else {
+      it = std::next(it);
+    }
   }
   if (worker_id != 0 && !stop_requested.HasBeenNotified()) LeaseAndStart();
   active_gauge->Set(static_cast<double>(attempts.size()));
 }
 
+void Agent::Impl::Drain() {
+  if (worker_id == 0) return;
+  // Before the runs are handed back: else the scheduler may admit them to this worker again.
+  v1::DrainRequest request;
+  request.set_worker_id(worker_id);
+  request.set_reason("the worker is shutting down");
+  v1::DrainResponse response;
+  auto context = Context();
+  context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  if (Call("Drain", stub->Drain(context.get(), request, &response)).ok()) {
+    spdlog::info("draining: the scheduler admits nothing more here ({} admitted runs requeued)",
+                 response.requeued());
+  }
+}
+
 void Agent::Impl::Shutdown() {
+  Drain();  // best effort: an older scheduler answers UNIMPLEMENTED
+  HandBackLeases();
   for (auto& attempt : attempts) {
     // One that already ended keeps its own outcome (a success must not become PREEMPTED).
     if (!attempt->exit.has_value()) attempt->exit = attempt->child->Poll();
@@ -854,7 +976,10 @@ absl::Status Agent::Run() {
   spdlog::info("worker {} connecting to {} trainer={} metrics_port={}", impl_->options.name,
                impl_->options.scheduler_address, impl_->options.trainer_path, metrics_port());
   impl_->StartForkServer();
-  while (!impl_->stop_requested.WaitForNotificationWithTimeout(absl::Milliseconds(100))) {
+  while (!impl_->stop_requested.HasBeenNotified()) {
+    impl_->WaitForWake(absl::Milliseconds(impl_->tick_soon ? 5 : 100));
+    impl_->tick_soon = false;
+    if (impl_->stop_requested.HasBeenNotified()) break;
     impl_->Tick();
   }
   impl_->Shutdown();
@@ -862,7 +987,10 @@ absl::Status Agent::Run() {
   return absl::OkStatus();
 }
 
-void Agent::Stop() { impl_->stop_requested.Notify(); }
+void Agent::Stop() {
+  impl_->stop_requested.Notify();
+  impl_->Wake();
+}
 
 int Agent::metrics_port() const {
   return impl_->metrics_server ? impl_->metrics_server->port() : 0;

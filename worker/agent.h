@@ -5,8 +5,10 @@
 // attempt's CompleteRun.
 //
 // Stopping: a run the scheduler no longer wants (cancelled, or the lease went elsewhere) gets
-// SIGTERM, then SIGKILL after `stop_grace`. Agent::Stop() does the same to every child and
-// reports them PREEMPTED so the scheduler requeues them at once instead of waiting for the lease.
+// SIGTERM, then SIGKILL after `stop_grace`. Agent::Stop() first tells the scheduler the worker
+// is draining (WorkerService.Drain: nothing more is admitted to it), then does the same to every
+// child and reports them PREEMPTED so the scheduler requeues them at once instead of waiting for
+// the lease.
 //
 // Preemption: an attempt the heartbeat answer lists in `preempt` gets SIGTERM once; the trainer
 // finishes its step, writes a checkpoint and exits runspec::kExitPreempted. After
@@ -40,7 +42,9 @@ struct AgentOptions {
   // RAPL shared by cpu_slots, else the power model with its watts per device).
   EnergyOptions energy;
   absl::Duration report_interval = absl::Milliseconds(500);  // metric batches at most this often
-  absl::Duration lease_poll_interval = absl::Seconds(1);     // LeaseRuns at most this often
+  // LeaseRuns again this long after an answer with no run; at once when a slot frees or the
+  // last answer had runs (the queue is handing them out).
+  absl::Duration lease_poll_interval = absl::Seconds(1);
   absl::Duration rpc_timeout = absl::Seconds(10);
   absl::Duration stop_grace = absl::Seconds(5);  // SIGTERM -> SIGKILL
   // SIGTERM -> SIGKILL for a preempted attempt: room to finish a step and write a checkpoint.

@@ -369,6 +369,11 @@ class Store {
   // ADMITTED runs whose worker did not lease them within `timeout`, or whose worker is no
   // longer ALIVE, go back to PENDING (with their transition). Returns how many.
   absl::StatusOr<int> RequeueStaleAdmissions(absl::Time now, absl::Duration timeout);
+  // A stopping worker: ALIVE or QUARANTINED -> DRAINING (admission skips it; its heartbeats
+  // still renew the leases it holds), and its ADMITTED runs go back to PENDING in the same
+  // transaction (with their transitions). Returns how many were requeued. Idempotent;
+  // NotFound for an unknown worker id; a LOST worker stays LOST.
+  absl::StatusOr<int> DrainWorker(int64_t worker_id, const std::string& reason);
   // Sets a project's GPU quota (0 = none) and fair-share weight (> 0), creating the project when
   // it does not exist. InvalidArgument naming the field for a negative quota or weight <= 0.
   absl::Status SetProjectPolicy(const std::string& name, int gpu_quota, double weight);

@@ -172,7 +172,7 @@ absl::StatusOr<HeartbeatResult> Store::Heartbeat(int64_t worker_id,
         "UPDATE workers SET last_heartbeat_at = to_timestamp($2), health_ok = $3::bool, "
         "health_message = $4, "
         "healthy_streak = CASE WHEN $3::bool THEN healthy_streak + 1 ELSE 0 END "
-        "WHERE id = $1 AND state IN ('ALIVE', 'QUARANTINED') RETURNING id",
+        "WHERE id = $1 AND state IN ('ALIVE', 'QUARANTINED', 'DRAINING') RETURNING id",
         worker_id, EpochSeconds(now), healthy, health_message);
     if (updated.empty()) {
       // A LOST worker's runs were already requeued; whatever it still runs must stop.
@@ -265,7 +265,7 @@ absl::StatusOr<std::vector<ExpiredLease>> Store::ExpireLeases(absl::Time now,
         "ORDER BY id FOR UPDATE",
         EpochSeconds(now));
     txn.exec_params(
-        "UPDATE workers SET state = 'LOST' WHERE state IN ('ALIVE', 'QUARANTINED') "
+        "UPDATE workers SET state = 'LOST' WHERE state IN ('ALIVE', 'QUARANTINED', 'DRAINING') "
         "AND last_heartbeat_at < to_timestamp($1)",
         EpochSeconds(now - worker_timeout));
     pqxx::result rows = txn.exec_params(

@@ -41,6 +41,7 @@ absl::StatusOr<AdmissionPass> RunAdmissionPass(PlacementState& state, services::
     grant.worker_id = decision.worker_id;
     grant.gpu_indices = std::move(decision.gpu_indices);
     grant.cpu_slots = decision.cpu_slots;
+    grant.rank = decision.rank;
     grants.push_back(std::move(grant));
   }
   absl::StatusOr<std::vector<int64_t>> admitted = store.AdmitRuns(grants, now);

@@ -345,8 +345,10 @@ absl::StatusOr<v1::RunState> Store::CompleteRun(const v1::CompleteRunRequest& re
       ApplyRetryDecision(txn, *run, decision, request.failure_evidence(), request.worker_id());
     }
     if (rank == 0) RecordEnergy(txn, run->id(), run->attempt(), request.energy());
+    // A failure ends every rank; after rank 0's success the others end on their own (or are
+    // stopped by their heartbeat's answer) and report it.
     EndRanks(txn, run->id(), run->attempt(), rank, rank_end, request.exit_code(), request.message(),
-             /*attempt_ended=*/true);
+             /*attempt_ended=*/!request.succeeded());
     RecordTransition(txn, run->id(), run->attempt(), run->state(), next, reason);
     txn.exec_params(
         "UPDATE runs SET exit_code = $2, failure_class = $3, message = $4, "

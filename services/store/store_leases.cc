@@ -151,11 +151,11 @@ absl::StatusOr<v1::Run> LockGangRank(pqxx::work& txn, int64_t run_id, int32_t at
 void EndRanks(pqxx::work& txn, int64_t run_id, int32_t attempt, int rank, const char* state,
               int exit_code, const std::string& message, bool attempt_ended) {
   txn.exec_params(
-      "UPDATE run_ranks SET state = CASE WHEN rank = $3 THEN $4 ELSE 'STOPPED' END, "
-      "ended_at = now(), exit_code = CASE WHEN rank = $3 THEN $5 END, "
-      "message = CASE WHEN rank = $3 THEN $6 ELSE 'the attempt ended' END "
+      "UPDATE run_ranks SET state = CASE WHEN rank = $3::int THEN $4::text ELSE 'STOPPED' END, "
+      "ended_at = now(), exit_code = CASE WHEN rank = $3::int THEN $5::int END, "
+      "message = CASE WHEN rank = $3::int THEN $6::text ELSE 'the attempt ended' END "
       "WHERE run_id = $1 AND attempt = $2 AND state IN ('ADMITTED', 'LEASED') "
-      "AND (rank = $3 OR $7::bool)",
+      "AND (rank = $3::int OR $7::bool)",
       run_id, attempt, rank, state, exit_code, message, attempt_ended);
 }
 

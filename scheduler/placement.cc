@@ -79,12 +79,13 @@ bool IsIdle(const WorkerState& worker) {
 }
 
 // How a worker ranks as the home of `ranks` ranks of `demand` each: smaller is better. Best fit
-// (fewest free GPUs left), then a partly used worker before an idle one (kept whole for gangs),
-// then fewest free CPU slots left, then the lowest id.
-std::tuple<int, bool, int, int64_t> FitKey(const WorkerState& worker, const ResourceDemand& demand,
+// (fewest free GPUs left, then fewest free CPU slots left: a partly used worker usually wins
+// already), then a partly used worker before an idle one (kept whole for gangs), then the
+// lowest id. GPUs before slots keeps CPU runs on CPU-only workers while GPU workers have both.
+std::tuple<int, int, bool, int64_t> FitKey(const WorkerState& worker, const ResourceDemand& demand,
                                            int ranks) {
-  return {worker.FreeGpuCount() - ranks * demand.gpus, IsIdle(worker),
-          worker.cpu_slots_free - ranks * demand.cpu_slots, worker.worker_id};
+  return {worker.FreeGpuCount() - ranks * demand.gpus,
+          worker.cpu_slots_free - ranks * demand.cpu_slots, IsIdle(worker), worker.worker_id};
 }
 
 // How many ranks of `run` (each needing `demand`) the worker fits: with its free resources now,
@@ -231,10 +232,10 @@ absl::Status ValidateSnapshot(const ClusterSnapshot& snapshot) {
 bool TryPlace(std::vector<RoundWorker>& workers, const RunRequest& run,
               const ResourceDemand& demand, PlacementResult& result) {
   RoundWorker* best = nullptr;
-  std::tuple<int, bool, int, int64_t> best_key;
+  std::tuple<int, int, bool, int64_t> best_key;
   for (RoundWorker& worker : workers) {
     if (!FitsNow(worker.state, run, demand)) continue;
-    std::tuple<int, bool, int, int64_t> key = FitKey(worker.state, demand, 1);
+    std::tuple<int, int, bool, int64_t> key = FitKey(worker.state, demand, 1);
     if (best == nullptr || key < best_key) {
       best = &worker;
       best_key = key;

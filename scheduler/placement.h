@@ -29,10 +29,10 @@
 //   - Fit: a run is placed only on a worker with enough FREE matching GPUs (model, memory) and
 //     free CPU slots (DemandOf). No GPU and no slot is granted twice in one round.
 //   - Best fit: among workers that fit, the one left with the fewest free GPUs after placement,
-//     then a partly used worker before an idle one (every GPU and slot free), then the fewest
-//     free CPU slots, then the lowest worker id. CPU runs so land on CPU-only workers first, and
-//     small runs fill partly used nodes before touching an empty one, which stays whole for a
-//     gang. GPUs on a worker are taken in index order.
+//     then the fewest free CPU slots, then a partly used worker before an idle one (every GPU
+//     and slot free), then the lowest worker id. CPU runs so land on CPU-only workers first,
+//     and small runs fill partly used nodes before touching an empty one, which stays whole for
+//     a gang. GPUs on a worker are taken in index order.
 //   - Gangs (ranks > 1; gpus and cpus are per rank) are placed all at once or not at all, one
 //     decision per rank (rank 0 first). On one worker when one worker fits every rank now (best
 //     fit, as above) and ranks_per_node allows it; otherwise across the fewest workers: while no

@@ -354,8 +354,8 @@ absl::StatusOr<v1::RunState> Store::CompleteRun(const v1::CompleteRunRequest& re
         "UPDATE runs SET exit_code = $2, failure_class = $3, message = $4, "
         "lease_expires_at = NULL, worker_id = CASE WHEN $5 THEN NULL ELSE worker_id END "
         "WHERE id = $1",
-        run->id(), request.exit_code(), FailureClassName(failure_class), request.message(),
-        next == v1::RUN_STATE_PENDING);
+        run->id(), request.exit_code(), FailureClassName(failure_class),
+        absl::StrCat(whose, request.message()), next == v1::RUN_STATE_PENDING);
     RefreshSweepState(txn, run->sweep_id());
     return absl::OkStatus();
   });

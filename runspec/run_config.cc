@@ -263,6 +263,22 @@ void CheckEvalAndResources(const RunConfig& config, bool pretrain, RuleChecker* 
                    "\"fp32\" for a run with resources.gpus 0 (bf16 autocast is CUDA-only)",
                    "\"bf16\"", {"resources.gpus"});
   checker->RequireNonNegative(config.resources().cpus(), "resources.cpus");
+  // A gang (issue 9): its ranks train data-parallel, so the global batch must split over them
+  // (execution.world_size is checked again, the same way, when the lease names it).
+  const int ranks = config.resources().ranks();
+  checker->RequireNonNegative(ranks, "resources.ranks");
+  checker->RequireNonNegative(config.resources().ranks_per_node(), "resources.ranks_per_node");
+  checker->Require(ranks <= 1 || pretrain, "resources.ranks",
+                   "1 for a run that is not pretraining (data parallelism covers pretraining "
+                   "only for now)",
+                   absl::StrCat(ranks));
+  const int64_t seq_len = config.model().seq_len();
+  checker->Require(
+      ranks <= 1 || seq_len <= 0 || config.train().batch_tokens() % (seq_len * ranks) == 0,
+      "train.batch_tokens",
+      absl::StrCat("a multiple of model.seq_len x resources.ranks (", seq_len, " x ", ranks, " = ",
+                   seq_len * ranks, ": the global batch splits into whole windows per rank)"),
+      absl::StrCat(config.train().batch_tokens()), {"resources.ranks"});
   checker->RequireNonNegative(config.init().from_run(), "init.from_run");
   checker->RequireNonNegative(config.init().from_artifact(), "init.from_artifact");
   checker->Require(config.init().from_run() == 0 || config.init().from_artifact() == 0,

@@ -51,6 +51,7 @@ absl::StatusOr<AdmissionPass> RunAdmissionPass(PlacementState& state, services::
     grant.worker_id = decision.worker_id;
     grant.gpu_indices = decision.gpu_indices;  // copied: the preemption step reads them
     grant.cpu_slots = decision.cpu_slots;
+    grant.rank = decision.rank;
     grants.push_back(std::move(grant));
   }
   absl::StatusOr<std::vector<int64_t>> admitted = store.AdmitRuns(grants, now);

@@ -26,10 +26,12 @@ namespace scalelab::scheduler {
 // carries the granted GPUs in spec.execution.gpu_indices. Empty when free_slots <= 0 or nothing
 // fits. FailedPrecondition when the worker is unknown or LOST (it must register again);
 // Unavailable when the store cannot be reached. Thread-safe when `state` and `store` are.
+// A gang's ranks get their rendezvous from `ports` (Store::LeaseAdmitted).
 absl::StatusOr<std::vector<v1::Lease>> GrantLeases(PlacementState& state, services::Store& store,
                                                    int64_t worker_id, int free_slots,
                                                    absl::Time now, absl::Duration lease_ttl,
-                                                   const PlacementOptions& options);
+                                                   const PlacementOptions& options,
+                                                   const services::RendezvousPorts& ports = {});
 
 }  // namespace scalelab::scheduler
 

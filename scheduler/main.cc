@@ -26,6 +26,11 @@ ABSL_FLAG(std::string, database_url, "",
 ABSL_FLAG(std::string, data_dir, ".scalelab", "folder for the embedded PostgreSQL cluster");
 ABSL_FLAG(double, lease_ttl_s, 15, "seconds a lease lives without a heartbeat");
 ABSL_FLAG(double, heartbeat_interval_s, 2, "seconds between worker heartbeats");
+ABSL_FLAG(int, rendezvous_port_base, scalelab::services::RendezvousPorts{}.base,
+          "gangs: rank 0 listens for its peers on port base + (lease token % "
+          "--rendezvous_port_count) of its worker's --address");
+ABSL_FLAG(int, rendezvous_port_count, scalelab::services::RendezvousPorts{}.count,
+          "gangs: how many ports from --rendezvous_port_base rank 0 may listen on");
 ABSL_FLAG(std::string, port_file, "",
           "if set, \"<grpc_port> <metrics_port>\" is written to this file once serving");
 ABSL_FLAG(double, fit_interval_s, 2, "seconds between passes looking for finished fit groups");
@@ -101,6 +106,8 @@ int main(int argc, char** argv) {
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
   options.lease_ttl = absl::Seconds(absl::GetFlag(FLAGS_lease_ttl_s));
   options.heartbeat_interval = absl::Seconds(absl::GetFlag(FLAGS_heartbeat_interval_s));
+  options.rendezvous.base = absl::GetFlag(FLAGS_rendezvous_port_base);
+  options.rendezvous.count = absl::GetFlag(FLAGS_rendezvous_port_count);
   options.fitter.interval = absl::Seconds(absl::GetFlag(FLAGS_fit_interval_s));
   options.fitter.settings.threads = absl::GetFlag(FLAGS_fit_threads);
   options.fitter.settings.program = absl::GetFlag(FLAGS_fit_program);

@@ -72,27 +72,69 @@ std::string Plural(int count, absl::string_view one, absl::string_view many) {
   return absl::StrCat(count, " ", count == 1 ? one : many);
 }
 
+// True when every GPU and every CPU slot of the worker is free (nothing runs or is held there).
+bool IsIdle(const WorkerState& worker) {
+  return worker.cpu_slots_free == worker.cpu_slots_total &&
+         worker.FreeGpuCount() == static_cast<int>(worker.gpus.size());
+}
+
+// How a worker ranks as the home of `ranks` ranks of `demand` each: smaller is better. Best fit
+// (fewest free GPUs left, then fewest free CPU slots left: a partly used worker usually wins
+// already), then a partly used worker before an idle one (kept whole for gangs), then the
+// lowest id. GPUs before slots keeps CPU runs on CPU-only workers while GPU workers have both.
+std::tuple<int, int, bool, int64_t> FitKey(const WorkerState& worker, const ResourceDemand& demand,
+                                           int ranks) {
+  return {worker.FreeGpuCount() - ranks * demand.gpus,
+          worker.cpu_slots_free - ranks * demand.cpu_slots, IsIdle(worker), worker.worker_id};
+}
+
+// How many ranks of `run` (each needing `demand`) the worker fits: with its free resources now,
+// or with its whole inventory (`idle`). Labels and ranks_per_node apply; at most run.ranks.
+// Avoided workers are the caller's business.
+int RanksFitting(const WorkerState& worker, const RunRequest& run, const ResourceDemand& demand,
+                 bool idle) {
+  if (!LabelsMatch(worker, run)) return 0;
+  const int slots = idle ? worker.cpu_slots_total : worker.cpu_slots_free;
+  int ranks = slots / std::max(demand.cpu_slots, 1);
+  if (demand.gpus > 0) {
+    const int gpus = idle ? TotalMatchingGpus(worker, run) : FreeMatchingGpus(worker, run);
+    ranks = std::min(ranks, gpus / demand.gpus);
+  }
+  if (run.ranks_per_node > 0) ranks = std::min(ranks, run.ranks_per_node);
+  return std::min(ranks, run.ranks);
+}
+
 // " on a worker labelled pool=a, zone=b" when the run requires labels.
 void AppendLabels(const RunRequest& run, std::string& need) {
   if (run.node_labels.empty()) return;
   std::vector<std::string> pairs;
   for (const auto& [key, value] : run.node_labels) pairs.push_back(absl::StrCat(key, "=", value));
-  absl::StrAppend(&need, " on a worker labelled ", absl::StrJoin(pairs, ", "));
+  absl::StrAppend(&need, run.ranks > 1 ? " on workers labelled " : " on a worker labelled ",
+                  absl::StrJoin(pairs, ", "));
 }
 
-// "needs 4 GPUs of model "H200" with at least 80 GiB" / "needs 2 CPU slots".
-std::string DescribeNeed(const RunRequest& run, const ResourceDemand& demand) {
-  if (demand.gpus == 0) {
-    std::string need = absl::StrCat("needs ", Plural(demand.cpu_slots, "CPU slot", "CPU slots"));
-    AppendLabels(run, need);
-    return need;
-  }
-  std::string need = absl::StrCat("needs ", Plural(demand.gpus, "GPU", "GPUs"));
+// What one rank needs: "4 GPUs of model "H200" with at least 80 GiB" / "2 CPU slots".
+std::string DescribeRankNeed(const RunRequest& run, const ResourceDemand& demand) {
+  if (demand.gpus == 0) return Plural(demand.cpu_slots, "CPU slot", "CPU slots");
+  std::string need = Plural(demand.gpus, "GPU", "GPUs");
   if (run.gpu_model.has_value() && !run.gpu_model->empty()) {
     absl::StrAppend(&need, " of model \"", *run.gpu_model, "\"");
   }
   if (run.min_gpu_memory_bytes.has_value() && *run.min_gpu_memory_bytes > 0) {
     absl::StrAppend(&need, " with at least ", FormatBytes(*run.min_gpu_memory_bytes));
+  }
+  return need;
+}
+
+// "needs 4 GPUs of model "H200" with at least 80 GiB" / "needs 2 CPU slots" / for a gang
+// "needs 3 ranks × 4 GPUs with at most 1 rank per node".
+std::string DescribeNeed(const RunRequest& run, const ResourceDemand& demand) {
+  std::string need = "needs ";
+  if (run.ranks > 1) absl::StrAppend(&need, run.ranks, " ranks × ");
+  absl::StrAppend(&need, DescribeRankNeed(run, demand));
+  if (run.ranks > 1 && run.ranks_per_node > 0) {
+    absl::StrAppend(&need, " with at most ", Plural(run.ranks_per_node, "rank", "ranks"),
+                    " per node");
   }
   AppendLabels(run, need);
   return need;
@@ -190,12 +232,10 @@ absl::Status ValidateSnapshot(const ClusterSnapshot& snapshot) {
 bool TryPlace(std::vector<RoundWorker>& workers, const RunRequest& run,
               const ResourceDemand& demand, PlacementResult& result) {
   RoundWorker* best = nullptr;
-  std::tuple<int, int, int64_t> best_key;
+  std::tuple<int, int, bool, int64_t> best_key;
   for (RoundWorker& worker : workers) {
     if (!FitsNow(worker.state, run, demand)) continue;
-    std::tuple<int, int, int64_t> key(worker.state.FreeGpuCount() - demand.gpus,
-                                      worker.state.cpu_slots_free - demand.cpu_slots,
-                                      worker.state.worker_id);
+    std::tuple<int, int, bool, int64_t> key = FitKey(worker.state, demand, 1);
     if (best == nullptr || key < best_key) {
       best = &worker;
       best_key = key;
@@ -237,11 +277,208 @@ RoundWorker* Reserve(std::vector<RoundWorker>& workers, const RunRequest& run,
   return best;
 }
 
+// --- gangs -------------------------------------------------------------------------------------
+
+// Whether a gang keeps away from the workers it avoids in this round: only while it could still
+// fit the idle cluster without them (else avoiding would make it wait forever).
+bool GangAvoids(const std::vector<RoundWorker>& workers, const RunRequest& run,
+                const ResourceDemand& demand) {
+  if (run.avoid_workers.empty()) return false;
+  int room = 0;
+  for (const RoundWorker& worker : workers) {
+    if (!Avoids(run, worker.state.worker_id)) {
+      room += RanksFitting(worker.state, run, demand, /*idle=*/true);
+    }
+  }
+  return room >= run.ranks;
+}
+
+// A worker and how many ranks of a gang it takes (or could take).
+struct GangShare {
+  RoundWorker* worker = nullptr;
+  int ranks = 0;
+};
+
+// Splits `ranks` ranks over `candidates` (each with the ranks it fits now) on the fewest workers:
+// while no candidate fits every rank left, the one fitting the most takes all it fits; the rest
+// goes to the best fit (FitKey) for exactly that many. Empty when the candidates do not suffice.
+std::vector<GangShare> SplitGang(std::vector<GangShare> candidates, const ResourceDemand& demand,
+                                 int ranks) {
+  std::vector<GangShare> chosen;
+  int remaining = ranks;
+  while (remaining > 0) {
+    auto finish = candidates.end();
+    for (auto it = candidates.begin(); it != candidates.end(); ++it) {
+      if (it->ranks < remaining) continue;
+      if (finish == candidates.end() || FitKey(it->worker->state, demand, remaining) <
+                                            FitKey(finish->worker->state, demand, remaining)) {
+        finish = it;
+      }
+    }
+    if (finish != candidates.end()) {
+      chosen.push_back({finish->worker, remaining});
+      return chosen;
+    }
+    auto most = candidates.end();
+    for (auto it = candidates.begin(); it != candidates.end(); ++it) {
+      if (most == candidates.end() || it->ranks > most->ranks ||
+          (it->ranks == most->ranks && FitKey(it->worker->state, demand, it->ranks) <
+                                           FitKey(most->worker->state, demand, most->ranks))) {
+        most = it;
+      }
+    }
+    if (most == candidates.end() || most->ranks == 0) return {};
+    chosen.push_back(*most);
+    remaining -= most->ranks;
+    candidates.erase(most);
+  }
+  return chosen;
+}
+
+// Places every rank of the gang now, or none: one decision per rank, rank 0 first.
+bool TryPlaceGang(std::vector<RoundWorker>& workers, const RunRequest& run,
+                  const ResourceDemand& demand, bool avoid, PlacementResult& result) {
+  std::vector<GangShare> candidates;
+  for (RoundWorker& worker : workers) {
+    if (avoid && Avoids(run, worker.state.worker_id)) continue;
+    const int fitting = RanksFitting(worker.state, run, demand, /*idle=*/false);
+    if (fitting > 0) candidates.push_back({&worker, fitting});
+  }
+  std::vector<GangShare> chosen = SplitGang(std::move(candidates), demand, run.ranks);
+  if (chosen.empty()) return false;
+  int rank = 0;
+  for (const GangShare& share : chosen) {
+    for (int rank_idx = 0; rank_idx < share.ranks; ++rank_idx) {
+      PlacementDecision decision;
+      decision.run_id = run.run_id;
+      decision.worker_id = share.worker->state.worker_id;
+      decision.gpu_indices = PickGpus(share.worker->state, run, demand.gpus);
+      decision.cpu_slots = demand.cpu_slots;
+      decision.rank = rank++;
+      Take(share.worker->state, decision.gpu_indices, decision.cpu_slots);
+      result.placed.push_back(std::move(decision));
+    }
+  }
+  return true;
+}
+
+// Makes a blocked gang hold free resources on the workers it would use: those without a hold
+// that fit the most of its ranks now first (then the most when idle, then the lowest id), each
+// holding what its share of the ranks needs, as far as it is free. Returns those workers; empty
+// (nothing held) when the workers without a hold could not fit the gang even when idle.
+std::vector<RoundWorker*> ReserveGang(std::vector<RoundWorker>& workers, const RunRequest& run,
+                                      const ResourceDemand& demand) {
+  std::vector<std::tuple<int, int, int64_t, RoundWorker*>> candidates;  // (-now, -idle, id)
+  for (RoundWorker& worker : workers) {
+    if (worker.held_for_run != 0) continue;
+    const int idle = RanksFitting(worker.state, run, demand, /*idle=*/true);
+    if (idle == 0) continue;
+    candidates.emplace_back(-RanksFitting(worker.state, run, demand, /*idle=*/false), -idle,
+                            worker.state.worker_id, &worker);
+  }
+  std::sort(candidates.begin(), candidates.end());
+  std::vector<GangShare> shares;
+  int remaining = run.ranks;
+  for (const auto& [now, idle, worker_id, worker] : candidates) {
+    if (remaining == 0) break;
+    const int ranks = std::min(-idle, remaining);
+    shares.push_back({worker, ranks});
+    remaining -= ranks;
+  }
+  if (remaining > 0) return {};
+  std::vector<RoundWorker*> held;
+  for (const GangShare& share : shares) {
+    RoundWorker& worker = *share.worker;
+    worker.held_for_run = run.run_id;
+    worker.held_gpu_indices = PickGpus(worker.state, run, share.ranks * demand.gpus);
+    worker.held_slots = std::min(worker.state.cpu_slots_free, share.ranks * demand.cpu_slots);
+    Take(worker.state, worker.held_gpu_indices, worker.held_slots);
+    held.push_back(&worker);
+  }
+  return held;
+}
+
+// A gang fits the idle cluster (labels and ranks_per_node respected, avoided workers included).
+bool GangFitsWhenIdle(const std::vector<RoundWorker>& workers, const RunRequest& run,
+                      const ResourceDemand& demand) {
+  int room = 0;
+  for (const RoundWorker& worker : workers) {
+    room += RanksFitting(worker.state, run, demand, /*idle=*/true);
+  }
+  return room >= run.ranks;
+}
+
+// Why a gang fits no idle cluster, e.g. "needs 3 ranks × 4 GPUs with at most 1 rank per node;
+// only 2 workers have 4 GPUs".
+std::string GangNeverFitsMessage(const std::vector<RoundWorker>& workers, const RunRequest& run,
+                                 const ResourceDemand& demand) {
+  std::string need = DescribeNeed(run, demand);
+  if (std::none_of(workers.begin(), workers.end(),
+                   [&](const RoundWorker& worker) { return LabelsMatch(worker.state, run); })) {
+    return absl::StrCat(need, ", but no worker has these labels");
+  }
+  int room = 0;
+  int with_room = 0;
+  for (const RoundWorker& worker : workers) {
+    const int ranks = RanksFitting(worker.state, run, demand, /*idle=*/true);
+    room += ranks;
+    with_room += ranks > 0 ? 1 : 0;
+  }
+  const std::string rank_need = DescribeRankNeed(run, demand);
+  if (with_room == 0) return absl::StrCat(need, "; no worker has ", rank_need);
+  if (run.ranks_per_node == 1) {
+    return absl::StrCat(
+        need, "; only ",
+        with_room == 1 ? "1 worker has " : absl::StrCat(with_room, " workers have "), rank_need);
+  }
+  return absl::StrCat(need, "; even idle, the workers have room for only ",
+                      Plural(room, "rank", "ranks"), " (on ",
+                      Plural(with_room, "worker", "workers"), ")");
+}
+
+// Why a gang that would fit the idle cluster does not fit now, e.g. "needs 2 ranks × 1 CPU
+// slot; room for 1 rank now (on 1 worker)", with a note when resources held for an earlier run
+// are what it lacks.
+std::string GangWaitingMessage(const std::vector<RoundWorker>& workers, const RunRequest& run,
+                               const ResourceDemand& demand, bool avoid) {
+  int room = 0;
+  int with_room = 0;
+  for (const RoundWorker& worker : workers) {
+    if (avoid && Avoids(run, worker.state.worker_id)) continue;
+    const int ranks = RanksFitting(worker.state, run, demand, /*idle=*/false);
+    room += ranks;
+    with_room += ranks > 0 ? 1 : 0;
+  }
+  std::string message =
+      absl::StrCat(DescribeNeed(run, demand), "; room for ", Plural(room, "rank", "ranks"),
+                   " now (on ", Plural(with_room, "worker", "workers"), ")");
+  for (const RoundWorker& worker : workers) {
+    if (worker.held_for_run == 0 || worker.held_for_run == run.run_id) continue;
+    WorkerState without_hold = worker.state;
+    without_hold.cpu_slots_free += worker.held_slots;
+    for (Gpu& gpu : without_hold.gpus) {
+      if (std::find(worker.held_gpu_indices.begin(), worker.held_gpu_indices.end(), gpu.index) !=
+          worker.held_gpu_indices.end()) {
+        gpu.free = true;
+      }
+    }
+    if (RanksFitting(without_hold, run, demand, false) <=
+        RanksFitting(worker.state, run, demand, false)) {
+      continue;
+    }
+    absl::StrAppend(&message, " (worker ", worker.state.worker_id,
+                    "'s free resources are held for run ", worker.held_for_run,
+                    ", earlier in the queue)");
+    break;
+  }
+  return message;
+}
+
 // Everything that decides where a run fits: runs of one shape fit the same workers.
 std::string ShapeKey(const RunRequest& run, const ResourceDemand& demand) {
   std::string key =
-      absl::StrCat(demand.gpus, "/", demand.cpu_slots, "/", run.gpu_model.value_or(""), "/",
-                   run.min_gpu_memory_bytes.value_or(0));
+      absl::StrCat(demand.gpus, "/", demand.cpu_slots, "/", run.ranks, "x", run.ranks_per_node, "/",
+                   run.gpu_model.value_or(""), "/", run.min_gpu_memory_bytes.value_or(0));
   for (const auto& [label, value] : run.node_labels) absl::StrAppend(&key, "/", label, "=", value);
   if (!run.avoid_workers.empty())
     absl::StrAppend(&key, "/avoid=", absl::StrJoin(run.avoid_workers, ","));
@@ -350,19 +587,14 @@ absl::StatusOr<PlacementResult> Place(const ClusterSnapshot& snapshot,
       result.unplaced.push_back(std::move(unplaced));
       return;
     }
-    if (run.ranks > 1) {
-      // Gang placement (all ranks at once, per-rank leases, a rendezvous) is not built yet;
-      // placing one rank would start a trainer that waits for peers that never come.
-      unplaced.reason = UnplacedReason::kNeverFits;
-      unplaced.message = absl::StrCat("asks for ", run.ranks,
-                                      " ranks; gangs (resources.ranks > 1) are not placed yet");
-      result.unplaced.push_back(std::move(unplaced));
-      return;
-    }
-    ResourceDemand demand = DemandOf(run);
+    const ResourceDemand demand = DemandOf(run);
+    const bool gang = run.ranks > 1;
+    // What the whole run holds: a gang holds its demand once per rank.
+    const int run_gpus = demand.gpus * run.ranks;
+    const int run_slots = demand.cpu_slots * run.ranks;
     ProjectState& project = projects[run.project_id];
-    if (project.gpu_quota > 0 && demand.gpus > 0 &&
-        project.gpus_in_use + demand.gpus > project.gpu_quota) {
+    if (project.gpu_quota > 0 && run_gpus > 0 &&
+        project.gpus_in_use + run_gpus > project.gpu_quota) {
       unplaced.reason = UnplacedReason::kQuota;
       unplaced.message =
           absl::StrCat(DescribeNeed(run, demand), ", but project ",
@@ -378,36 +610,55 @@ absl::StatusOr<PlacementResult> Place(const ClusterSnapshot& snapshot,
       result.unplaced.push_back(std::move(unplaced));
       return;
     }
-    if (TryPlace(workers, run, demand, result)) {
-      project.gpus_in_use += demand.gpus;
-      project.cpu_slots_in_use += demand.cpu_slots;
+    const bool avoid = gang && GangAvoids(workers, run, demand);
+    if (gang ? TryPlaceGang(workers, run, demand, avoid, result)
+             : TryPlace(workers, run, demand, result)) {
+      project.gpus_in_use += run_gpus;
+      project.cpu_slots_in_use += run_slots;
       return;
     }
 
-    bool fits_some_idle_worker = std::any_of(
-        workers.begin(), workers.end(),
-        [&](const RoundWorker& worker) { return FitsWhenIdle(worker.state, run, demand); });
-    if (!fits_some_idle_worker) {
+    const bool fits_idle =
+        gang ? GangFitsWhenIdle(workers, run, demand)
+             : std::any_of(workers.begin(), workers.end(), [&](const RoundWorker& worker) {
+                 return FitsWhenIdle(worker.state, run, demand);
+               });
+    if (!fits_idle) {
       unplaced.reason = UnplacedReason::kNeverFits;
-      unplaced.message = NeverFitsMessage(workers, run, demand);
+      unplaced.message = gang ? GangNeverFitsMessage(workers, run, demand)
+                              : NeverFitsMessage(workers, run, demand);
       failed_shapes[shape] = unplaced;
       result.unplaced.push_back(std::move(unplaced));
       return;
     }
     // Described before reserving, so the message says what is free, not what it now holds.
     unplaced.reason = UnplacedReason::kWaitingForResources;
-    unplaced.message = WaitingMessage(workers, run, demand);
+    unplaced.message = gang ? GangWaitingMessage(workers, run, demand, avoid)
+                            : WaitingMessage(workers, run, demand);
     failed_shapes[shape] = unplaced;
     if (reservations_left > 0) {
-      if (RoundWorker* held = Reserve(workers, run, demand); held != nullptr) {
+      std::vector<RoundWorker*> held;
+      if (gang) {
+        held = ReserveGang(workers, run, demand);
+      } else if (RoundWorker* one = Reserve(workers, run, demand); one != nullptr) {
+        held.push_back(one);
+      }
+      if (!held.empty()) {
         --reservations_left;
         unplaced.reason = UnplacedReason::kHoldingReservation;
-        unplaced.reserved_worker_id = held->state.worker_id;
-        absl::StrAppend(
-            &unplaced.message, "; holding ",
-            Plural(static_cast<int>(held->held_gpu_indices.size()), "free GPU", "free GPUs"),
-            " and ", Plural(held->held_slots, "CPU slot", "CPU slots"), " on worker ",
-            held->state.worker_id, " until it fits");
+        unplaced.reserved_worker_id = held.front()->state.worker_id;
+        int held_gpus = 0;
+        int held_slots = 0;
+        std::vector<int64_t> held_ids;
+        for (const RoundWorker* worker : held) {
+          held_gpus += static_cast<int>(worker->held_gpu_indices.size());
+          held_slots += worker->held_slots;
+          held_ids.push_back(worker->state.worker_id);
+        }
+        absl::StrAppend(&unplaced.message, "; holding ", Plural(held_gpus, "free GPU", "free GPUs"),
+                        " and ", Plural(held_slots, "CPU slot", "CPU slots"), " on ",
+                        held_ids.size() == 1 ? "worker " : "workers ",
+                        absl::StrJoin(held_ids, ", "), " until it fits");
       }
     }
     result.unplaced.push_back(std::move(unplaced));
@@ -450,16 +701,34 @@ absl::StatusOr<PlacementResult> PlaceOnWorker(const ClusterSnapshot& snapshot, i
   absl::StatusOr<PlacementResult> round = Place(snapshot, options);
   if (!round.ok()) return round;
   PlacementResult mine;
-  for (PlacementDecision& decision : round->placed) {
-    if (decision.worker_id == worker_id) {
-      mine.placed.push_back(std::move(decision));
-      continue;
+  // A gang's ranks are consecutive: a run is "elsewhere" when none of its ranks is here.
+  for (size_t first = 0; first < round->placed.size();) {
+    size_t end = first + 1;
+    while (end < round->placed.size() && round->placed[end].run_id == round->placed[first].run_id) {
+      ++end;
     }
-    UnplacedRun elsewhere;
-    elsewhere.run_id = decision.run_id;
-    elsewhere.reason = UnplacedReason::kPlacedElsewhere;
-    elsewhere.message = absl::StrCat("placed on worker ", decision.worker_id, " in this round");
-    mine.unplaced.push_back(std::move(elsewhere));
+    std::vector<int64_t> elsewhere_ids;
+    bool here = false;
+    for (size_t decision_idx = first; decision_idx < end; ++decision_idx) {
+      PlacementDecision& decision = round->placed[decision_idx];
+      if (decision.worker_id == worker_id) {
+        here = true;
+        mine.placed.push_back(std::move(decision));
+      } else if (std::find(elsewhere_ids.begin(), elsewhere_ids.end(), decision.worker_id) ==
+                 elsewhere_ids.end()) {
+        elsewhere_ids.push_back(decision.worker_id);
+      }
+    }
+    if (!here) {
+      UnplacedRun elsewhere;
+      elsewhere.run_id = round->placed[first].run_id;
+      elsewhere.reason = UnplacedReason::kPlacedElsewhere;
+      elsewhere.message =
+          absl::StrCat("placed on ", elsewhere_ids.size() == 1 ? "worker " : "workers ",
+                       absl::StrJoin(elsewhere_ids, ", "), " in this round");
+      mine.unplaced.push_back(std::move(elsewhere));
+    }
+    first = end;
   }
   for (UnplacedRun& unplaced : round->unplaced) mine.unplaced.push_back(std::move(unplaced));
   return mine;

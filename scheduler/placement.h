@@ -29,18 +29,30 @@
 //   - Fit: a run is placed only on a worker with enough FREE matching GPUs (model, memory) and
 //     free CPU slots (DemandOf). No GPU and no slot is granted twice in one round.
 //   - Best fit: among workers that fit, the one left with the fewest free GPUs after placement,
-//     then the fewest free CPU slots, then the lowest worker id. CPU runs so land on CPU-only
-//     workers first, and small GPU runs fill partly used nodes before touching an empty one.
-//     GPUs on a worker are taken in index order.
+//     then the fewest free CPU slots, then a partly used worker before an idle one (every GPU
+//     and slot free), then the lowest worker id. CPU runs so land on CPU-only workers first,
+//     and small runs fill partly used nodes before touching an empty one, which stays whole for
+//     a gang. GPUs on a worker are taken in index order.
+//   - Gangs (ranks > 1; gpus and cpus are per rank) are placed all at once or not at all, one
+//     decision per rank (rank 0 first). On one worker when one worker fits every rank now (best
+//     fit, as above) and ranks_per_node allows it; otherwise across the fewest workers: while no
+//     single worker fits the ranks still to place, the worker that fits the most of them takes
+//     as many as it can (ties: fewest free GPUs left, partly used first, lowest id), then the
+//     rest goes to the best fit for exactly that many. ranks_per_node N caps the ranks on one
+//     worker. Ranks are numbered in the order the workers were chosen; each rank's GPUs are the
+//     next `gpus` of its worker's lowest-indexed free matching GPUs. Avoided workers are avoided
+//     only while the gang could still fit the idle cluster without them.
 //   - No starvation (a reservation, as in EASY backfilling): when a run does not fit now but
 //     would fit an empty worker, it holds that worker's free matching GPUs and CPU slots (up to
 //     what it needs) for the rest of the round, so later, smaller runs cannot take them. The
 //     worker chosen is the one closest to fitting (most free matching GPUs, then most free
-//     slots, then lowest id). Held resources only grow as runs there finish, and a run moves its
-//     hold only to a worker with strictly more (or as many, with a lower id), so the best count
-//     never decreases and the run is placed once enough runs finish. Only the first
-//     `max_reservations` blocked runs hold anything, so one blocked sweep cannot idle the
-//     cluster. A run that no worker could hold even when empty holds nothing (it never fits).
+//     slots, then lowest id). A gang holds on as many workers as it needs when idle, those that
+//     fit the most of its ranks now first, each up to what its ranks there need. Held resources
+//     only grow as runs there finish, and a run moves its hold only to a worker with strictly more
+//     (or as many, with a lower id), so the best count never decreases and the run is placed once
+//     enough runs finish. Only the first `max_reservations` blocked runs hold anything, so one
+//     blocked sweep cannot idle the cluster. A run that no worker could hold even when empty holds
+//     nothing (it never fits).
 //   - A run that is not placed is reported with a reason (UnplacedRun) for `scalelab queue`.
 //
 // Thread safety: pure functions over const inputs; call from any thread.
@@ -88,12 +100,14 @@ struct PlacementOptions {
   absl::Status Validate() const;
 };
 
-// One run granted to one worker.
+// One run (or one rank of a gang) granted to one worker. A gang gets one decision per rank,
+// consecutive in PlacementResult::placed, rank 0 first.
 struct PlacementDecision {
   int64_t run_id = 0;
   int64_t worker_id = 0;
   std::vector<int> gpu_indices;  // Gpu::index values on that worker, ascending; empty for CPU runs
-  int cpu_slots = 0;             // CPU slots the run holds (DemandOf)
+  int cpu_slots = 0;             // CPU slots the run (the rank) holds (DemandOf)
+  int rank = 0;                  // 0..ranks-1; 0 for a run of one rank
 };
 
 enum class UnplacedReason {
@@ -115,7 +129,7 @@ struct UnplacedRun {
   UnplacedReason reason = UnplacedReason::kWaitingForResources;
   // For people, e.g. "needs 4 GPUs, the most free on any worker is 2".
   std::string message;
-  int64_t reserved_worker_id = 0;  // set with kHoldingReservation, else 0
+  int64_t reserved_worker_id = 0;  // set with kHoldingReservation, else 0 (a gang: its first)
 };
 
 struct PlacementResult {
@@ -131,10 +145,11 @@ absl::StatusOr<PlacementResult> Place(const ClusterSnapshot& snapshot,
                                       const PlacementOptions& options);
 
 // The lease path: what `worker_id` gets now. Runs the same round as Place and keeps the
-// decisions for that worker. `unplaced` lists the runs this round placed on other workers
-// (kPlacedElsewhere, "placed on worker N in this round"), then the round's unplaced runs, each
-// group in consideration order. FailedPrecondition when `worker_id` is not in the snapshot
-// (unknown or LOST: it must register again), plus Place's errors.
+// decisions for that worker (a gang: its ranks there). `unplaced` lists the runs this round
+// placed only on other workers (kPlacedElsewhere, "placed on worker N in this round", once per
+// run), then the round's unplaced runs, each group in consideration order. FailedPrecondition when
+// `worker_id` is not in the snapshot (unknown or LOST: it must register again), plus Place's
+// errors.
 absl::StatusOr<PlacementResult> PlaceOnWorker(const ClusterSnapshot& snapshot, int64_t worker_id,
                                               const PlacementOptions& options);
 

@@ -43,6 +43,7 @@ v1::ListQueueResponse DescribeQueue(const ClusterSnapshot& snapshot, const Place
     queued->set_priority(PriorityClassName(static_cast<PriorityClass>(run.priority)));
     queued->set_position(position);
     queued->set_gpus(run.gpus);
+    queued->set_ranks(run.ranks);
     if (auto waiting = unplaced.find(run_id); waiting != unplaced.end()) {
       queued->set_reason(UnplacedReasonName(waiting->second->reason));
       queued->set_message(waiting->second->message);

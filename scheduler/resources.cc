@@ -45,6 +45,8 @@ absl::Status RunRequest::Validate() const {
   };
   if (gpus < 0) return invalid("resources.gpus", gpus, ">= 0");
   if (cpus < 0) return invalid("resources.cpus", cpus, ">= 0");
+  if (ranks < 1) return invalid("resources.ranks", ranks, ">= 1");
+  if (ranks_per_node < 0) return invalid("resources.ranks_per_node", ranks_per_node, ">= 0");
   if (min_gpu_memory_bytes.has_value() && *min_gpu_memory_bytes < 0) {
     return invalid("min_gpu_memory_bytes", *min_gpu_memory_bytes, ">= 0");
   }
@@ -83,6 +85,7 @@ RunRequest RunRequestFromSpec(int64_t run_id, int64_t sweep_id, int64_t position
   run.cpus = spec.cpus();
   run.gpus = spec.gpus();
   run.ranks = std::max(spec.ranks(), 1);
+  run.ranks_per_node = spec.ranks_per_node();
   if (!spec.gpu_model().empty()) run.gpu_model = spec.gpu_model();
   if (spec.gpu_memory_gb() > 0) {
     run.min_gpu_memory_bytes = static_cast<int64_t>(spec.gpu_memory_gb() * (int64_t{1} << 30));

@@ -61,8 +61,11 @@ struct RunRequest {
   int64_t position = 0;
   int cpus = 0;  // CPU slots for a CPU run; 0 = 1. Ignored when gpus > 0.
   int gpus = 0;  // whole GPUs; 0 = a CPU run
-  // Data-parallel ranks (ResourceSpec.ranks, 0 read as 1). Gangs (> 1) are not placed yet.
+  // Data-parallel ranks (ResourceSpec.ranks, 0 read as 1). A gang (> 1) is placed all at once
+  // or not at all; `gpus` and `cpus` are per rank.
   int ranks = 1;
+  // Most ranks of this run on one worker (ResourceSpec.ranks_per_node); 0 = any.
+  int ranks_per_node = 0;
   // Every GPU granted must have at least this much memory (bytes).
   std::optional<int64_t> min_gpu_memory_bytes;
   // Every GPU granted must have a model name containing this, ignoring case ("h200" matches
@@ -71,8 +74,8 @@ struct RunRequest {
   // Worker labels the run requires, exact match (ResourceSpec.node_labels).
   std::map<std::string, std::string> node_labels;
 
-  // InvalidArgument naming the run, the field and the value (negative counts, a negative memory
-  // requirement).
+  // InvalidArgument naming the run, the field and the value (negative counts, ranks < 1, a
+  // negative memory requirement).
   absl::Status Validate() const;
 };
 
@@ -86,8 +89,9 @@ const char* PriorityClassName(PriorityClass priority);
 // True when the worker carries every label the run requires, with the same value.
 bool LabelsMatch(const WorkerState& worker, const RunRequest& run);
 
-// The resources a run holds while it runs. A CPU run (gpus == 0) holds max(cpus, 1) CPU slots; a
-// GPU run holds its GPUs plus one CPU slot (the trainer process driving them).
+// The resources one rank of a run holds while it runs (a run of one rank: the run). A CPU run
+// (gpus == 0) holds max(cpus, 1) CPU slots; a GPU run holds its GPUs plus one CPU slot (the
+// trainer process driving them). A gang holds this once per rank.
 struct ResourceDemand {
   int cpu_slots = 0;
   int gpus = 0;
@@ -97,8 +101,8 @@ ResourceDemand DemandOf(const RunRequest& run);
 // True when `gpu` satisfies the run's model and memory requirements (free or not).
 bool GpuMatches(const Gpu& gpu, const RunRequest& run);
 
-// A run request from the stored ResourceSpec of its config (GPUs, CPUs, gpu_model,
-// gpu_memory_gb, node_labels). Priority and project are the caller's. Does not validate.
+// A run request from the stored ResourceSpec of its config (GPUs, CPUs, ranks, ranks_per_node,
+// gpu_model, gpu_memory_gb, node_labels). Priority and project are the caller's. Does not validate.
 RunRequest RunRequestFromSpec(int64_t run_id, int64_t sweep_id, int64_t position,
                               const v1::ResourceSpec& spec);
 

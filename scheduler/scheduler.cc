@@ -34,6 +34,12 @@ absl::Status SchedulerOptions::Validate() const {
         "heartbeat_interval: expected > 0 and at most half the lease ttl (",
         absl::FormatDuration(lease_ttl), "), got ", absl::FormatDuration(heartbeat_interval)));
   }
+  if (rendezvous.base < 1 || rendezvous.count < 1 ||
+      int64_t{rendezvous.base} + rendezvous.count - 1 > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rendezvous: expected ports base..base+count-1 within 1..65535, got base ",
+                     rendezvous.base, " and count ", rendezvous.count));
+  }
   if (reap_interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
         absl::StrCat("reap_interval: expected > 0, got ", absl::FormatDuration(reap_interval)));
@@ -171,6 +177,7 @@ absl::Status Scheduler::Init() {
   context.metrics = impl_->metrics.get();
   context.lease_ttl = options_.lease_ttl;
   context.heartbeat_interval = options_.heartbeat_interval;
+  context.rendezvous = options_.rendezvous;
   context.stopping = &stopping_;
   context.events = &impl_->events;
   context.carbon = options_.carbon;

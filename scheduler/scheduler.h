@@ -45,6 +45,9 @@ struct SchedulerOptions {
   absl::Duration lease_ttl = absl::Seconds(15);
   // How often workers are told to heartbeat. Must be well under lease_ttl.
   absl::Duration heartbeat_interval = absl::Seconds(2);
+  // Gangs: the ports their rank 0 listens on for the others (services/store/placement_snapshot.h:
+  // base + lease token % count, on rank 0's worker address).
+  services::RendezvousPorts rendezvous;
   // How often expired leases are looked for (an index scan of expired leases only).
   absl::Duration reap_interval = absl::Seconds(1);
   // How often the run gauges (a count over all runs) are refreshed when no run changed state;

@@ -32,6 +32,8 @@ struct ServiceContext {
   // nullptr: no cycle runs, LeaseRuns admits synchronously (GrantLeases).
   Admitter* admitter = nullptr;
   absl::Duration lease_ttl = absl::Seconds(15);
+  // Where gangs' ranks meet (the port each gang's rank 0 listens on).
+  services::RendezvousPorts rendezvous;
   absl::Duration heartbeat_interval = absl::Seconds(2);
   // A watch re-reads its sweep when a run of any sweep changed (events), and at least this often.
   absl::Duration watch_poll = absl::Seconds(2);

@@ -74,26 +74,32 @@ grpc::Status WorkerServiceImpl::LeaseRuns(grpc::ServerContext*, const v1::LeaseR
   RpcTimer timer(ctx_.metrics, "LeaseRuns");
   absl::StatusOr<std::vector<v1::Lease>> leases;
   if (ctx_.admitter == nullptr) {
-    leases = GrantLeases(*ctx_.placement, *ctx_.store, request->worker_id(), request->free_slots(),
-                         ctx_.clock->Now(), ctx_.lease_ttl, ctx_.placement_options);
+    leases =
+        GrantLeases(*ctx_.placement, *ctx_.store, request->worker_id(), request->free_slots(),
+                    ctx_.clock->Now(), ctx_.lease_ttl, ctx_.placement_options, ctx_.rendezvous);
   } else {
     // No planning here: the cycle admitted runs to this worker, this call hands them out.
     leases = ctx_.store->LeaseAdmitted(request->worker_id(), request->free_slots(),
-                                       ctx_.clock->Now(), ctx_.lease_ttl);
+                                       ctx_.clock->Now(), ctx_.lease_ttl, ctx_.rendezvous);
     if (leases.ok() && leases->empty() && request->free_slots() > 0) {
       // Nothing admitted yet: ask for a pass and give it a moment, so a fresh sweep starts on
       // this poll rather than the next. Bounded, so idle workers never hold a thread long.
       if (ctx_.admitter->WaitForPass(kLeaseWaitForPass)) {
         leases = ctx_.store->LeaseAdmitted(request->worker_id(), request->free_slots(),
-                                           ctx_.clock->Now(), ctx_.lease_ttl);
+                                           ctx_.clock->Now(), ctx_.lease_ttl, ctx_.rendezvous);
       }
     }
   }
   if (!leases.ok()) return ToGrpcStatus(leases.status());
   for (v1::Lease& lease : *leases) {
-    spdlog::info("run leased run={} attempt={} worker={} gpus=[{}]", lease.spec().run_id(),
+    const v1::ExecutionSpec& execution = lease.spec().execution();
+    spdlog::info("run leased run={} attempt={} worker={} gpus=[{}]{}", lease.spec().run_id(),
                  lease.spec().attempt(), request->worker_id(),
-                 absl::StrJoin(lease.spec().execution().gpu_indices(), ","));
+                 absl::StrJoin(execution.gpu_indices(), ","),
+                 execution.world_size() > 1
+                     ? absl::StrCat(" rank=", execution.rank(), "/", execution.world_size(),
+                                    " rendezvous=", execution.rendezvous())
+                     : "");
     ctx_.metrics->leases_granted.Increment();
     *response->add_leases() = std::move(lease);
   }
@@ -126,17 +132,24 @@ grpc::Status WorkerServiceImpl::CompleteRun(grpc::ServerContext*,
 
   if (ctx_.admitter != nullptr) ctx_.admitter->Wake();  // resources were freed
   std::string state_name = services::RunStateName(*state);
+  response->set_state(*state);
+  if (request->rank() > 0 && request->succeeded()) {
+    // A gang's rank > 0 that ended well: rank 0 reports the run's outcome.
+    spdlog::info("rank finished run={} attempt={} rank={} run state={}", request->run_id(),
+                 request->attempt(), request->rank(), state_name);
+    return grpc::Status::OK;
+  }
   ctx_.metrics->runs_finished.Add({{"state", state_name}}).Increment();
   if (request->succeeded()) {
     spdlog::info("run finished run={} attempt={} state={}", request->run_id(), request->attempt(),
                  state_name);
   } else {
-    spdlog::warn("run attempt failed run={} attempt={} exit_code={} signal={} class={} next={}: {}",
-                 request->run_id(), request->attempt(), request->exit_code(),
-                 request->term_signal(), services::FailureClassName(request->failure_class()),
-                 state_name, request->message());
+    spdlog::warn(
+        "run attempt failed run={} attempt={} rank={} exit_code={} signal={} class={} next={}: {}",
+        request->run_id(), request->attempt(), request->rank(), request->exit_code(),
+        request->term_signal(), services::FailureClassName(request->failure_class()), state_name,
+        request->message());
   }
-  response->set_state(*state);
   return grpc::Status::OK;
 }
 

@@ -49,6 +49,7 @@ struct Attempt {
   int64_t run_id() const { return lease.spec().run_id(); }
   int32_t number() const { return lease.spec().attempt(); }
   int64_t lease_token() const { return lease.spec().lease_token(); }
+  int rank() const { return lease.spec().execution().rank(); }  // 0 unless a gang's rank > 0
   // Failure evidence (runspec::ClassifyFailure): the trainer's failure record (guarded by mu),
   // the cgroup's OOM-kill count when the child started, and the first health check that failed
   // while it ran (loop thread only).
@@ -319,6 +320,7 @@ absl::Status Agent::Impl::Register() {
   v1::RegisterRequest request;
   request.set_name(options.name);
   request.set_hostname(Hostname());
+  request.set_address(options.address.empty() ? request.hostname() : options.address);
   request.set_cpu_slots(options.cpu_slots);
   for (const v1::GpuInfo& gpu : DetectGpus()) *request.add_gpus() = gpu;
   registered_gpus = request.gpus_size();
@@ -355,6 +357,7 @@ void Agent::Impl::Heartbeat() {
     held->set_run_id(attempt->run_id());
     held->set_attempt(attempt->number());
     held->set_lease_token(attempt->lease_token());
+    held->set_rank(attempt->rank());
   }
   const std::vector<v1::HealthCheck> health = RunHealthChecks(HealthOptionsNow());
   for (const v1::HealthCheck& check : health) *request.add_health() = check;
@@ -380,9 +383,10 @@ void Agent::Impl::Heartbeat() {
   next_heartbeat = Now() + heartbeat_interval;
   for (const v1::RunAttempt& stop : response.stop()) {
     for (auto& attempt : attempts) {
-      if (attempt->run_id() == stop.run_id() && attempt->number() == stop.attempt()) {
-        spdlog::info("stopping run={} attempt={}: the scheduler no longer wants it", stop.run_id(),
-                     stop.attempt());
+      if (attempt->run_id() == stop.run_id() && attempt->number() == stop.attempt() &&
+          attempt->rank() == stop.rank()) {
+        spdlog::info("stopping run={} attempt={} rank={}: the scheduler no longer wants it",
+                     stop.run_id(), stop.attempt(), stop.rank());
         RequestStop(*attempt, StopReason::kCancelled, SIGTERM);
       }
     }
@@ -425,7 +429,10 @@ void Agent::Impl::StartAttempt(const v1::Lease& lease) {
   auto attempt = std::make_unique<Attempt>();
   attempt->lease = lease;
   const v1::RunSpec& leased = lease.spec();
-  attempt->dir = absl::StrCat(options.work_dir, "/run-", leased.run_id(), "-", leased.attempt());
+  // A gang's ranks may share this work_dir (two ranks here, or workers on a shared file system,
+  // as the checkpoints must be): each rank gets its own attempt folder.
+  attempt->dir = absl::StrCat(options.work_dir, "/run-", leased.run_id(), "-", leased.attempt(),
+                              attempt->rank() > 0 ? absl::StrCat("-rank", attempt->rank()) : "");
   const std::string checkpoint_dir =
       absl::StrCat(options.work_dir, "/run-", leased.run_id(), "-checkpoints");
   std::error_code error;
@@ -461,6 +468,7 @@ void Agent::Impl::StartAttempt(const v1::Lease& lease) {
     request.set_run_id(leased.run_id());
     request.set_attempt(leased.attempt());
     request.set_lease_token(leased.lease_token());
+    request.set_rank(leased.execution().rank());
     request.set_exit_code(-1);
     // A spec the trainer would refuse is the run's fault; anything else is this node's.
     request.set_failure_class(absl::IsInvalidArgument(status) ? v1::FAILURE_CLASS_USER
@@ -473,11 +481,16 @@ void Agent::Impl::StartAttempt(const v1::Lease& lease) {
     Call("CompleteRun", stub->CompleteRun(context.get(), request, &response)).IgnoreError();
     return;
   }
-  spdlog::info("started run={} attempt={} pid={} dir={} energy={}{}", leased.run_id(),
-               leased.attempt(), attempt->child->pid(), attempt->dir, attempt->meter->source(),
-               attempt->meter->fallback_reason().empty()
-                   ? ""
-                   : absl::StrCat(" (", attempt->meter->fallback_reason(), ")"));
+  spdlog::info(
+      "started run={} attempt={}{} pid={} dir={} energy={}{}", leased.run_id(), leased.attempt(),
+      leased.execution().world_size() > 1
+          ? absl::StrCat(" rank=", leased.execution().rank(), "/", leased.execution().world_size(),
+                         " rendezvous=", leased.execution().rendezvous())
+          : "",
+      attempt->child->pid(), attempt->dir, attempt->meter->source(),
+      attempt->meter->fallback_reason().empty()
+          ? ""
+          : absl::StrCat(" (", attempt->meter->fallback_reason(), ")"));
   Attempt* raw = attempt.get();
   attempt->reader = std::thread(
       [this, raw, fd = raw->child->stdout_fd()] { ReadMetrics(raw, fd, [this] { Wake(); }); });
@@ -571,10 +584,11 @@ void Agent::Impl::Reject(Attempt& attempt) {
 }
 
 void Agent::Impl::Flush(Attempt& attempt) {
-  if (attempt.rejected) {
+  if (attempt.rejected || attempt.rank() > 0) {
     std::lock_guard<std::mutex> lock(attempt.mu);
     // Lines still arriving from a child that is being killed. Artifacts too: Finish waits for
-    // both queues to drain, and nothing of a rejected attempt is ever sent.
+    // both queues to drain, and nothing of a rejected attempt is ever sent. A gang's rank > 0
+    // reports nothing either (rank 0 reports the run; its trainer prints nothing to report).
     attempt.pending.clear();
     attempt.artifacts.clear();
     attempt.evals.clear();
@@ -759,6 +773,7 @@ bool Agent::Impl::Finish(Attempt& attempt) {
   request.set_run_id(attempt.run_id());
   request.set_attempt(attempt.number());
   request.set_lease_token(attempt.lease_token());
+  request.set_rank(attempt.rank());
   request.set_succeeded(succeeded);
   request.set_exit_code(exit.exit_code);
   request.set_term_signal(exit.term_signal);
@@ -822,8 +837,8 @@ bool Agent::Impl::Finish(Attempt& attempt) {
       return false;  // transient: report again on the next tick
     }
     if (status.ok()) {
-      spdlog::info("run={} attempt={} ended exit_code={} signal={} -> {}", request.run_id(),
-                   request.attempt(), exit.exit_code, exit.term_signal,
+      spdlog::info("run={} attempt={} rank={} ended exit_code={} signal={} -> {}", request.run_id(),
+                   request.attempt(), request.rank(), exit.exit_code, exit.term_signal,
                    services::RunStateName(response.state()));
     }
   }

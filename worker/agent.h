@@ -4,6 +4,10 @@
 // energy it used (worker/energy.h). The trainer's final run record is always sent before the
 // attempt's CompleteRun.
 //
+// Gangs: each lease is one rank (spec.execution: rank, world_size, rendezvous). Rank 0 reports
+// as any run does; a rank > 0 only heartbeats (RunAttempt.rank) and completes with
+// CompleteRunRequest.rank: its trainer prints no metrics, artifacts or evaluation results.
+//
 // Stopping: a run the scheduler no longer wants (cancelled, or the lease went elsewhere) gets
 // SIGTERM, then SIGKILL after `stop_grace`. Agent::Stop() first tells the scheduler the worker
 // is draining (WorkerService.Drain: nothing more is admitted to it), then does the same to every
@@ -32,8 +36,11 @@ namespace scalelab::worker {
 struct AgentOptions {
   std::string scheduler_address = "127.0.0.1:7070";  // host:port of the scheduler
   std::string name;                                  // "" = <hostname>:<pid>
-  int cpu_slots = 1;                                 // attempts run at once
-  std::string trainer_path;                          // "" = scalelab-train next to this executable
+  // The host other workers reach this one at: the rendezvous of a gang whose rank 0 runs here
+  // (RegisterRequest.address). "" = this machine's hostname.
+  std::string address;
+  int cpu_slots = 1;                            // attempts run at once
+  std::string trainer_path;                     // "" = scalelab-train next to this executable
   std::string data_root = ".";                  // relative data source folders resolve against it
   std::string work_dir = ".scalelab/worker";    // per-attempt folders (trainer stderr)
   int threads_per_run = 1;                      // intra-op threads given to each trainer

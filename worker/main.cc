@@ -14,6 +14,9 @@
 
 ABSL_FLAG(std::string, scheduler, "127.0.0.1:7070", "scheduler gRPC address host:port");
 ABSL_FLAG(std::string, name, "", "worker name; empty = hostname:pid");
+ABSL_FLAG(std::string, address, "",
+          "host other workers reach this one at (a gang's rendezvous when its rank 0 runs here); "
+          "empty = hostname");
 ABSL_FLAG(int, cpu_slots, 1, "runs executed at once");
 ABSL_FLAG(int, threads_per_run, 1, "intra-op threads of each trainer");
 ABSL_FLAG(std::string, trainer, "", "scalelab-train binary; empty = next to this binary");
@@ -51,6 +54,7 @@ int main(int argc, char** argv) {
   scalelab::worker::AgentOptions options;
   options.scheduler_address = absl::GetFlag(FLAGS_scheduler);
   options.name = absl::GetFlag(FLAGS_name);
+  options.address = absl::GetFlag(FLAGS_address);
   options.cpu_slots = absl::GetFlag(FLAGS_cpu_slots);
   options.threads_per_run = absl::GetFlag(FLAGS_threads_per_run);
   options.trainer_path = absl::GetFlag(FLAGS_trainer);

@@ -166,10 +166,13 @@ int Queue(CliContext& cli, const std::string& project) {
   std::vector<std::vector<std::string>> rows;
   for (const v1::QueuedRun& run : response.runs()) {
     rows.push_back({run.priority(), std::to_string(run.position()), std::to_string(run.run_id()),
-                    std::to_string(run.sweep_id()), run.project(), std::to_string(run.gpus()),
+                    std::to_string(run.sweep_id()), run.project(),
+                    std::to_string(std::max(run.ranks(), 1)), std::to_string(run.gpus()),
                     run.reason(), run.message()});
   }
-  PrintTable(*cli.out, {"CLASS", "POS", "RUN", "SWEEP", "PROJECT", "GPUS", "REASON", "WHY"}, rows);
+  // GPUS is per rank: a gang of RANKS ranks holds RANKS x GPUS.
+  PrintTable(*cli.out,
+             {"CLASS", "POS", "RUN", "SWEEP", "PROJECT", "RANKS", "GPUS", "REASON", "WHY"}, rows);
   if (response.preemptions_size() > 0) {
     *cli.out << "\n" << response.preemptions_size() << " preemption(s) in flight\n";
     std::vector<std::vector<std::string>> preemptions;

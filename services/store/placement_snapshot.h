@@ -65,12 +65,23 @@ struct PlacementSnapshot {
 };
 
 // One admission decision of the scheduling cycle: `run_id` goes to `worker_id` on these
-// resources; for a gang, one per rank (rank 0 first).
+// resources; for a gang, one per rank (rank 0 first, all ranks of a run together).
 struct AdmissionGrant {
   int64_t run_id = 0;
   int64_t worker_id = 0;
   std::vector<int> gpu_indices;  // node GPU indices of that worker; empty for a CPU run
   int cpu_slots = 1;             // >= 0
+  int rank = 0;                  // 0..ranks-1 of a gang; 0 for a run of one rank
+};
+
+// Where a gang's ranks meet: rank 0's trainer listens (a c10d TCPStore) on
+// <rank 0's worker address>:<base + lease token % count>, a port every rank derives from the
+// attempt's lease token alone. Ports below Linux's ephemeral range (32768-60999) by default, so
+// no outgoing connection holds one. A port already taken makes rank 0 fail to listen; the retry
+// gets a new token, so a new port.
+struct RendezvousPorts {
+  int base = 29400;  // 1..65535
+  int count = 1000;  // >= 1; base + count - 1 <= 65535
 };
 
 // One run the scheduler decided to lease to the worker, on these resources.

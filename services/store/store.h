@@ -364,8 +364,15 @@ class Store {
   // attempt with the admitted GPUs and slots, lease until now + lease_ttl), oldest admission
   // first. SKIP LOCKED: never waits for and never hands out twice. FailedPrecondition when the
   // worker is unknown or LOST.
+  // Gangs: one lease per rank admitted to this worker. The first of a gang's ranks leased starts
+  // its attempt (the run becomes LEASED; rank 0's grant is the attempt's) and every rank's lease
+  // runs from then; a rank leased later joins that attempt. All ranks share the attempt and its
+  // lease token; each lease's spec.execution carries the rank, world_size, local_rank (among the
+  // run's ranks on this worker), backend ("gloo" on CPUs, "nccl" on GPUs) and rendezvous
+  // "<rank 0's worker address or hostname>:<ports.base + lease token % ports.count>".
   absl::StatusOr<std::vector<v1::Lease>> LeaseAdmitted(int64_t worker_id, int max_runs,
-                                                       absl::Time now, absl::Duration lease_ttl);
+                                                       absl::Time now, absl::Duration lease_ttl,
+                                                       const RendezvousPorts& ports = {});
   // ADMITTED runs whose worker did not lease them within `timeout`, or whose worker is no
   // longer ALIVE, go back to PENDING (with their transition). Returns how many.
   absl::StatusOr<int> RequeueStaleAdmissions(absl::Time now, absl::Duration timeout);

@@ -45,10 +45,14 @@ void AddIngestStatements(PgPoolOptions* options) {
       "SELECT $1, $2, p.* FROM unnest($3::bigint[], $4::text[], $5::float8[], $6::float8[], "
       "$7::float8[]) AS p ON CONFLICT DO NOTHING");
   // One statement per report. A loss without a new point in this batch keeps its stored value;
-  // the record is replaced as a whole when the report carries one.
+  // the record is replaced as a whole when the report carries one. A gang's lease stays the
+  // earliest of its ranks' (rank 0 reports; the others only heartbeat), so a silent rank is
+  // still seen by the reaper; LEAST ignores the NULL a run of one rank gets.
   options->prepared.emplace_back(
       "report_update_run",
-      "UPDATE runs SET step = $2, tokens = $3, lease_expires_at = to_timestamp($4), "
+      "UPDATE runs SET step = $2, tokens = $3, lease_expires_at = LEAST(to_timestamp($4), "
+      "(SELECT min(rr.lease_expires_at) FROM run_ranks rr WHERE rr.run_id = $1 "
+      "AND rr.attempt = runs.attempt AND rr.rank > 0 AND rr.state IN ('ADMITTED', 'LEASED'))), "
       "train_loss = CASE WHEN $5 THEN $6 ELSE train_loss END, "
       "val_loss = CASE WHEN $7 THEN $8 ELSE val_loss END, "
       "n_params = CASE WHEN $9 THEN $10 ELSE n_params END, "

@@ -80,10 +80,11 @@ void CloseAttempt(pqxx::work& txn, int64_t run_id, int32_t attempt, v1::RunState
       FailureClassName(failure_class), message, evidence);
 }
 
-// Persists the retry side of a decision: backoff, the avoided worker and the budget spent. The
-// backoff counts from the database's clock, the clock kRetryReadySql compares with.
+// Persists the retry side of a decision: backoff, the avoided worker (`failed_worker_id`: the
+// one whose rank failed or went silent) and the budget spent. The backoff counts from the
+// database's clock, the clock kRetryReadySql compares with.
 void ApplyRetryDecision(pqxx::work& txn, const v1::Run& run, const RetryDecision& decision,
-                        const std::string& evidence) {
+                        const std::string& evidence, int64_t failed_worker_id) {
   const bool retry = decision.next == v1::RUN_STATE_PENDING;
   txn.exec_params(
       "UPDATE runs SET not_before = CASE WHEN $2::bool AND $3::float8 > 0 "
@@ -94,7 +95,7 @@ void ApplyRetryDecision(pqxx::work& txn, const v1::Run& run, const RetryDecision
       "infra_retries = infra_retries + $6::int, oom_retries = oom_retries + $7::int, "
       "failure_evidence = $8 WHERE id = $1",
       run.id(), retry, absl::ToDoubleSeconds(decision.backoff), decision.avoid_worker,
-      run.worker_id(), retry && decision.spends == RetryDecision::Budget::kInfra ? 1 : 0,
+      failed_worker_id, retry && decision.spends == RetryDecision::Budget::kInfra ? 1 : 0,
       retry && decision.spends == RetryDecision::Budget::kOom ? 1 : 0, evidence);
 }
 
@@ -112,6 +113,70 @@ void RecordEnergy(pqxx::work& txn, int64_t run_id, int32_t attempt,
       "device_kind = $6, devices = $7 WHERE run_id = $1 AND attempt = $2",
       run_id, attempt, energy.energy_j(), energy.source(), energy.device_seconds(),
       energy.device_kind(), energy.devices());
+}
+
+// Gangs. Loads and locks the run like LockCurrentAttempt, for a report of rank `rank` > 0: the
+// lease token must be the run's, `attempt` its current one, and the rank's grant (run_ranks)
+// `worker_id`'s. Sets `rank_state` to the rank's state ("LEASED" while it runs).
+absl::StatusOr<v1::Run> LockGangRank(pqxx::work& txn, int64_t run_id, int32_t attempt, int rank,
+                                     int64_t worker_id, int64_t lease_token, RetryCounts* counts,
+                                     std::string* rank_state) {
+  pqxx::result rows = txn.exec_params(absl::StrCat("SELECT ", kRunColumns, kRetryColumns, " FROM ",
+                                                   kRunFrom, " WHERE r.id = $1 FOR UPDATE OF r"),
+                                      run_id);
+  if (rows.empty()) return absl::NotFoundError(absl::StrCat("run ", run_id, " does not exist"));
+  auto run = RunFromRow(rows[0]);
+  if (!run.ok()) return run;
+  *counts = RetryCountsFromRow(rows[0]);
+  const int64_t current_token = rows[0][rows[0].size() - 1].as<int64_t>();
+  if (absl::Status fenced = internal::CheckLeaseToken(run_id, lease_token, current_token);
+      !fenced.ok()) {
+    return fenced;
+  }
+  pqxx::result grant = txn.exec_params(
+      "SELECT worker_id, state FROM run_ranks WHERE run_id = $1 AND attempt = $2 AND rank = $3",
+      run_id, attempt, rank);
+  if (run->attempt() != attempt || grant.empty() || grant[0][0].as<int64_t>() != worker_id) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("run ", run_id, " attempt ", attempt, " rank ", rank, " on worker ", worker_id,
+                     " is not current (current: attempt ", run->attempt(), ", state ",
+                     RunStateName(run->state()), ")"));
+  }
+  *rank_state = grant[0][1].as<std::string>();
+  return run;
+}
+
+// Ends `rank`'s grant of the attempt as `state` (SUCCEEDED or FAILED) and, when `attempt_ended`,
+// every other rank still admitted or running as STOPPED: their workers are told to stop them at
+// their next heartbeat. Touches nothing for a run of one rank (it has no run_ranks rows).
+void EndRanks(pqxx::work& txn, int64_t run_id, int32_t attempt, int rank, const char* state,
+              int exit_code, const std::string& message, bool attempt_ended) {
+  txn.exec_params(
+      "UPDATE run_ranks SET state = CASE WHEN rank = $3::int THEN $4::text ELSE 'STOPPED' END, "
+      "ended_at = now(), exit_code = CASE WHEN rank = $3::int THEN $5::int END, "
+      "message = CASE WHEN rank = $3::int THEN $6::text ELSE 'the attempt ended' END "
+      "WHERE run_id = $1 AND attempt = $2 AND state IN ('ADMITTED', 'LEASED') "
+      "AND (rank = $3::int OR $7::bool)",
+      run_id, attempt, rank, state, exit_code, message, attempt_ended);
+}
+
+// Renews a gang rank's lease, then the run's as the earliest of its ranks still admitted or
+// running, so the reaper (which reads runs.lease_expires_at) sees the gang lost when any one
+// rank's worker stops heartbeating. The caller holds the run's row lock. False when the rank is
+// not `worker_id`'s running grant of the attempt.
+bool RenewGangRank(pqxx::work& txn, const v1::RunAttempt& held, int64_t worker_id,
+                   absl::Time expires) {
+  pqxx::result renewed = txn.exec_params(
+      "UPDATE run_ranks SET lease_expires_at = to_timestamp($5) WHERE run_id = $1 "
+      "AND attempt = $2 AND rank = $3 AND worker_id = $4 AND state = 'LEASED' RETURNING rank",
+      held.run_id(), held.attempt(), held.rank(), worker_id, EpochSeconds(expires));
+  if (renewed.empty()) return false;
+  txn.exec_params(
+      "UPDATE runs r SET lease_expires_at = COALESCE((SELECT min(rr.lease_expires_at) "
+      "  FROM run_ranks rr WHERE rr.run_id = r.id AND rr.attempt = r.attempt "
+      "  AND rr.state IN ('ADMITTED', 'LEASED')), r.lease_expires_at) WHERE r.id = $1",
+      held.run_id());
+  return true;
 }
 
 }  // namespace
@@ -181,18 +246,36 @@ absl::StatusOr<HeartbeatResult> Store::Heartbeat(int64_t worker_id,
       return absl::OkStatus();
     }
     // Renewed in run id order, the order CancelSweep locks runs in, so the two cannot deadlock.
+    // The run row is always locked before its gang ranks' rows, as everywhere else.
     std::vector<v1::RunAttempt> sorted = running;
     std::sort(sorted.begin(), sorted.end(), [](const v1::RunAttempt& a, const v1::RunAttempt& b) {
-      return a.run_id() < b.run_id();
+      return std::make_pair(a.run_id(), a.rank()) < std::make_pair(b.run_id(), b.rank());
     });
     for (const v1::RunAttempt& held : sorted) {
+      if (held.rank() > 0) {
+        // A gang's rank > 0: its own grant carries its lease.
+        pqxx::result current = txn.exec_params(
+            "SELECT id FROM runs WHERE id = $1 AND attempt = $2 AND state IN ('LEASED', "
+            "'RUNNING') AND ($3::bigint = 0 OR lease_token = $3::bigint) FOR UPDATE",
+            held.run_id(), held.attempt(), held.lease_token());
+        if (current.empty() || !RenewGangRank(txn, held, worker_id, now + lease_ttl)) {
+          result.stop.push_back(held);
+        }
+        continue;
+      }
       pqxx::result renewed = txn.exec_params(
           "UPDATE runs SET lease_expires_at = to_timestamp($4) WHERE id = $1 AND attempt = $2 "
           "AND worker_id = $3 AND state IN ('LEASED', 'RUNNING') "
-          "AND ($5::bigint = 0 OR lease_token = $5::bigint) RETURNING id",
+          "AND ($5::bigint = 0 OR lease_token = $5::bigint) "
+          "RETURNING EXISTS (SELECT 1 FROM run_ranks rr WHERE rr.run_id = $1 AND rr.attempt = $2)",
           held.run_id(), held.attempt(), worker_id, EpochSeconds(now + lease_ttl),
           held.lease_token());
-      if (renewed.empty()) result.stop.push_back(held);
+      if (renewed.empty()) {
+        result.stop.push_back(held);
+      } else if (renewed[0][0].as<bool>() &&
+                 !RenewGangRank(txn, held, worker_id, now + lease_ttl)) {
+        result.stop.push_back(held);  // a gang whose rank 0 already ended here
+      }
     }
     // Preemption hook (store_preemption.cc): the victims this worker must checkpoint and stop.
     return internal::AppendPreemptionsOf(txn, worker_id, &result.preempt);
@@ -207,13 +290,36 @@ absl::StatusOr<v1::RunState> Store::CompleteRun(const v1::CompleteRunRequest& re
   absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
     if (auto locked = LockSweepOfRun(txn, request.run_id()); !locked.ok()) return locked;
     RetryCounts counts;
-    auto run = LockCurrentAttempt(txn, request.run_id(), request.attempt(), request.worker_id(),
-                                  request.lease_token(), &counts);
+    // Gangs: rank 0 reports the run as a run of one rank does; a rank > 0 is checked against
+    // its own grant, and only its failure ends the attempt.
+    const int rank = request.rank();
+    std::string rank_state = "LEASED";
+    auto run = rank > 0
+                   ? LockGangRank(txn, request.run_id(), request.attempt(), rank,
+                                  request.worker_id(), request.lease_token(), &counts, &rank_state)
+                   : LockCurrentAttempt(txn, request.run_id(), request.attempt(),
+                                        request.worker_id(), request.lease_token(), &counts);
     if (!run.ok()) return run.status();
+    const char* rank_end = request.succeeded() ? "SUCCEEDED" : "FAILED";
     if (IsTerminal(run->state())) {
       // Cancelled while it ran: the worker stopped it. Only what the attempt used is still
-      // worth recording (a re-sent completion writes the same figures again).
-      RecordEnergy(txn, run->id(), run->attempt(), request.energy());
+      // worth recording (a re-sent completion writes the same figures again). The energy is
+      // rank 0's: the attempt row holds one report.
+      if (rank == 0) RecordEnergy(txn, run->id(), run->attempt(), request.energy());
+      EndRanks(txn, run->id(), run->attempt(), rank, rank_end, request.exit_code(),
+               request.message(), /*attempt_ended=*/false);
+      next = run->state();
+      return absl::OkStatus();
+    }
+    if (rank > 0 && rank_state != "LEASED") {
+      return absl::FailedPreconditionError(
+          absl::StrCat("run ", run->id(), " attempt ", run->attempt(), " rank ", rank, " is ",
+                       rank_state, ": the attempt ended (state ", RunStateName(run->state()), ")"));
+    }
+    if (rank > 0 && request.succeeded()) {
+      // The run's outcome is rank 0's to report; this rank is done and frees its resources.
+      EndRanks(txn, run->id(), run->attempt(), rank, rank_end, request.exit_code(), "",
+               /*attempt_ended=*/false);
       next = run->state();
       return absl::OkStatus();
     }
@@ -226,24 +332,32 @@ absl::StatusOr<v1::RunState> Store::CompleteRun(const v1::CompleteRunRequest& re
       return absl::InternalError(absl::StrCat("retry policy chose ", RunStateName(next), " from ",
                                               RunStateName(run->state())));
     }
+    const std::string whose =
+        rank > 0 ? absl::StrCat("rank ", rank, " on worker ", request.worker_id(), ": ") : "";
     std::string reason =
         request.succeeded()
             ? "trainer exited 0"
-            : Reason(absl::StrCat(FailureClassName(failure_class), ": ", request.message()),
+            : Reason(absl::StrCat(whose, FailureClassName(failure_class), ": ", request.message()),
                      decision);
     CloseAttempt(txn, run->id(), run->attempt(),
                  request.succeeded() ? v1::RUN_STATE_SUCCEEDED : v1::RUN_STATE_FAILED,
-                 request.exit_code(), request.term_signal(), failure_class, request.message(),
-                 request.failure_evidence());
-    if (!request.succeeded()) ApplyRetryDecision(txn, *run, decision, request.failure_evidence());
-    RecordEnergy(txn, run->id(), run->attempt(), request.energy());
+                 request.exit_code(), request.term_signal(), failure_class,
+                 absl::StrCat(whose, request.message()), request.failure_evidence());
+    if (!request.succeeded()) {
+      ApplyRetryDecision(txn, *run, decision, request.failure_evidence(), request.worker_id());
+    }
+    if (rank == 0) RecordEnergy(txn, run->id(), run->attempt(), request.energy());
+    // A failure ends every rank; after rank 0's success the others end on their own (or are
+    // stopped by their heartbeat's answer) and report it.
+    EndRanks(txn, run->id(), run->attempt(), rank, rank_end, request.exit_code(), request.message(),
+             /*attempt_ended=*/!request.succeeded());
     RecordTransition(txn, run->id(), run->attempt(), run->state(), next, reason);
     txn.exec_params(
         "UPDATE runs SET exit_code = $2, failure_class = $3, message = $4, "
         "lease_expires_at = NULL, worker_id = CASE WHEN $5 THEN NULL ELSE worker_id END "
         "WHERE id = $1",
-        run->id(), request.exit_code(), FailureClassName(failure_class), request.message(),
-        next == v1::RUN_STATE_PENDING);
+        run->id(), request.exit_code(), FailureClassName(failure_class),
+        absl::StrCat(whose, request.message()), next == v1::RUN_STATE_PENDING);
     RefreshSweepState(txn, run->sweep_id());
     return absl::OkStatus();
   });
@@ -283,13 +397,28 @@ absl::StatusOr<std::vector<ExpiredLease>> Store::ExpireLeases(absl::Time now,
         return absl::InternalError(absl::StrCat("retry policy chose ", RunStateName(next), " from ",
                                                 RunStateName(run->state())));
       }
-      std::string reason =
-          absl::StrCat("NODE_LOST: lease of worker ", run->worker_id(), " expired");
-      const std::string evidence =
-          absl::StrCat("no heartbeat renewed the lease of worker ", run->worker_id());
+      // A gang is lost with the first of its ranks whose worker went silent.
+      int64_t lost_worker = run->worker_id();
+      std::string lost = absl::StrCat("worker ", lost_worker);
+      int lost_rank = 0;
+      pqxx::result first_lost = txn.exec_params(
+          "SELECT rank, worker_id FROM run_ranks WHERE run_id = $1 AND attempt = $2 "
+          "AND state IN ('ADMITTED', 'LEASED') ORDER BY lease_expires_at, rank LIMIT 1",
+          run->id(), run->attempt());
+      if (!first_lost.empty()) {
+        lost_rank = first_lost[0][0].as<int>();
+        lost_worker = first_lost[0][1].as<int64_t>();
+        lost = absl::StrCat("worker ", lost_worker, " (rank ", lost_rank, ")");
+      }
+      std::string reason = absl::StrCat("NODE_LOST: lease of ", lost, " expired");
+      const std::string evidence = absl::StrCat("no heartbeat renewed the lease of ", lost);
       CloseAttempt(txn, run->id(), run->attempt(), v1::RUN_STATE_FAILED, -1, 0,
                    v1::FAILURE_CLASS_NODE_LOST, reason, evidence);
-      ApplyRetryDecision(txn, *run, decision, evidence);
+      ApplyRetryDecision(txn, *run, decision, evidence, lost_worker);
+      if (!first_lost.empty()) {
+        EndRanks(txn, run->id(), run->attempt(), lost_rank, "FAILED", -1, reason,
+                 /*attempt_ended=*/true);
+      }
       RecordTransition(txn, run->id(), run->attempt(), run->state(), next,
                        Reason(reason, decision));
       txn.exec_params(

@@ -67,6 +67,15 @@ constexpr char kAdmittedColumns[] =
     "r.admitted_cpu_slots, s.project_id FROM runs r JOIN sweeps s ON s.id = r.sweep_id "
     "WHERE r.state = 'ADMITTED'";
 
+// The same columns for ranks > 0 of gangs (rank 0 is the run's, above): what each holds on its
+// worker while its gang is admitted or its attempt runs, until the rank itself ends.
+constexpr char kGangRankColumns[] =
+    "rr.worker_id, rr.run_id, array_to_string(rr.gpu_indices, ','), rr.cpu_slots, s.project_id "
+    "FROM run_ranks rr JOIN runs r ON r.id = rr.run_id JOIN sweeps s ON s.id = r.sweep_id "
+    "WHERE rr.rank > 0 AND rr.state IN ('ADMITTED', 'LEASED') "
+    "AND ((r.state = 'ADMITTED' AND rr.attempt = r.attempt + 1) "
+    "     OR (r.state IN ('LEASED', 'RUNNING') AND rr.attempt = r.attempt))";
+
 // THE workers admission may place runs on: id, inventory, quarantined, by id. QUARANTINED workers
 // are read too (they hold resources for their running attempts); ToClusterSnapshot gives them
 // nothing new.
@@ -109,34 +118,22 @@ std::string GrantConflict(const LeaseGrant& grant, int slots_total, const std::s
   return "";
 }
 
-// Starts the next attempt of `run_id` on `worker_id` with these resources: the run becomes
-// LEASED (from `from`: PENDING for a direct grant, ADMITTED for an admission), the attempt row
-// and the transition are written, and the lease for the worker is built. The caller holds the
-// run's row lock.
-absl::StatusOr<v1::Lease> StartAttempt(pqxx::work& txn, int64_t run_id, int64_t worker_id,
-                                       const std::vector<int>& gpu_indices, int cpu_slots,
-                                       v1::RunState from, absl::Time now,
+// The lease of a run's current attempt from its row (id, attempt, sweep_id, kind, config::text,
+// lease_token): the spec with its resolved init artifact, these GPUs, the ttl and the newest
+// checkpoint the store recorded.
+absl::StatusOr<v1::Lease> LeaseFromRow(pqxx::work& txn, const pqxx::row& row,
+                                       const std::vector<int>& gpu_indices,
                                        absl::Duration lease_ttl) {
-  pqxx::result row = txn.exec_params(
-      "UPDATE runs r SET state = 'LEASED', attempt = r.attempt + 1, worker_id = $2, "
-      "  lease_expires_at = to_timestamp($3), updated_at = now(), step = 0, tokens = 0, "
-      "  train_loss = NULL, val_loss = NULL, admitted_worker_id = NULL, "
-      "  admitted_gpu_indices = NULL, admitted_cpu_slots = NULL, admitted_at = NULL, "
-      "  lease_token = nextval('lease_tokens') "
-      "WHERE r.id = $1 "
-      "RETURNING r.id, r.attempt, r.sweep_id, r.kind, r.config::text, r.lease_token",
-      run_id, worker_id, EpochSeconds(now + lease_ttl));
-  if (row.empty()) return absl::InternalError(absl::StrCat("run ", run_id, " vanished"));
   v1::Lease lease;
   v1::RunSpec& spec = *lease.mutable_spec();
-  spec.set_run_id(row[0][0].as<int64_t>());
-  spec.set_attempt(row[0][1].as<int32_t>());
-  spec.set_sweep_id(row[0][2].as<int64_t>());
-  spec.set_lease_token(row[0][5].as<int64_t>());
-  auto kind = ParseRunKind(row[0][3].as<std::string>());
+  spec.set_run_id(row[0].as<int64_t>());
+  spec.set_attempt(row[1].as<int32_t>());
+  spec.set_sweep_id(row[2].as<int64_t>());
+  spec.set_lease_token(row[5].as<int64_t>());
+  auto kind = ParseRunKind(row[3].as<std::string>());
   if (!kind.ok()) return kind.status();
   spec.set_kind(*kind);
-  if (auto parsed = internal::FromJson(row[0][4].as<std::string>(), spec.mutable_config());
+  if (auto parsed = internal::FromJson(row[4].as<std::string>(), spec.mutable_config());
       !parsed.ok()) {
     return parsed;
   }
@@ -151,19 +148,131 @@ absl::StatusOr<v1::Lease> StartAttempt(pqxx::work& txn, int64_t run_id, int64_t 
                        "AND kind = 'checkpoint'",
                        spec.run_id())[0]
           .as<int64_t>());
+  return lease;
+}
+
+// Starts the next attempt of `run_id` on `worker_id` with these resources: the run becomes
+// LEASED (from `from`: PENDING for a direct grant, ADMITTED for an admission), the attempt row
+// and the transition are written, and the lease for the worker is built. The caller holds the
+// run's row lock. `reason` "" = "leased to worker W[ on GPUs ...]".
+absl::StatusOr<v1::Lease> StartAttempt(pqxx::work& txn, int64_t run_id, int64_t worker_id,
+                                       const std::vector<int>& gpu_indices, int cpu_slots,
+                                       v1::RunState from, absl::Time now, absl::Duration lease_ttl,
+                                       std::string reason = "") {
+  pqxx::result row = txn.exec_params(
+      "UPDATE runs r SET state = 'LEASED', attempt = r.attempt + 1, worker_id = $2, "
+      "  lease_expires_at = to_timestamp($3), updated_at = now(), step = 0, tokens = 0, "
+      "  train_loss = NULL, val_loss = NULL, admitted_worker_id = NULL, "
+      "  admitted_gpu_indices = NULL, admitted_cpu_slots = NULL, admitted_at = NULL, "
+      "  lease_token = nextval('lease_tokens') "
+      "WHERE r.id = $1 "
+      "RETURNING r.id, r.attempt, r.sweep_id, r.kind, r.config::text, r.lease_token",
+      run_id, worker_id, EpochSeconds(now + lease_ttl));
+  if (row.empty()) return absl::InternalError(absl::StrCat("run ", run_id, " vanished"));
+  auto lease = LeaseFromRow(txn, row[0], gpu_indices, lease_ttl);
+  if (!lease.ok()) return lease;
+  const v1::RunSpec& spec = lease->spec();
   txn.exec_params(
       "INSERT INTO run_attempts (run_id, attempt, worker_id, state, gpu_indices, cpu_slots, "
       "lease_token) VALUES ($1, $2, $3, 'LEASED', $4::int[], $5, $6)",
       spec.run_id(), spec.attempt(), worker_id, ArrayLiteral(gpu_indices), cpu_slots,
       spec.lease_token());
-  std::string reason = absl::StrCat("leased to worker ", worker_id);
-  if (!gpu_indices.empty()) {
-    absl::StrAppend(&reason, " on GPUs ", absl::StrJoin(gpu_indices, ","));
+  if (reason.empty()) {
+    reason = absl::StrCat("leased to worker ", worker_id);
+    if (!gpu_indices.empty()) {
+      absl::StrAppend(&reason, " on GPUs ", absl::StrJoin(gpu_indices, ","));
+    }
   }
   txn.exec_params(
       "INSERT INTO run_transitions (run_id, attempt, from_state, to_state, reason) "
       "VALUES ($1, $2, $3, 'LEASED', $4)",
       spec.run_id(), spec.attempt(), RunStateName(from), reason);
+  return lease;
+}
+
+// One rank of a gang's attempt as run_ranks holds it, with its worker's address.
+struct GangRank {
+  int rank = 0;
+  int64_t worker_id = 0;
+  std::vector<int> gpu_indices;
+  int cpu_slots = 0;
+  std::string address;  // RegisterRequest.address, else the worker's hostname
+};
+
+// Hands `worker_id` rank `rank` of the gang `run_id` (ADMITTED, or LEASED/RUNNING when another
+// rank was leased first). The first rank leased starts the attempt for all of them, with rank 0's
+// grant as the attempt's and every rank's lease running from now; each rank's lease then lives
+// on its own worker's heartbeats. The caller holds the run's row lock.
+absl::StatusOr<v1::Lease> LeaseGangRank(pqxx::work& txn, int64_t run_id, int rank,
+                                        int64_t worker_id, absl::Time now, absl::Duration lease_ttl,
+                                        const RendezvousPorts& ports) {
+  pqxx::result run = txn.exec_params("SELECT state, attempt FROM runs WHERE id = $1", run_id);
+  if (run.empty()) return absl::InternalError(absl::StrCat("run ", run_id, " vanished"));
+  const bool start = run[0][0].as<std::string>() == "ADMITTED";
+  const int32_t attempt = run[0][1].as<int32_t>() + (start ? 1 : 0);
+  std::vector<GangRank> ranks;
+  for (const auto& row : txn.exec_params(
+           "SELECT rr.rank, rr.worker_id, array_to_string(rr.gpu_indices, ','), rr.cpu_slots, "
+           "  COALESCE(NULLIF(w.inventory->>'address', ''), w.hostname, '') "
+           "FROM run_ranks rr JOIN workers w ON w.id = rr.worker_id "
+           "WHERE rr.run_id = $1 AND rr.attempt = $2 ORDER BY rr.rank",
+           run_id, attempt)) {
+    GangRank gang_rank;
+    gang_rank.rank = row[0].as<int>();
+    gang_rank.worker_id = row[1].as<int64_t>();
+    auto indices = ParseIndices(row[2].as<std::string>());
+    if (!indices.ok()) return indices.status();
+    gang_rank.gpu_indices = *std::move(indices);
+    gang_rank.cpu_slots = row[3].as<int>();
+    gang_rank.address = row[4].as<std::string>();
+    ranks.push_back(std::move(gang_rank));
+  }
+  if (ranks.empty() || ranks.front().rank != 0 || rank >= static_cast<int>(ranks.size()) ||
+      ranks[rank].rank != rank) {
+    return absl::InternalError(absl::StrCat("run ", run_id, " attempt ", attempt,
+                                            ": run_ranks does not hold ranks 0..n-1"));
+  }
+  absl::StatusOr<v1::Lease> lease;
+  if (start) {
+    std::string reason = absl::StrCat("leased as a gang of ", ranks.size(), " ranks:");
+    for (const GangRank& gang_rank : ranks) {
+      absl::StrAppend(&reason, gang_rank.rank == 0 ? " " : ", ", "rank ", gang_rank.rank,
+                      " on worker ", gang_rank.worker_id);
+      if (!gang_rank.gpu_indices.empty()) {
+        absl::StrAppend(&reason, " (GPUs ", absl::StrJoin(gang_rank.gpu_indices, ","), ")");
+      }
+    }
+    lease = StartAttempt(txn, run_id, ranks[0].worker_id, ranks[0].gpu_indices, ranks[0].cpu_slots,
+                         v1::RUN_STATE_ADMITTED, now, lease_ttl, reason);
+    if (!lease.ok()) return lease;
+    txn.exec_params(
+        "UPDATE run_ranks SET lease_expires_at = to_timestamp($3) "
+        "WHERE run_id = $1 AND attempt = $2",
+        run_id, attempt, EpochSeconds(now + lease_ttl));
+  } else {
+    pqxx::result row = txn.exec_params(
+        "SELECT id, attempt, sweep_id, kind, config::text, lease_token FROM runs WHERE id = $1",
+        run_id);
+    lease = LeaseFromRow(txn, row[0], {}, lease_ttl);
+    if (!lease.ok()) return lease;
+  }
+  const GangRank& mine = ranks[rank];
+  v1::ExecutionSpec& execution = *lease->mutable_spec()->mutable_execution();
+  execution.clear_gpu_indices();
+  for (int index : mine.gpu_indices) execution.add_gpu_indices(index);
+  execution.set_rank(rank);
+  execution.set_world_size(static_cast<int>(ranks.size()));
+  execution.set_local_rank(static_cast<int>(
+      std::count_if(ranks.begin(), ranks.begin() + rank,
+                    [&](const GangRank& other) { return other.worker_id == mine.worker_id; })));
+  const int64_t token = lease->spec().lease_token();
+  execution.set_rendezvous(
+      absl::StrCat(ranks[0].address, ":", ports.base + token % std::max(ports.count, 1)));
+  execution.set_backend(mine.gpu_indices.empty() ? "gloo" : "nccl");
+  txn.exec_params(
+      "UPDATE run_ranks SET state = 'LEASED', leased_at = to_timestamp($4) "
+      "WHERE run_id = $1 AND attempt = $2 AND rank = $3",
+      run_id, attempt, rank, EpochSeconds(now));
   return lease;
 }
 
@@ -187,8 +296,9 @@ absl::StatusOr<PlacementSnapshot> Store::ReadPlacementSnapshot(int max_pending_p
       worker.quarantined = row[2].as<bool>();
       snapshot.workers.push_back(std::move(worker));
     }
-    pqxx::result held = txn.exec(absl::StrCat("SELECT ", kHeldColumns, " UNION ALL SELECT ",
-                                              kAdmittedColumns, " ORDER BY 1, 2"));
+    pqxx::result held =
+        txn.exec(absl::StrCat("SELECT ", kHeldColumns, " UNION ALL SELECT ", kAdmittedColumns,
+                              " UNION ALL SELECT ", kGangRankColumns, " ORDER BY 1, 2"));
     for (const auto& row : held) {
       int64_t worker_id = row[0].as<int64_t>();
       auto worker =
@@ -282,7 +392,8 @@ absl::StatusOr<std::vector<v1::Lease>> Store::CommitLeases(int64_t worker_id,
     int held_slots = 0;
     for (const auto& row : txn.exec_params(
              absl::StrCat("SELECT ", kHeldColumns, " AND r.worker_id = $1 UNION ALL SELECT ",
-                          kAdmittedColumns, " AND r.admitted_worker_id = $1"),
+                          kAdmittedColumns, " AND r.admitted_worker_id = $1 UNION ALL SELECT ",
+                          kGangRankColumns, " AND rr.worker_id = $1"),
              worker_id)) {
       auto indices = ParseIndices(row[2].as<std::string>());
       if (!indices.ok()) return indices.status();
@@ -324,7 +435,8 @@ absl::StatusOr<std::vector<v1::Lease>> Store::CommitLeases(int64_t worker_id,
 
 absl::StatusOr<std::vector<v1::Lease>> Store::LeaseAdmitted(int64_t worker_id, int max_runs,
                                                             absl::Time now,
-                                                            absl::Duration lease_ttl) {
+                                                            absl::Duration lease_ttl,
+                                                            const RendezvousPorts& ports) {
   std::vector<v1::Lease> leases;
   absl::Status status = pool_->InTransaction([&](pqxx::work& txn) -> absl::Status {
     leases.clear();  // a retried transaction starts over
@@ -334,18 +446,39 @@ absl::StatusOr<std::vector<v1::Lease>> Store::LeaseAdmitted(int64_t worker_id, i
           "worker ", worker_id, " is not registered or was declared lost; register again"));
     }
     if (max_runs <= 0) return absl::OkStatus();
-    // Preemption hook: a preemptor waits until every victim attempt has ended.
+    // Runs of one rank (a gang's rank 0 is leased below, with its other ranks). Preemption
+    // hook: a preemptor waits until every victim attempt has ended.
     pqxx::result admitted = txn.exec_params(
-        absl::StrCat("SELECT id, array_to_string(admitted_gpu_indices, ','), admitted_cpu_slots "
-                     "FROM runs WHERE state = 'ADMITTED' AND admitted_worker_id = $1 AND ",
-                     internal::NoVictimRunningSql("runs"),
-                     " ORDER BY admitted_at, id LIMIT $2 FOR UPDATE SKIP LOCKED"),
+        absl::StrCat(
+            "SELECT id, array_to_string(admitted_gpu_indices, ','), admitted_cpu_slots FROM runs q "
+            "WHERE state = 'ADMITTED' AND admitted_worker_id = $1 AND NOT EXISTS (SELECT 1 FROM "
+            "  run_ranks rr WHERE rr.run_id = q.id AND rr.attempt = q.attempt + 1) AND ",
+            internal::NoVictimRunningSql("q"),
+            " ORDER BY admitted_at, id LIMIT $2 FOR UPDATE SKIP LOCKED"),
         worker_id, max_runs);
     for (const auto& row : admitted) {
       auto indices = ParseIndices(row[1].as<std::string>());
       if (!indices.ok()) return indices.status();
       auto lease = StartAttempt(txn, row[0].as<int64_t>(), worker_id, *indices, row[2].as<int>(),
                                 v1::RUN_STATE_ADMITTED, now, lease_ttl);
+      if (!lease.ok()) return lease.status();
+      leases.push_back(*std::move(lease));
+    }
+    const int room = max_runs - static_cast<int>(leases.size());
+    if (room <= 0) return absl::OkStatus();
+    // Ranks of gangs admitted to this worker, whether their attempt started (another rank was
+    // leased first) or not. SKIP LOCKED: a gang another worker is leasing right now waits for
+    // this worker's next poll.
+    pqxx::result ranks = txn.exec_params(
+        "SELECT rr.run_id, rr.rank FROM run_ranks rr JOIN runs r ON r.id = rr.run_id "
+        "WHERE rr.worker_id = $1 AND rr.state = 'ADMITTED' "
+        "AND ((r.state = 'ADMITTED' AND rr.attempt = r.attempt + 1) "
+        "     OR (r.state IN ('LEASED', 'RUNNING') AND rr.attempt = r.attempt)) "
+        "ORDER BY rr.run_id, rr.rank LIMIT $2 FOR UPDATE OF r SKIP LOCKED",
+        worker_id, room);
+    for (const auto& row : ranks) {
+      auto lease = LeaseGangRank(txn, row[0].as<int64_t>(), row[1].as<int>(), worker_id, now,
+                                 lease_ttl, ports);
       if (!lease.ok()) return lease.status();
       leases.push_back(*std::move(lease));
     }

@@ -87,7 +87,9 @@ std::vector<std::string> Stack::WorkerArgv(int index, int slots, int scheduler_p
   return {absl::StrCat(SCALELAB_BIN_DIR, "/scalelab-worker"),
           absl::StrCat("--scheduler=127.0.0.1:", scheduler_port),
           absl::StrCat("--name=test-worker-", index), absl::StrCat("--cpu_slots=", slots),
-          absl::StrCat("--data_root=", dir_), absl::StrCat("--work_dir=", work_dir),
+          // Gangs meet at rank 0's worker address: loopback, whatever the hostname resolves to.
+          "--address=127.0.0.1", absl::StrCat("--data_root=", dir_),
+          absl::StrCat("--work_dir=", work_dir),
           // A test machine's /tmp may be nearly full; the disk check must not fail the tests.
           "--min_free_disk_bytes=0", "--metrics_listen=127.0.0.1:0"};
 }

@@ -147,18 +147,18 @@ TEST_CASE("A run requiring labels goes only to a worker carrying them", "[schedu
   CHECK(absl::StrContains(never->message, "pool=tpu, but no worker has these labels"));
 }
 
-TEST_CASE("A gang is never placed as a single rank", "[scheduler][admission]") {
+TEST_CASE("A gang is placed with all of its ranks, never as a single rank",
+          "[scheduler][admission]") {
   ClusterSnapshot snapshot;
   snapshot.workers = {Worker(1, 8, 8)};
   RunRequest gang = Run(1, 1);
   gang.ranks = 2;
   snapshot.pending = {gang, Run(2, 1)};
   PlacementResult result = MustPlace(snapshot);
-  CHECK(PlacedIds(result) == std::vector<int64_t>{2});
-  const UnplacedRun* waiting = FindUnplaced(result, 1);
-  REQUIRE(waiting != nullptr);
-  CHECK(waiting->reason == UnplacedReason::kNeverFits);
-  CHECK(absl::StrContains(waiting->message, "gangs"));
+  CHECK(PlacedIds(result) == std::vector<int64_t>{1, 1, 2});
+  CHECK(result.placed[0].rank == 0);
+  CHECK(result.placed[1].rank == 1);
+  CHECK(result.placed[1].gpu_indices != result.placed[0].gpu_indices);
 }
 
 TEST_CASE("A round over many identical runs places what fits and explains the rest",

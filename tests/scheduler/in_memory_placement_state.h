@@ -52,12 +52,13 @@ class InMemoryPlacementState final : public PlacementState {
     std::vector<WorkerState> workers = workers_;
     std::vector<RunRequest> pending = pending_;
     for (const PlacementDecision& decision : decisions) {
+      // A gang's ranks 1.. follow its rank 0, which took the run off the queue.
       auto run = std::find_if(pending.begin(), pending.end(),
                               [&](const RunRequest& r) { return r.run_id == decision.run_id; });
-      if (run == pending.end()) {
+      if (decision.rank == 0 && run == pending.end()) {
         return absl::AbortedError(absl::StrCat("run ", decision.run_id, " is not pending"));
       }
-      pending.erase(run);
+      if (run != pending.end()) pending.erase(run);
       auto worker = std::find_if(workers.begin(), workers.end(), [&](const WorkerState& w) {
         return w.worker_id == decision.worker_id;
       });
@@ -71,22 +72,26 @@ class InMemoryPlacementState final : public PlacementState {
     }
     workers_ = std::move(workers);
     pending_ = std::move(pending);
-    for (const PlacementDecision& decision : decisions) running_[decision.run_id] = decision;
+    for (const PlacementDecision& decision : decisions) {
+      running_[decision.run_id].push_back(decision);
+    }
     return absl::OkStatus();
   }
 
-  // A committed run ended: its GPUs and slots are free again. NotFound when it is not running.
+  // A committed run ended: its GPUs and slots (every rank's) are free again. NotFound when it is
+  // not running.
   absl::Status Finish(int64_t run_id) {
     absl::MutexLock lock(&mu_);
     auto running = running_.find(run_id);
     if (running == running_.end()) {
       return absl::NotFoundError(absl::StrCat("run ", run_id, " is not running"));
     }
-    WorkerState* worker = FindWorker(running->second.worker_id);
-    if (worker != nullptr) {
-      worker->cpu_slots_free += running->second.cpu_slots;
+    for (const PlacementDecision& rank : running->second) {
+      WorkerState* worker = FindWorker(rank.worker_id);
+      if (worker == nullptr) continue;
+      worker->cpu_slots_free += rank.cpu_slots;
       for (Gpu& gpu : worker->gpus) {
-        const std::vector<int>& held = running->second.gpu_indices;
+        const std::vector<int>& held = rank.gpu_indices;
         if (std::find(held.begin(), held.end(), gpu.index) != held.end()) gpu.free = true;
       }
     }
@@ -105,7 +110,7 @@ class InMemoryPlacementState final : public PlacementState {
   absl::Mutex mu_;
   std::vector<WorkerState> workers_ ABSL_GUARDED_BY(mu_);
   std::vector<RunRequest> pending_ ABSL_GUARDED_BY(mu_);
-  std::map<int64_t, PlacementDecision> running_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, std::vector<PlacementDecision>> running_ ABSL_GUARDED_BY(mu_);  // by run
 };
 
 }  // namespace scalelab::scheduler

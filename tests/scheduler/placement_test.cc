@@ -456,5 +456,253 @@ TEST_CASE("An inconsistent snapshot is refused with the field and value named",
         "max_reservations: expected >= 0, got -1");
 }
 
+// --- gangs (resources.ranks > 1) ---------------------------------------------------------------
+
+RunRequest GpuGang(int64_t run_id, int ranks, int gpus_per_rank, int ranks_per_node = 0) {
+  RunRequest run = GpuRun(run_id, gpus_per_rank);
+  run.ranks = ranks;
+  run.ranks_per_node = ranks_per_node;
+  return run;
+}
+
+RunRequest CpuGang(int64_t run_id, int ranks, int ranks_per_node = 0) {
+  RunRequest run = CpuRun(run_id);
+  run.ranks = ranks;
+  run.ranks_per_node = ranks_per_node;
+  return run;
+}
+
+// "worker:rank:gpus" for each decision of `run_id`, in order.
+std::vector<std::string> GangLayout(const PlacementResult& result, int64_t run_id) {
+  std::vector<std::string> layout;
+  for (const PlacementDecision& decision : result.placed) {
+    if (decision.run_id != run_id) continue;
+    std::string gpus;
+    for (int index : decision.gpu_indices)
+      gpus += (gpus.empty() ? "" : ",") + std::to_string(index);
+    layout.push_back(std::to_string(decision.worker_id) + ":" + std::to_string(decision.rank) +
+                     ":" + gpus);
+  }
+  return layout;
+}
+
+TEST_CASE("A gang's ranks and ranks_per_node come from its ResourceSpec and are validated",
+          "[scheduler][placement][gang]") {
+  v1::ResourceSpec spec;
+  spec.set_gpus(4);
+  spec.set_ranks(3);
+  spec.set_ranks_per_node(1);
+  RunRequest gang = RunRequestFromSpec(7, 2, 30, spec);
+  CHECK(gang.ranks == 3);
+  CHECK(gang.ranks_per_node == 1);
+  CHECK(DemandOf(gang).gpus == 4);  // per rank
+  spec.set_ranks(0);
+  CHECK(RunRequestFromSpec(7, 2, 30, spec).ranks == 1);
+
+  ClusterSnapshot snapshot;
+  snapshot.workers = {CpuWorker(1, 4)};
+  RunRequest bad = CpuGang(1, 2, /*ranks_per_node=*/-1);
+  RunRequest zero = CpuGang(2, 0);
+  snapshot.pending = {bad, zero};
+  PlacementResult result = MustPlace(snapshot);
+  CHECK(result.placed.empty());
+  CHECK(UnplacedFor(result, 1)->reason == UnplacedReason::kInvalidRequest);
+  CHECK(UnplacedFor(result, 1)->message ==
+        "run 1: resources.ranks_per_node: expected >= 0, got -1");
+  CHECK(UnplacedFor(result, 2)->message == "run 2: resources.ranks: expected >= 1, got 0");
+}
+
+TEST_CASE("A gang that fits one worker goes there whole, best fit, one decision per rank",
+          "[scheduler][placement][gang]") {
+  ClusterSnapshot snapshot;
+  snapshot.workers = {GpuWorker(1, 8), GpuWorker(2, 8, /*busy_gpus=*/4)};
+  snapshot.pending = {GpuGang(1, 2, 2)};
+  PlacementResult result = MustPlace(snapshot);
+  // Worker 2's four free GPUs fit both ranks exactly; the idle worker 1 stays whole.
+  CHECK(GangLayout(result, 1) == std::vector<std::string>{"2:0:4,5", "2:1:6,7"});
+  for (const PlacementDecision& decision : result.placed) CHECK(decision.cpu_slots == 1);
+}
+
+TEST_CASE("A gang too big for one worker spreads over the fewest workers",
+          "[scheduler][placement][gang]") {
+  ClusterSnapshot snapshot;
+  snapshot.workers = {GpuWorker(1, 8, /*busy_gpus=*/4), GpuWorker(2, 8), GpuWorker(3, 8),
+                      GpuWorker(4, 8, /*busy_gpus=*/6)};
+  snapshot.pending = {GpuGang(1, 3, 4)};
+  PlacementResult result = MustPlace(snapshot);
+  // Two workers suffice: an idle one takes two ranks, and the last rank fills worker 1's four
+  // free GPUs rather than breaking into idle worker 3.
+  CHECK(GangLayout(result, 1) ==
+        std::vector<std::string>{"2:0:0,1,2,3", "2:1:4,5,6,7", "1:2:4,5,6,7"});
+}
+
+TEST_CASE("ranks_per_node caps the ranks a gang puts on one worker",
+          "[scheduler][placement][gang]") {
+  ClusterSnapshot snapshot;
+  snapshot.workers = {GpuWorker(1, 8, /*busy_gpus=*/4), GpuWorker(2, 8), GpuWorker(3, 8)};
+  snapshot.pending = {GpuGang(1, 3, 4, /*ranks_per_node=*/1)};
+  PlacementResult result = MustPlace(snapshot);
+  CHECK(GangLayout(result, 1) ==
+        std::vector<std::string>{"1:0:4,5,6,7", "2:1:0,1,2,3", "3:2:0,1,2,3"});
+
+  // Two ranks per node on CPU workers: four ranks need two workers of two free slots each.
+  snapshot.workers = {CpuWorker(1, 4), CpuWorker(2, 2), CpuWorker(3, 2)};
+  snapshot.pending = {CpuGang(1, 4, /*ranks_per_node=*/2)};
+  result = MustPlace(snapshot);
+  CHECK(GangLayout(result, 1) == std::vector<std::string>{"2:0:", "2:1:", "3:2:", "3:3:"});
+}
+
+TEST_CASE("A gang is placed all at once or not at all", "[scheduler][placement][gang]") {
+  ClusterSnapshot snapshot;
+  snapshot.workers = {CpuWorker(1, 2, /*busy_slots=*/1), CpuWorker(2, 2, /*busy_slots=*/1)};
+  snapshot.pending = {CpuGang(1, 3)};
+  PlacementOptions no_reservation;
+  no_reservation.max_reservations = 0;
+  PlacementResult result = MustPlace(snapshot, no_reservation);
+  CHECK(result.placed.empty());  // two of three ranks would fit: none is placed
+  REQUIRE(UnplacedFor(result, 1) != nullptr);
+  CHECK(UnplacedFor(result, 1)->reason == UnplacedReason::kWaitingForResources);
+  CHECK(UnplacedFor(result, 1)->message ==
+        "needs 3 ranks × 1 CPU slot; room for 2 ranks now (on 2 workers)");
+}
+
+TEST_CASE("A waiting gang holds what it needs so smaller runs behind it backfill elsewhere",
+          "[scheduler][placement][gang]") {
+  InMemoryPlacementState state;
+  state.AddWorker(GpuWorker(1, 4, /*busy_gpus=*/0));
+  state.AddWorker(GpuWorker(2, 4, /*busy_gpus=*/0));
+  state.AddWorker(GpuWorker(3, 2, /*busy_gpus=*/0));
+  // Four 1-GPU runs: best fit puts two on worker 3, then two on worker 1.
+  for (int64_t run_id = 1; run_id <= 4; ++run_id) state.AddPending(GpuRun(run_id, 1));
+  absl::StatusOr<ClusterSnapshot> snapshot = state.Snapshot(0);
+  REQUIRE(snapshot.ok());
+  PlacementResult result = MustPlace(*snapshot);
+  REQUIRE(result.placed.size() == 4);
+  REQUIRE(state.Commit(result.placed).ok());
+  // A gang of 2 × 4 GPUs needs workers 1 and 2 whole; small runs keep arriving behind it.
+  state.AddPending(GpuGang(5, 2, 4));
+  for (int64_t run_id = 6; run_id <= 12; ++run_id) state.AddPending(GpuRun(run_id, 1));
+
+  snapshot = state.Snapshot(0);
+  REQUIRE(snapshot.ok());
+  result = MustPlace(*snapshot);
+  const UnplacedRun* gang = UnplacedFor(result, 5);
+  REQUIRE(gang != nullptr);
+  CHECK(gang->reason == UnplacedReason::kHoldingReservation);
+  CHECK(gang->message ==
+        "needs 2 ranks × 4 GPUs; room for 1 rank now (on 1 worker); holding 6 free GPUs and 2 CPU "
+        "slots on workers 2, 1 until it fits");
+  CHECK(result.placed.empty());  // worker 3 is full; workers 1 and 2 are held for the gang
+  CHECK(UnplacedFor(result, 6)->message ==
+        "needs 1 GPU, the most free on any worker is 0 (worker 1's free resources are held for "
+        "run 5, earlier in the queue)");
+
+  // The small runs on worker 1 finish one by one; the gang starts once both of its GPUs are free,
+  // and nothing was backfilled onto the workers it holds meanwhile.
+  bool gang_placed = false;
+  for (int64_t finished : {3, 4}) {
+    REQUIRE(state.Finish(finished).ok());
+    snapshot = state.Snapshot(0);
+    REQUIRE(snapshot.ok());
+    result = MustPlace(*snapshot);
+    for (const PlacementDecision& decision : result.placed) {
+      if (decision.run_id == 5)
+        gang_placed = true;
+      else
+        CHECK(decision.worker_id == 3);
+    }
+    REQUIRE(state.Commit(result.placed).ok());
+  }
+  CHECK(gang_placed);
+}
+
+TEST_CASE("A gang that can never fit says which part of it does not",
+          "[scheduler][placement][gang]") {
+  ClusterSnapshot snapshot;
+  snapshot.workers = {GpuWorker(1, 4), GpuWorker(2, 4), GpuWorker(3, 2), CpuWorker(4, 1),
+                      CpuWorker(5, 1)};
+  RunRequest labelled = GpuGang(4, 2, 1);
+  labelled.node_labels["pool"] = "tpu";
+  snapshot.pending = {GpuGang(1, 3, 4, /*ranks_per_node=*/1), GpuGang(2, 2, 8), CpuGang(3, 60),
+                      labelled};
+  PlacementResult result = MustPlace(snapshot);
+  CHECK(result.placed.empty());
+  for (int64_t run_id = 1; run_id <= 4; ++run_id) {
+    CHECK(UnplacedFor(result, run_id)->reason == UnplacedReason::kNeverFits);
+  }
+  CHECK(UnplacedFor(result, 1)->message ==
+        "needs 3 ranks × 4 GPUs with at most 1 rank per node; only 2 workers have 4 GPUs");
+  CHECK(UnplacedFor(result, 2)->message == "needs 2 ranks × 8 GPUs; no worker has 8 GPUs");
+  CHECK(UnplacedFor(result, 3)->message ==
+        "needs 60 ranks × 1 CPU slot; even idle, the workers have room for only 50 ranks (on 5 "
+        "workers)");
+  CHECK(UnplacedFor(result, 4)->message ==
+        "needs 2 ranks × 1 GPU on workers labelled pool=tpu, but no worker has these labels");
+}
+
+TEST_CASE("A gang's project quota counts every rank's GPUs", "[scheduler][placement][gang]") {
+  ClusterSnapshot snapshot;
+  snapshot.workers = {GpuWorker(1, 8)};
+  RunRequest gang = GpuGang(1, 2, 4);
+  gang.project_id = 7;
+  RunRequest small = GpuRun(2, 4);
+  small.project_id = 7;
+  snapshot.pending = {gang, small};
+  snapshot.projects[7].name = "lab";
+  snapshot.projects[7].gpu_quota = 6;
+  PlacementResult result = MustPlace(snapshot);
+  CHECK(PlacedRunIds(result) == std::vector<int64_t>{2});
+  CHECK(UnplacedFor(result, 1)->reason == UnplacedReason::kQuota);
+  CHECK(UnplacedFor(result, 1)->message ==
+        "needs 2 ranks × 4 GPUs, but project lab uses 0 of its quota of 6 GPUs");
+}
+
+TEST_CASE("A retried gang avoids the worker that failed it only while it can fit without it",
+          "[scheduler][placement][gang]") {
+  ClusterSnapshot snapshot;
+  snapshot.workers = {CpuWorker(1, 1), CpuWorker(2, 1), CpuWorker(3, 1)};
+  RunRequest gang = CpuGang(1, 2);
+  gang.avoid_workers = {1};
+  snapshot.pending = {gang};
+  CHECK(GangLayout(MustPlace(snapshot), 1) == std::vector<std::string>{"2:0:", "3:1:"});
+  // With two workers, avoiding one would make the gang wait forever: it uses both.
+  snapshot.workers = {CpuWorker(1, 1), CpuWorker(2, 1)};
+  CHECK(GangLayout(MustPlace(snapshot), 1) == std::vector<std::string>{"1:0:", "2:1:"});
+}
+
+TEST_CASE("Small runs fill a partly used node before an idle one of the same fit",
+          "[scheduler][placement][gang]") {
+  ClusterSnapshot snapshot;
+  // Worker 1 is idle with 4 GPUs; worker 2 has 4 of its 8 GPUs free. A 2-GPU run leaves 2 free
+  // on either: it goes to the partly used worker 2, so worker 1 stays whole for a gang.
+  snapshot.workers = {GpuWorker(1, 4), GpuWorker(2, 8, /*busy_gpus=*/4)};
+  snapshot.pending = {GpuRun(1, 2), GpuGang(2, 1, 4)};
+  PlacementResult result = MustPlace(snapshot);
+  REQUIRE(result.placed.size() == 2);
+  CHECK(DecisionFor(result, 1)->worker_id == 2);
+  CHECK(DecisionFor(result, 2)->worker_id == 1);
+}
+
+TEST_CASE("PlaceOnWorker gives a worker its ranks of a gang", "[scheduler][placement][gang]") {
+  ClusterSnapshot snapshot;
+  snapshot.workers = {CpuWorker(1, 1), CpuWorker(2, 1), CpuWorker(3, 1, /*busy_slots=*/1)};
+  snapshot.pending = {CpuGang(1, 2)};
+  absl::StatusOr<PlacementResult> first = PlaceOnWorker(snapshot, 1, PlacementOptions());
+  REQUIRE(first.ok());
+  REQUIRE(first->placed.size() == 1);
+  CHECK(first->placed[0].rank == 0);
+  CHECK(first->unplaced.empty());  // placed, partly here: not "elsewhere"
+  absl::StatusOr<PlacementResult> second = PlaceOnWorker(snapshot, 2, PlacementOptions());
+  REQUIRE(second.ok());
+  REQUIRE(second->placed.size() == 1);
+  CHECK(second->placed[0].rank == 1);
+  absl::StatusOr<PlacementResult> third = PlaceOnWorker(snapshot, 3, PlacementOptions());
+  REQUIRE(third.ok());
+  CHECK(third->placed.empty());
+  REQUIRE(third->unplaced.size() == 1);
+  CHECK(third->unplaced[0].reason == UnplacedReason::kPlacedElsewhere);
+  CHECK(third->unplaced[0].message == "placed on workers 1, 2 in this round");
+}
+
 }  // namespace
 }  // namespace scalelab::scheduler

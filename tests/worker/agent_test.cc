@@ -38,16 +38,19 @@ constexpr int64_t kRunId = 7;
 // Leases each queued lease once; records every report. Thread-safe (gRPC's threads call it).
 class FakeWorkerService final : public v1::WorkerService::Service {
  public:
-  grpc::Status Register(grpc::ServerContext*, const v1::RegisterRequest*,
+  grpc::Status Register(grpc::ServerContext*, const v1::RegisterRequest* request,
                         v1::RegisterResponse* response) override {
+    absl::MutexLock lock(&mu_);
+    registrations_.push_back(*request);
     response->set_worker_id(1);
     response->set_heartbeat_interval_s(1);
     response->set_lease_ttl_s(60);
     return grpc::Status::OK;
   }
-  grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest*,
+  grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* request,
                          v1::HeartbeatResponse* response) override {
     absl::MutexLock lock(&mu_);
+    heartbeats_.push_back(*request);
     for (const v1::RunAttempt& stop : stop_) *response->add_stop() = stop;
     return grpc::Status::OK;
   }
@@ -103,6 +106,14 @@ class FakeWorkerService final : public v1::WorkerService::Service {
     stop.set_attempt(attempt);
     stop_.push_back(stop);
   }
+  std::vector<v1::RegisterRequest> registrations() {
+    absl::MutexLock lock(&mu_);
+    return registrations_;
+  }
+  std::vector<v1::HeartbeatRequest> heartbeats() {
+    absl::MutexLock lock(&mu_);
+    return heartbeats_;
+  }
   std::vector<v1::ReportMetricsRequest> metric_reports() {
     absl::MutexLock lock(&mu_);
     return metric_reports_;
@@ -134,6 +145,8 @@ class FakeWorkerService final : public v1::WorkerService::Service {
   absl::Mutex mu_;
   std::deque<v1::Lease> to_lease_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::RunAttempt> stop_ ABSL_GUARDED_BY(mu_);
+  std::vector<v1::RegisterRequest> registrations_ ABSL_GUARDED_BY(mu_);
+  std::vector<v1::HeartbeatRequest> heartbeats_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::ReportMetricsRequest> metric_reports_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::ReportArtifactsRequest> artifact_reports_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::CompleteRunRequest> completions_ ABSL_GUARDED_BY(mu_);
@@ -472,6 +485,48 @@ TEST_CASE("A heartbeat answering stop kills the child and the run completes as c
   CHECK_FALSE(done.succeeded());
   CHECK(done.term_signal() == SIGTERM);
   CHECK(done.failure_class() == v1::FAILURE_CLASS_CANCELLED);
+}
+
+TEST_CASE("A gang's rank 1 reports no metrics, heartbeats and completes with its rank",
+          "[unit][worker]") {
+  Fixture f(
+      "echo '{\"step\":1,\"tokens\":100,\"name\":\"train_loss\",\"value\":3.0}'\n"
+      "touch \"$DIR/printed\"\n"
+      "while [ ! -e \"$DIR/go\" ]; do sleep 0.02; done\n"
+      "exit 0",
+      [](AgentOptions& options) { options.address = "10.1.2.3"; });
+  v1::Lease lease = LeaseOfRun(kRunId);
+  lease.mutable_spec()->mutable_config()->mutable_resources()->set_ranks(2);
+  v1::ExecutionSpec& execution = *lease.mutable_spec()->mutable_execution();
+  execution.set_rank(1);
+  execution.set_world_size(2);
+  execution.set_rendezvous("10.0.0.9:29417");
+  execution.set_backend("gloo");
+  f.scheduler.Offer(lease);
+  f.Start();
+  // Its own attempt folder: ranks of one run may share a work_dir.
+  const std::string dir = f.AttemptDir(kRunId) + "-rank1";
+  REQUIRE(WaitFor([&] { return fs::exists(dir + "/printed"); }));
+  auto spec = runspec::ReadRunSpecFile(dir + "/spec.json");
+  REQUIRE(spec.ok());
+  CHECK(spec->execution().rank() == 1);
+  CHECK(spec->execution().rendezvous() == "10.0.0.9:29417");
+
+  f.clock.Advance(absl::Seconds(1));  // a heartbeat and a report interval
+  REQUIRE(WaitFor([&] {
+    for (const v1::HeartbeatRequest& heartbeat : f.scheduler.heartbeats()) {
+      if (heartbeat.running_size() == 1 && heartbeat.running(0).rank() == 1) return true;
+    }
+    return false;
+  }));
+  std::ofstream(dir + "/go") << "";
+  REQUIRE(WaitFor([&] { return f.scheduler.completions().size() == 1; }));
+  const v1::CompleteRunRequest done = f.scheduler.completions()[0];
+  CHECK(done.succeeded());
+  CHECK(done.rank() == 1);
+  CHECK(f.scheduler.metric_reports().empty());  // rank 0 reports the run
+  REQUIRE(!f.scheduler.registrations().empty());
+  CHECK(f.scheduler.registrations()[0].address() == "10.1.2.3");
 }
 
 constexpr char kEvalLines[] =

@@ -55,6 +55,10 @@ struct AdmissionPass {
   std::vector<int64_t> admitted;      // run ids written ADMITTED
   std::vector<UnplacedRun> unplaced;  // why the others wait
   absl::Duration duration;            // wall time of the pass (read, decide, write)
+  // Its parts: PlacementState::Snapshot, Place, Store::AdmitRuns (committed when it returns).
+  absl::Duration read_duration;
+  absl::Duration decide_duration;
+  absl::Duration write_duration;
 };
 
 class Admitter {

@@ -2,6 +2,7 @@
 // persistence of its decisions (CommitLeases). Which run goes where is decided in
 // scheduler/placement.cc; here every grant is only re-checked against the rows as they are now.
 #include <algorithm>
+#include <map>
 #include <set>
 #include <string>
 #include <utility>
@@ -257,15 +258,23 @@ absl::StatusOr<PlacementSnapshot> Store::ReadPlacementSnapshot(int max_pending_p
     }
     pqxx::result pending = txn.exec_params(kEligiblePendingSql, max_pending_per_queue);
     snapshot.pending.reserve(pending.size());
+    // The runs of a sweep mostly ask for the same resources: each distinct JSON text is parsed
+    // once per read.
+    std::map<std::string, v1::ResourceSpec, std::less<>> parsed_resources;
     for (const auto& row : pending) {
       StoredPendingRun run;
       run.run_id = row[0].as<int64_t>();
       run.sweep_id = row[1].as<int64_t>();
       run.run_index = row[2].as<int32_t>();
-      if (auto parsed = internal::FromJson(row[3].as<std::string>(), &run.resources);
-          !parsed.ok()) {
+      const absl::string_view resources_json(row[3].c_str(), row[3].size());
+      if (auto known = parsed_resources.find(resources_json); known != parsed_resources.end()) {
+        run.resources = known->second;
+      } else if (auto parsed = internal::FromJson(std::string(resources_json), &run.resources);
+                 !parsed.ok()) {
         return absl::InternalError(
             absl::StrCat("config.resources of run ", run.run_id, ": ", parsed.message()));
+      } else {
+        parsed_resources.emplace(std::string(resources_json), run.resources);
       }
       run.init_ready = row[4].as<bool>();
       run.project_id = row[5].as<int64_t>();

@@ -38,11 +38,18 @@ absl::StatusOr<AdmissionPass> RunAdmissionPass(PlacementState& state, services::
                                                const PreemptionOptions* preemption) {
   const auto start = std::chrono::steady_clock::now();
   AdmissionPass pass;
+  auto since = [](std::chrono::steady_clock::time_point from) {
+    return absl::FromChrono(std::chrono::steady_clock::now() - from);
+  };
   absl::StatusOr<ClusterSnapshot> snapshot = state.Snapshot(0);
   if (!snapshot.ok()) return snapshot.status();
+  pass.read_duration = since(start);
   pass.considered = static_cast<int>(snapshot->pending.size());
+  const auto decide_start = std::chrono::steady_clock::now();
   absl::StatusOr<PlacementResult> placed = Place(*snapshot, options);
   if (!placed.ok()) return placed.status();
+  pass.decide_duration = since(decide_start);
+  const auto write_start = std::chrono::steady_clock::now();
   std::vector<services::AdmissionGrant> grants;
   grants.reserve(placed->placed.size());
   for (const PlacementDecision& decision : placed->placed) {
@@ -56,6 +63,7 @@ absl::StatusOr<AdmissionPass> RunAdmissionPass(PlacementState& state, services::
   }
   absl::StatusOr<std::vector<int64_t>> admitted = store.AdmitRuns(grants, now);
   if (!admitted.ok()) return admitted.status();
+  pass.write_duration = since(write_start);
   pass.admitted = *std::move(admitted);
   // Preemption hook: what still waits may evict lower classes (scheduler/preemption_pass.h).
   if (preemption != nullptr && preemption->enabled) {
@@ -66,7 +74,7 @@ absl::StatusOr<AdmissionPass> RunAdmissionPass(PlacementState& state, services::
     pass.preempted = preempted->victims;
   }
   pass.unplaced = std::move(placed->unplaced);
-  pass.duration = absl::FromChrono(std::chrono::steady_clock::now() - start);
+  pass.duration = since(start);
   return pass;
 }
 

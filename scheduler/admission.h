@@ -62,6 +62,10 @@ struct AdmissionPass {
   std::vector<int64_t> preemptors;
   int preempted = 0;
   absl::Duration duration;  // wall time of the pass (read, decide, write)
+  // Its parts: PlacementState::Snapshot, Place, Store::AdmitRuns (committed when it returns).
+  absl::Duration read_duration;
+  absl::Duration decide_duration;
+  absl::Duration write_duration;
 };
 
 class Admitter {

@@ -89,9 +89,14 @@ absl::StatusOr<std::vector<ExpandedRun>> ExpandGrid(const RunConfig& base,
     }
     if (parent != nullptr) *run.config.mutable_model() = parent->model();
     ApplyRunDefaults(&run.config, kind);
-    RunConfig checked = run.config;
-    if (parent != nullptr) checked.mutable_init()->set_from_run(kParentStandIn);
-    if (absl::Status status = ValidateRunConfig(checked, kind); !status.ok()) {
+    // A child is validated with a stand-in parent id; other runs as they are, without a copy.
+    RunConfig with_parent;
+    if (parent != nullptr) {
+      with_parent = run.config;
+      with_parent.mutable_init()->set_from_run(kParentStandIn);
+    }
+    if (absl::Status status = ValidateRunConfig(parent != nullptr ? with_parent : run.config, kind);
+        !status.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("run ", run_idx, " (", DescribeOverrides(applied), "): ", status.message()));
     }

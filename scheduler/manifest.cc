@@ -438,7 +438,8 @@ absl::Status ValidateMainSweep(const SweepSpec& spec, const Reporter& report,
 }
 
 // The validation behind ValidateSweepSpec and ParseManifest; see the order in manifest.h.
-absl::Status ValidateSpec(const SweepSpec& spec, const Reporter& report) {
+absl::Status ValidateSpec(const SweepSpec& spec, const Reporter& report,
+                          std::vector<ExpandedRun>* expanded = nullptr) {
   if (!IsValidName(spec.name())) return report.Fail("name", kNameExpectation, Quoted(spec.name()));
   if (!IsValidName(spec.project())) {
     return report.Fail("project", kNameExpectation, Quoted(spec.project()));
@@ -501,6 +502,7 @@ absl::Status ValidateSpec(const SweepSpec& spec, const Reporter& report) {
     if (stage_idx < 0) return ExpansionError(runs.status(), report);
     return report.Fail(absl::StrCat(StagePath(stage_idx), ".sweep.grid"), runs.status().message());
   }
+  if (expanded != nullptr) *expanded = *std::move(runs);
   return absl::OkStatus();
 }
 
@@ -1301,6 +1303,12 @@ std::string ManifestParser::Describe(const YAML::Node& node) {
 }  // namespace
 
 absl::StatusOr<SweepSpec> ParseManifest(std::string_view yaml_text, std::string_view source_name) {
+  std::vector<ExpandedRun> unused;
+  return ParseManifest(yaml_text, source_name, &unused);
+}
+
+absl::StatusOr<SweepSpec> ParseManifest(std::string_view yaml_text, std::string_view source_name,
+                                        std::vector<ExpandedRun>* runs) {
   // The public API takes std::string_view; this absl build has its own string_view type.
   const absl::string_view source(source_name.data(), source_name.size());
   ManifestParser parser(source);
@@ -1308,7 +1316,8 @@ absl::StatusOr<SweepSpec> ParseManifest(std::string_view yaml_text, std::string_
       parser.Parse(absl::string_view(yaml_text.data(), yaml_text.size()));
   if (!spec.ok()) return spec.status();
   ApplySweepDefaults(&*spec);
-  if (absl::Status status = ValidateSpec(*spec, Reporter(source, &parser.lines())); !status.ok()) {
+  if (absl::Status status = ValidateSpec(*spec, Reporter(source, &parser.lines()), runs);
+      !status.ok()) {
     return status;
   }
   return spec;
@@ -1337,5 +1346,9 @@ void ApplySweepDefaults(SweepSpec* spec) {
 }
 
 absl::Status ValidateSweepSpec(const SweepSpec& spec) { return ValidateSpec(spec, Reporter()); }
+
+absl::Status ValidateSweepSpec(const SweepSpec& spec, std::vector<ExpandedRun>* runs) {
+  return ValidateSpec(spec, Reporter(), runs);
+}
 
 }  // namespace scalelab::scheduler

@@ -40,6 +40,7 @@
 #define SCALELAB_SCHEDULER_MANIFEST_H_
 
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -59,6 +60,15 @@ namespace scalelab::scheduler {
 // the line of the nearest enclosing section that it does.
 absl::StatusOr<scalelab::v1::SweepSpec> ParseManifest(std::string_view yaml_text,
                                                       std::string_view source_name);
+
+struct ExpandedRun;  // scheduler/expand.h
+
+// As ParseManifest, and on success `*runs` (not null) holds ExpandPipeline of the returned spec:
+// the expansion validation made anyway, so that a caller storing the runs does not expand (and
+// validate) every run a second time. SweepService::SubmitSweep uses it.
+absl::StatusOr<scalelab::v1::SweepSpec> ParseManifest(std::string_view yaml_text,
+                                                      std::string_view source_name,
+                                                      std::vector<ExpandedRun>* runs);
 
 // Default bootstrap refits and interval level of a sweep's fits.
 inline constexpr int kDefaultBootstrap = 1000;
@@ -91,6 +101,8 @@ void ApplySweepDefaults(scalelab::v1::SweepSpec* spec);
 // Defaults left at 0 or empty are read as ExpandSweep will fill them.
 // Returns the first problem as InvalidArgument "<field path>: expected <what>, got <found>".
 absl::Status ValidateSweepSpec(const scalelab::v1::SweepSpec& spec);
+// As above, and on success `*runs` (not null) holds ExpandPipeline(spec).
+absl::Status ValidateSweepSpec(const scalelab::v1::SweepSpec& spec, std::vector<ExpandedRun>* runs);
 
 }  // namespace scalelab::scheduler
 

@@ -30,8 +30,10 @@ namespace {
 // Store reads of all watches share this many threads.
 constexpr int kWatchThreads = 2;
 
-// The spec of a request, parsed and validated; errors name the manifest line.
-absl::StatusOr<v1::SweepSpec> SpecOf(const v1::SubmitSweepRequest& request) {
+// The spec of a request, parsed and validated; errors name the manifest line. `*runs` gets the
+// expansion validation made (ExpandPipeline of the spec), so no run is expanded twice.
+absl::StatusOr<v1::SweepSpec> SpecOf(const v1::SubmitSweepRequest& request,
+                                     std::vector<ExpandedRun>* runs) {
   switch (request.source_case()) {
     case v1::SubmitSweepRequest::kManifestYaml:
       // A sweep is a few hundred bytes of YAML; anything near this is a mistake (a data file
@@ -42,11 +44,12 @@ absl::StatusOr<v1::SweepSpec> SpecOf(const v1::SubmitSweepRequest& request) {
                          " bytes (1 MiB) of YAML, got ", request.manifest_yaml().size(), " bytes"));
       }
       return ParseManifest(request.manifest_yaml(),
-                           request.manifest_name().empty() ? "manifest" : request.manifest_name());
+                           request.manifest_name().empty() ? "manifest" : request.manifest_name(),
+                           runs);
     case v1::SubmitSweepRequest::kSpec: {
       v1::SweepSpec spec = request.spec();
       ApplySweepDefaults(&spec);
-      if (auto status = ValidateSweepSpec(spec); !status.ok()) return status;
+      if (auto status = ValidateSweepSpec(spec, runs); !status.ok()) return status;
       return spec;
     }
     default:
@@ -65,10 +68,10 @@ grpc::Status SweepServiceImpl::SubmitSweep(grpc::ServerContext*,
                                            const v1::SubmitSweepRequest* request,
                                            v1::SubmitSweepResponse* response) {
   RpcTimer timer(ctx_.metrics, "SubmitSweep");
-  auto spec = SpecOf(*request);
+  std::vector<ExpandedRun> expanded_runs;
+  auto spec = SpecOf(*request, &expanded_runs);
   if (!spec.ok()) return ToGrpcStatus(spec.status());
-  auto expanded = ExpandPipeline(*spec);
-  if (!expanded.ok()) return ToGrpcStatus(expanded.status());
+  std::vector<ExpandedRun>* expanded = &expanded_runs;
   std::map<std::string, int> stage_attempts;  // pipeline stage -> its max_attempts (0 = sweep's)
   for (const v1::StageSpec& stage : spec->stages()) {
     stage_attempts[stage.name()] = stage.max_attempts();

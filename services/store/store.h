@@ -16,6 +16,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -537,6 +538,12 @@ class Store {
   const int copy_min_points_;
   const std::string url_;
   std::atomic<int64_t> leader_epoch_{0};
+  // ReadPlacementSnapshot's parsed worker inventories by worker id. workers.inventory is written
+  // once, when RegisterWorker inserts the row (a re-registration is a new row), so a snapshot
+  // parses only the inventories of workers it has not seen: parsing 5,000 inventories' JSON was
+  // most of a snapshot's cost (bench/README.md, scalelab-admission-bench).
+  std::mutex inventory_mu_;
+  std::map<int64_t, v1::RegisterRequest> inventories_;  // guarded by inventory_mu_
 };
 
 }  // namespace scalelab::services

@@ -2,6 +2,7 @@
 // persistence of its decisions (CommitLeases). Which run goes where is decided in
 // scheduler/placement.cc; here every grant is only re-checked against the rows as they are now.
 #include <algorithm>
+#include <map>
 #include <set>
 #include <string>
 #include <utility>
@@ -78,14 +79,19 @@ constexpr char kGangRankColumns[] =
 
 // THE workers admission may place runs on: id, inventory, quarantined, by id. QUARANTINED workers
 // are read too (they hold resources for their running attempts); ToClusterSnapshot gives them
-// nothing new.
+// nothing new. The inventory only of workers above $1, the highest id the store has parsed
+// (Store::inventories_); one below it that the cache lacks is read by kInventoriesSql.
 constexpr char kEligibleWorkersSql[] =
-    "SELECT id, inventory::text, state = 'QUARANTINED' FROM workers "
+    "SELECT id, CASE WHEN id > $1 THEN inventory::text END, state = 'QUARANTINED' FROM workers "
     "WHERE state IN ('ALIVE', 'QUARANTINED') ORDER BY id";
+constexpr char kInventoriesSql[] = "SELECT id, inventory::text FROM workers WHERE id = ANY($1)";
 
 // THE runs admission may place: PENDING, with the head of each (project, priority) queue when
 // $1 > 0, and past their retry backoff (kRetryReadySql's predicate on r). Columns: id, sweep id,
 // run index, resources JSON, init ready, project id, priority, avoided workers.
+// Each queue's head is read by walking runs_state_idx (state, sweep_id, run_index) in order and
+// stopping at $1 rows, so a pass costs the window, not the backlog: the window function over
+// every PENDING run this replaces took 360 ms with 100,000 pending (bench/README.md).
 constexpr char kEligiblePendingSql[] =
     "SELECT q.id, q.sweep_id, q.run_index, COALESCE(q.config->'resources', '{}')::text, "
     "(COALESCE((q.config->'init'->>'from_run')::bigint, 0) = 0 OR EXISTS (SELECT 1 FROM "
@@ -93,12 +99,15 @@ constexpr char kEligiblePendingSql[] =
     "WHERE a.run_id = (q.config->'init'->>'from_run')::bigint AND a.kind = 'final' AND "
     "ra.state = 'SUCCEEDED')), q.project_id, q.priority, "
     "array_to_string(q.avoid_workers, ',') FROM ("
-    "  SELECT r.id, r.sweep_id, r.run_index, r.config, s.project_id, s.priority, r.avoid_workers, "
-    "    row_number() OVER (PARTITION BY s.project_id, s.priority "
-    "                       ORDER BY r.sweep_id, r.run_index) AS queue_rank "
-    "  FROM runs r JOIN sweeps s ON s.id = r.sweep_id WHERE r.state = 'PENDING' "
-    "    AND (r.not_before IS NULL OR r.not_before <= now())) q "
-    "WHERE $1 <= 0 OR q.queue_rank <= $1 ORDER BY q.sweep_id, q.run_index";
+    "  SELECT DISTINCT s.project_id, s.priority FROM sweeps s WHERE EXISTS ("
+    "    SELECT 1 FROM runs r WHERE r.state = 'PENDING' AND r.sweep_id = s.id)) k "
+    "CROSS JOIN LATERAL ("
+    "  SELECT r.id, r.sweep_id, r.run_index, r.config, s.project_id, s.priority, r.avoid_workers "
+    "  FROM runs r JOIN sweeps s ON s.id = r.sweep_id "
+    "  WHERE r.state = 'PENDING' AND s.project_id = k.project_id AND s.priority = k.priority "
+    "    AND (r.not_before IS NULL OR r.not_before <= now()) "
+    "  ORDER BY r.sweep_id, r.run_index LIMIT CASE WHEN $1 > 0 THEN $1 END) q "
+    "ORDER BY q.sweep_id, q.run_index";
 
 // Why `grant` cannot be honoured on a worker with `slots_total` CPU slots and these GPUs, of
 // which `held_gpus` and `held_slots` are taken; "" when it can.
@@ -284,17 +293,60 @@ absl::StatusOr<PlacementSnapshot> Store::ReadPlacementSnapshot(int max_pending_p
     snapshot = PlacementSnapshot();  // a retried transaction starts over
     // One snapshot for the reads, so a run leased in between is not both pending and held.
     txn.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
-    pqxx::result workers = txn.exec(kEligibleWorkersSql);
-    for (const auto& row : workers) {
-      StoredWorker worker;
-      worker.worker_id = row[0].as<int64_t>();
-      if (auto parsed = internal::FromJson(row[1].as<std::string>(), &worker.inventory);
-          !parsed.ok()) {
-        return absl::InternalError(
-            absl::StrCat("workers.inventory of worker ", worker.worker_id, ": ", parsed.message()));
+    {
+      std::lock_guard<std::mutex> lock(inventory_mu_);
+      const int64_t highest_parsed = inventories_.empty() ? 0 : inventories_.rbegin()->first;
+      pqxx::result workers = txn.exec_params(kEligibleWorkersSql, highest_parsed);
+      auto parse = [this](int64_t worker_id, const std::string& json) -> absl::Status {
+        v1::RegisterRequest inventory;
+        if (auto parsed = internal::FromJson(json, &inventory); !parsed.ok()) {
+          return absl::InternalError(
+              absl::StrCat("workers.inventory of worker ", worker_id, ": ", parsed.message()));
+        }
+        inventories_[worker_id] = std::move(inventory);
+        return absl::OkStatus();
+      };
+      std::vector<int64_t> missing;  // below highest_parsed but not parsed (committed late)
+      for (const auto& row : workers) {
+        const int64_t worker_id = row[0].as<int64_t>();
+        if (!row[1].is_null()) {
+          if (absl::Status parsed = parse(worker_id, row[1].as<std::string>()); !parsed.ok()) {
+            return parsed;
+          }
+        } else if (inventories_.count(worker_id) == 0) {
+          missing.push_back(worker_id);
+        }
       }
-      worker.quarantined = row[2].as<bool>();
-      snapshot.workers.push_back(std::move(worker));
+      if (!missing.empty()) {
+        for (const auto& row :
+             txn.exec_params(kInventoriesSql, internal::Int64ArrayLiteral(missing))) {
+          if (absl::Status parsed = parse(row[0].as<int64_t>(), row[1].as<std::string>());
+              !parsed.ok()) {
+            return parsed;
+          }
+        }
+      }
+      std::map<int64_t, v1::RegisterRequest> seen;  // LOST workers' entries are dropped
+      for (const auto& row : workers) {
+        const int64_t worker_id = row[0].as<int64_t>();
+        auto cached = inventories_.find(worker_id);
+        if (cached == inventories_.end()) {
+          return absl::InternalError(
+              absl::StrCat("workers.inventory of worker ", worker_id, ": not found"));
+        }
+        StoredWorker worker;
+        worker.worker_id = worker_id;
+        worker.inventory = cached->second;
+        worker.quarantined = row[2].as<bool>();
+        snapshot.workers.push_back(std::move(worker));
+        seen.insert(inventories_.extract(cached));
+      }
+      // Keep the highest id parsed even when that worker is gone, so it is not parsed again.
+      if (!inventories_.empty() &&
+          (seen.empty() || inventories_.rbegin()->first > seen.rbegin()->first)) {
+        seen.insert(inventories_.extract(std::prev(inventories_.end())));
+      }
+      inventories_ = std::move(seen);
     }
     pqxx::result held =
         txn.exec(absl::StrCat("SELECT ", kHeldColumns, " UNION ALL SELECT ", kAdmittedColumns,
@@ -322,15 +374,23 @@ absl::StatusOr<PlacementSnapshot> Store::ReadPlacementSnapshot(int max_pending_p
     }
     pqxx::result pending = txn.exec_params(kEligiblePendingSql, max_pending_per_queue);
     snapshot.pending.reserve(pending.size());
+    // The runs of a sweep mostly ask for the same resources: each distinct JSON text is parsed
+    // once per read.
+    std::map<std::string, v1::ResourceSpec, std::less<>> parsed_resources;
     for (const auto& row : pending) {
       StoredPendingRun run;
       run.run_id = row[0].as<int64_t>();
       run.sweep_id = row[1].as<int64_t>();
       run.run_index = row[2].as<int32_t>();
-      if (auto parsed = internal::FromJson(row[3].as<std::string>(), &run.resources);
-          !parsed.ok()) {
+      const absl::string_view resources_json(row[3].c_str(), row[3].size());
+      if (auto known = parsed_resources.find(resources_json); known != parsed_resources.end()) {
+        run.resources = known->second;
+      } else if (auto parsed = internal::FromJson(std::string(resources_json), &run.resources);
+                 !parsed.ok()) {
         return absl::InternalError(
             absl::StrCat("config.resources of run ", run.run_id, ": ", parsed.message()));
+      } else {
+        parsed_resources.emplace(std::string(resources_json), run.resources);
       }
       run.init_ready = row[4].as<bool>();
       run.project_id = row[5].as<int64_t>();

@@ -706,3 +706,83 @@ TEST_CASE("PlaceOnWorker gives a worker its ranks of a gang", "[scheduler][place
 
 }  // namespace
 }  // namespace scalelab::scheduler
+
+namespace scalelab::scheduler {
+namespace {
+
+// The best-fit rule of placement.h, restated as a full scan of every worker per run: the oracle
+// for Place's indexed search (FitOrder in placement.cc).
+std::vector<PlacementDecision> BestFitByFullScan(std::vector<WorkerState> workers,
+                                                 const std::vector<RunRequest>& runs) {
+  std::vector<PlacementDecision> placed;
+  for (const RunRequest& run : runs) {
+    const ResourceDemand demand = DemandOf(run);
+    WorkerState* best = nullptr;
+    for (WorkerState& worker : workers) {
+      int free_matching = 0;
+      for (const Gpu& gpu : worker.gpus) free_matching += gpu.free && GpuMatches(gpu, run);
+      if (worker.cpu_slots_free < demand.cpu_slots || free_matching < demand.gpus) continue;
+      auto key = [&](const WorkerState& w) {
+        const bool idle = w.cpu_slots_free == w.cpu_slots_total &&
+                          w.FreeGpuCount() == static_cast<int>(w.gpus.size());
+        return std::make_tuple(w.FreeGpuCount() - demand.gpus, w.cpu_slots_free - demand.cpu_slots,
+                               idle, w.worker_id);
+      };
+      if (best == nullptr || key(worker) < key(*best)) best = &worker;
+    }
+    if (best == nullptr) continue;
+    PlacementDecision decision;
+    decision.run_id = run.run_id;
+    decision.worker_id = best->worker_id;
+    for (Gpu& gpu : best->gpus) {
+      if (static_cast<int>(decision.gpu_indices.size()) == demand.gpus) break;
+      if (gpu.free && GpuMatches(gpu, run)) {
+        gpu.free = false;
+        decision.gpu_indices.push_back(gpu.index);
+      }
+    }
+    best->cpu_slots_free -= demand.cpu_slots;
+    decision.cpu_slots = demand.cpu_slots;
+    placed.push_back(std::move(decision));
+  }
+  return placed;
+}
+
+TEST_CASE("Best fit over hundreds of workers picks, run after run, what a full scan picks",
+          "[scheduler][placement]") {
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 20; ++trial) {
+    ClusterSnapshot snapshot;
+    std::uniform_int_distribution<int> gpus(0, 8), slots(0, 12), model(0, 1), demand(0, 4);
+    for (int worker_idx = 0; worker_idx < 300; ++worker_idx) {
+      const int gpu_count = gpus(rng);
+      const int busy = std::uniform_int_distribution<int>(0, gpu_count)(rng);
+      WorkerState worker =
+          GpuWorker(1000 - worker_idx, gpu_count, busy,
+                    model(rng) == 0 ? "NVIDIA H200" : "NVIDIA A100", 80 * kGiB, busy + slots(rng));
+      snapshot.workers.push_back(std::move(worker));
+    }
+    for (int run_idx = 1; run_idx <= 400; ++run_idx) {
+      const int want = demand(rng);
+      RunRequest run = want == 0 ? CpuRun(run_idx, 1 + run_idx % 3) : GpuRun(run_idx, want);
+      if (want > 0 && run_idx % 5 == 0) run.gpu_model = "NVIDIA A100";
+      snapshot.pending.push_back(std::move(run));
+    }
+    PlacementOptions no_reservations;
+    no_reservations.max_reservations = 0;
+    const PlacementResult result = MustPlace(snapshot, no_reservations);
+    const std::vector<PlacementDecision> expected =
+        BestFitByFullScan(snapshot.workers, snapshot.pending);
+    REQUIRE(result.placed.size() == expected.size());
+    for (size_t idx = 0; idx < expected.size(); ++idx) {
+      INFO("trial " << trial << ", decision " << idx << ", run " << expected[idx].run_id);
+      CHECK(result.placed[idx].run_id == expected[idx].run_id);
+      CHECK(result.placed[idx].worker_id == expected[idx].worker_id);
+      CHECK(result.placed[idx].gpu_indices == expected[idx].gpu_indices);
+      CHECK(result.placed[idx].cpu_slots == expected[idx].cpu_slots);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace scalelab::scheduler

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <pqxx/pqxx>
 #include <set>
 #include <thread>
 
@@ -413,6 +414,45 @@ TEST_CASE("The placement snapshot lists alive workers with their holds and the q
   CHECK(stored.held[0].gpu_indices == std::vector<int>{1, 3});
   CHECK(stored.held[0].cpu_slots == 1);
   CHECK(second->pending.size() == 2);
+}
+
+TEST_CASE("Snapshots keep each worker's own inventory as workers come and go between them",
+          "[pg][store][placement]") {
+  // Inventories are parsed once per worker and kept between snapshots (Store::inventories_):
+  // a worker registered after one snapshot appears in the next with its own inventory, and a
+  // worker registered with a lower id than one already parsed (the ids of a snapshot's read need
+  // not arrive in order) is read too.
+  auto store = OpenStore();
+  const int64_t first = RegisterWithGpus(*store, "a", 2, 1);
+  auto before = store->ReadPlacementSnapshot();
+  REQUIRE(before.ok());
+  REQUIRE(before->workers.size() == 1);
+  const int64_t second = RegisterWithGpus(*store, "b", 3, 4);
+  auto after = store->ReadPlacementSnapshot();
+  REQUIRE(after.ok());
+  REQUIRE(after->workers.size() == 2);
+  CHECK(after->workers[0].worker_id == first);
+  CHECK(after->workers[0].inventory.gpus_size() == 1);
+  CHECK(after->workers[1].worker_id == second);
+  CHECK(after->workers[1].inventory.cpu_slots() == 3);
+  CHECK(after->workers[1].inventory.gpus_size() == 4);
+  // A row whose id is below the highest one parsed, as a late commit would leave it.
+  {
+    pqxx::connection conn(store->url());
+    pqxx::work txn(conn);
+    txn.exec_params(
+        "INSERT INTO workers (id, name, hostname, cpu_slots, gpus, inventory, state) "
+        "VALUES ($1, 'late', 'h', 5, 0, '{\"name\": \"late\", \"cpuSlots\": 5}', 'ALIVE')",
+        first - 1000);
+    txn.commit();
+  }
+  auto late = store->ReadPlacementSnapshot();
+  REQUIRE(late.ok());
+  REQUIRE(late->workers.size() == 3);
+  CHECK(late->workers[0].worker_id == first - 1000);
+  CHECK(late->workers[0].inventory.cpu_slots() == 5);
+  CHECK(late->workers[0].inventory.gpus_size() == 0);
+  CHECK(late->workers[2].inventory.gpus_size() == 4);
 }
 
 TEST_CASE("A commit drops grants whose run is gone or whose GPUs or slots are taken",

@@ -278,13 +278,13 @@ class FitOrder {
 };
 
 // Places `run` if it fits somewhere now: the best-fit worker (fewest free GPUs left, then fewest
-// free CPU slots, then lowest id), lowest-indexed GPUs.
+// free CPU slots, then a partly used one before an idle one, then lowest id), lowest-indexed GPUs.
 bool TryPlace(std::vector<RoundWorker>& workers, FitOrder& fit_order, const RunRequest& run,
               const ResourceDemand& demand, PlacementResult& result) {
   // A worker with fewer free GPUs than the demand cannot have enough free matching ones.
   size_t best_idx = workers.size();
   for (auto it = fit_order.From(demand.gpus); it != fit_order.end(); ++it) {
-    const size_t worker_idx = std::get<3>(*it);
+    const size_t worker_idx = std::get<4>(*it);
     if (FitsNow(workers[worker_idx].state, run, demand)) {
       best_idx = worker_idx;
       break;

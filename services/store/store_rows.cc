@@ -8,11 +8,13 @@
 #include <limits>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "services/common/run_state.h"
 
 namespace scalelab::services::internal {
@@ -615,22 +617,35 @@ void RecordTransition(pqxx::work& txn, int64_t run_id, int32_t attempt, v1::RunS
 }
 
 void RefreshSweepState(pqxx::work& txn, int64_t sweep_id) {
-  pqxx::row row = txn.exec_params1(
-      "SELECT s.state, "
-      "  count(r.id) FILTER (WHERE r.state NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED')), "
-      "  count(r.id) FILTER (WHERE r.state = 'FAILED'), "
-      "  count(r.id) FILTER (WHERE r.state = 'CANCELLED'), s.search_open "
-      "FROM sweeps s LEFT JOIN runs r ON r.sweep_id = s.id WHERE s.id = $1 "
-      "GROUP BY s.state, s.search_open",
-      sweep_id);
+  // Probes of runs_state_idx (state, sweep_id, ...), not a count of the sweep's runs: this runs
+  // with every completion, and counting a 100,000-run sweep under its row lock serialized them.
+  static const std::string* const kQuery = [] {
+    std::vector<std::string> not_terminal;
+    for (int value = v1::RunState_MIN; value <= v1::RunState_MAX; ++value) {
+      const auto state = static_cast<v1::RunState>(value);
+      if (!v1::RunState_IsValid(value) || state == v1::RUN_STATE_UNSPECIFIED || IsTerminal(state)) {
+        continue;
+      }
+      not_terminal.push_back(absl::StrCat("'", RunStateName(state), "'"));
+    }
+    return new std::string(absl::StrCat(
+        "SELECT s.state, EXISTS (SELECT 1 FROM runs r WHERE r.sweep_id = s.id AND r.state IN (",
+        absl::StrJoin(not_terminal, ", "),
+        ")), "
+        "  EXISTS (SELECT 1 FROM runs r WHERE r.sweep_id = s.id AND r.state = 'FAILED'), "
+        "  EXISTS (SELECT 1 FROM runs r WHERE r.sweep_id = s.id AND r.state = 'CANCELLED'), "
+        "  s.search_open "
+        "FROM sweeps s WHERE s.id = $1"));
+  }();
+  pqxx::row row = txn.exec_params1(*kQuery, sweep_id);
   std::string current = row[0].as<std::string>();
   if (current == "CANCELLED") return;
   std::string next;
-  if (row[1].as<int64_t>() > 0 || row[4].as<bool>()) {
+  if (row[1].as<bool>() || row[4].as<bool>()) {
     next = "RUNNING";
-  } else if (row[2].as<int64_t>() > 0) {
+  } else if (row[2].as<bool>()) {
     next = "FAILED";
-  } else if (row[3].as<int64_t>() > 0) {
+  } else if (row[3].as<bool>()) {
     next = "CANCELLED";
   } else {
     next = "SUCCEEDED";

@@ -11,6 +11,7 @@
 #include "scheduler/store_placement_state.h"
 #include "services/common/clock.h"
 #include "services/store/store.h"
+#include "tests/scheduler/store_cluster.h"
 #include "tests/support/pg_harness.h"
 
 namespace scalelab::scheduler {
@@ -18,36 +19,7 @@ namespace {
 
 constexpr absl::Duration kTtl = absl::Seconds(10);
 
-struct Cluster {
-  std::string url = scalelab::testing::FreshDatabaseUrl();
-  std::unique_ptr<services::Store> store = Open(url);
-  std::unique_ptr<StorePlacementState> state = std::make_unique<StorePlacementState>(store.get());
-  services::FakeClock clock;
-
-  static std::unique_ptr<services::Store> Open(const std::string& url) {
-    services::StoreOptions options;
-    options.url = url;
-    auto opened = services::Store::Open(options);
-    REQUIRE(opened.ok());
-    return *std::move(opened);
-  }
-
-  int64_t Register(const std::string& name, int cpu_slots, int gpus) {
-    v1::RegisterRequest request;
-    request.set_name(name);
-    request.set_hostname("test");
-    request.set_cpu_slots(cpu_slots);
-    for (int index = 0; index < gpus; ++index) {
-      v1::GpuInfo* gpu = request.add_gpus();
-      gpu->set_index(index);
-      gpu->set_name("NVIDIA H200");
-      gpu->set_memory_bytes(int64_t{141} << 30);
-    }
-    auto id = store->RegisterWorker(request);
-    REQUIRE(id.ok());
-    return *id;
-  }
-
+struct Cluster : StoreCluster {
   std::vector<int64_t> Submit(const std::vector<int>& gpus_per_run, const std::string& project,
                               const std::string& priority = "normal") {
     v1::SweepSpec spec;
@@ -72,25 +44,13 @@ struct Cluster {
     for (const v1::Run& run : *listed) ids.push_back(run.id());
     return ids;
   }
-
-  AdmissionPass Pass() {
-    auto pass = RunAdmissionPass(*state, *store, clock.Now(), PlacementOptions());
-    REQUIRE(pass.ok());
-    return *std::move(pass);
-  }
-
-  v1::RunState StateOf(int64_t run_id) {
-    auto run = store->GetRun(run_id);
-    REQUIRE(run.ok());
-    return run->state();
-  }
 };
 
 TEST_CASE("Admission decisions are stored, and only their worker leases them, on those GPUs",
           "[pg][scheduler][admission]") {
   Cluster cluster;
-  int64_t small = cluster.Register("small", 4, 2);
-  int64_t big = cluster.Register("big", 8, 4);
+  int64_t small = cluster.RegisterWorker("small", 4, 2);
+  int64_t big = cluster.RegisterWorker("big", 8, 4);
   std::vector<int64_t> runs = cluster.Submit({4, 2, 1}, "p");
 
   AdmissionPass pass = cluster.Pass();
@@ -130,7 +90,7 @@ TEST_CASE("Admission decisions are stored, and only their worker leases them, on
 TEST_CASE("An admission held but not leased keeps its GPUs from the next pass, then is requeued",
           "[pg][scheduler][admission]") {
   Cluster cluster;
-  int64_t worker = cluster.Register("w", 4, 2);
+  int64_t worker = cluster.RegisterWorker("w", 4, 2);
   std::vector<int64_t> runs = cluster.Submit({2, 2}, "p");
   CHECK(cluster.Pass().admitted == std::vector<int64_t>{runs[0]});
   // The admitted run holds both GPUs: a second pass admits nothing onto them.
@@ -158,7 +118,7 @@ TEST_CASE("A critical sweep is admitted before earlier normal ones, within its p
   REQUIRE(cluster.store->SetProjectPolicy("capped", 1, 1.0).ok());
   CHECK(absl::IsInvalidArgument(cluster.store->SetProjectPolicy("capped", -1, 1.0)));
   CHECK(absl::IsInvalidArgument(cluster.store->SetProjectPolicy("capped", 1, 0.0)));
-  cluster.Register("w", 8, 4);
+  cluster.RegisterWorker("w", 8, 4);
   std::vector<int64_t> normal = cluster.Submit({1, 1, 1}, "open");
   std::vector<int64_t> capped = cluster.Submit({1, 1}, "capped", "critical");
   std::vector<int64_t> critical = cluster.Submit({1}, "open", "critical");

@@ -15,6 +15,7 @@
 #include "scheduler/store_placement_state.h"
 #include "services/common/clock.h"
 #include "services/store/store.h"
+#include "tests/scheduler/store_cluster.h"
 #include "tests/support/pg_harness.h"
 
 namespace scalelab::scheduler {
@@ -22,29 +23,14 @@ namespace {
 
 constexpr absl::Duration kTtl = absl::Seconds(10);
 
-struct Cluster {
-  std::string url = scalelab::testing::FreshDatabaseUrl();
-  std::unique_ptr<services::Store> store = Open(url);
-  std::unique_ptr<StorePlacementState> state = std::make_unique<StorePlacementState>(store.get());
-  services::FakeClock clock;
-
-  static std::unique_ptr<services::Store> Open(const std::string& url) {
-    services::StoreOptions options;
-    options.url = url;
-    auto opened = services::Store::Open(options);
-    REQUIRE(opened.ok());
-    return *std::move(opened);
-  }
-
+struct Cluster : StoreCluster {
   int64_t Register(const std::string& name, const std::string& address) {
     v1::RegisterRequest request;
     request.set_name(name);
     request.set_hostname(name + ".local");
     request.set_address(address);
     request.set_cpu_slots(1);
-    auto id = store->RegisterWorker(request);
-    REQUIRE(id.ok());
-    return *id;
+    return RegisterWorker(request);
   }
 
   // One sweep of CPU runs with these ranks each.
@@ -72,22 +58,12 @@ struct Cluster {
     return ids;
   }
 
-  std::vector<int64_t> Admit() {
-    auto pass = RunAdmissionPass(*state, *store, clock.Now(), PlacementOptions());
-    REQUIRE(pass.ok());
-    return pass->admitted;
-  }
+  std::vector<int64_t> Admit() { return Pass().admitted; }
 
   std::vector<v1::Lease> Lease(int64_t worker_id) {
     auto leases = store->LeaseAdmitted(worker_id, 4, clock.Now(), kTtl);
     REQUIRE(leases.ok());
     return *std::move(leases);
-  }
-
-  v1::Run Get(int64_t run_id) {
-    auto run = store->GetRun(run_id);
-    REQUIRE(run.ok());
-    return *std::move(run);
   }
 
   // "rank:worker:state" of each rank row of the attempt, by rank.

@@ -14,6 +14,7 @@
 #include "scheduler/store_placement_state.h"
 #include "services/common/clock.h"
 #include "services/store/store.h"
+#include "tests/scheduler/store_cluster.h"
 #include "tests/support/pg_harness.h"
 
 namespace scalelab::scheduler {
@@ -21,35 +22,8 @@ namespace {
 
 constexpr absl::Duration kTtl = absl::Seconds(60);
 
-struct Cluster {
-  std::string url = scalelab::testing::FreshDatabaseUrl();
-  std::unique_ptr<services::Store> store = Open(url);
-  std::unique_ptr<StorePlacementState> state = std::make_unique<StorePlacementState>(store.get());
-  services::FakeClock clock;
-
-  static std::unique_ptr<services::Store> Open(const std::string& url) {
-    services::StoreOptions options;
-    options.url = url;
-    auto opened = services::Store::Open(options);
-    REQUIRE(opened.ok());
-    return *std::move(opened);
-  }
-
-  int64_t Register(int cpu_slots, int gpus) {
-    v1::RegisterRequest request;
-    request.set_name("w");
-    request.set_hostname("test");
-    request.set_cpu_slots(cpu_slots);
-    for (int index = 0; index < gpus; ++index) {
-      v1::GpuInfo* gpu = request.add_gpus();
-      gpu->set_index(index);
-      gpu->set_name("NVIDIA H200");
-      gpu->set_memory_bytes(int64_t{141} << 30);
-    }
-    auto id = store->RegisterWorker(request);
-    REQUIRE(id.ok());
-    return *id;
-  }
+struct Cluster : StoreCluster {
+  int64_t Register(int cpu_slots, int gpus) { return RegisterWorker("w", cpu_slots, gpus); }
 
   std::pair<int64_t, int64_t> Submit(int gpus, const std::string& priority) {
     v1::SweepSpec spec;
@@ -71,15 +45,7 @@ struct Cluster {
 
   AdmissionPass Pass() {
     PreemptionOptions preemption;
-    auto pass = RunAdmissionPass(*state, *store, clock.Now(), PlacementOptions(), &preemption);
-    REQUIRE(pass.ok());
-    return *std::move(pass);
-  }
-
-  v1::RunState StateOf(int64_t run_id) {
-    auto run = store->GetRun(run_id);
-    REQUIRE(run.ok());
-    return run->state();
+    return StoreCluster::Pass(&preemption);
   }
 };
 

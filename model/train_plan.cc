@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace scalelab::model {
 
@@ -58,7 +59,10 @@ TrainPlan PlanFor(const scalelab::v1::RunSpec& spec) {
   plan.divergence_factor = config.train().divergence_factor();
   plan.checkpoint_every_steps = config.checkpoint().every_steps();
   plan.checkpoint_every_s = config.checkpoint().every_s();
-  plan.checkpoint_keep = config.checkpoint().keep();
+  // Under a worker, pruning is the worker's (ExecutionSpec.worker_prunes_checkpoints).
+  plan.checkpoint_keep = spec.execution().worker_prunes_checkpoints()
+                             ? std::numeric_limits<int64_t>::max()
+                             : config.checkpoint().keep();
   plan.position_buckets = config.eval().position_buckets() > 0 ? config.eval().position_buckets()
                                                                : std::min<int64_t>(4, plan.seq_len);
   for (int32_t length : config.eval().recall_lengths()) plan.recall_lengths.push_back(length);

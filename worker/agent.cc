@@ -57,6 +57,7 @@ struct Attempt {
   int64_t oom_kills_at_start = -1;
   std::optional<v1::HealthCheck> failed_health;
   std::string dir;
+  std::string checkpoint_dir;  // shared by the run's attempts; pruned by PruneRecordedCheckpoints
   std::unique_ptr<ChildProcess> child;
   std::thread reader;
   std::mutex mu;
@@ -151,6 +152,36 @@ void RemoveCheckpointsAfter(const std::string& dir, int64_t last_stored_step, in
         "run={}: removed checkpoint {} (step {} was never recorded by the scheduler; the "
         "newest recorded is step {})",
         run_id, entry.path().string(), step, last_stored_step);
+  }
+}
+
+// Keeps the newest `keep` checkpoints the store has recorded (step <= `newest_recorded`) and
+// every newer one not yet recorded; deletes the older recorded ones. The trainer deletes none
+// under a worker (ExecutionSpec.worker_prunes_checkpoints): a trainer that pruned by itself could
+// delete the last recorded checkpoint while the newer ones were still unrecorded, and a worker
+// killed then would leave the next attempt nothing to resume from.
+void PruneRecordedCheckpoints(const std::string& dir, int64_t newest_recorded, int64_t keep,
+                              int64_t run_id) {
+  std::vector<std::pair<int64_t, std::filesystem::path>> recorded;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
+    absl::string_view name = entry.path().filename().native();
+    int64_t step = 0;
+    if (absl::ConsumePrefix(&name, "ckpt-") && absl::ConsumeSuffix(&name, ".pt") &&
+        absl::SimpleAtoi(name, &step) && step <= newest_recorded) {
+      recorded.emplace_back(step, entry.path());
+    }
+  }
+  if (keep <= 0) keep = 2;  // CheckpointConfig.keep: 0 = 2
+  if (recorded.size() <= static_cast<size_t>(keep)) return;
+  std::sort(recorded.begin(), recorded.end());
+  recorded.resize(recorded.size() - static_cast<size_t>(keep));
+  for (const auto& [step, path] : recorded) {
+    std::error_code removed;
+    if (!std::filesystem::remove(path, removed) && removed) {
+      spdlog::warn("run={}: cannot remove checkpoint {}: {}", run_id, path.string(),
+                   removed.message());
+    }
   }
 }
 
@@ -435,6 +466,7 @@ void Agent::Impl::StartAttempt(const v1::Lease& lease) {
                               attempt->rank() > 0 ? absl::StrCat("-rank", attempt->rank()) : "");
   const std::string checkpoint_dir =
       absl::StrCat(options.work_dir, "/run-", leased.run_id(), "-checkpoints");
+  attempt->checkpoint_dir = checkpoint_dir;
   std::error_code error;
   std::filesystem::create_directories(attempt->dir, error);
   std::filesystem::create_directories(checkpoint_dir, error);
@@ -726,9 +758,22 @@ void Agent::Impl::FlushArtifacts(Attempt& attempt, size_t ready) {
   } else if (!status.ok()) {
     return;  // kept and re-sent; the store keeps one copy per key
   }
-  std::lock_guard<std::mutex> lock(attempt.mu);
-  attempt.artifacts.erase(attempt.artifacts.begin(),
-                          attempt.artifacts.begin() + request.artifacts_size());
+  {
+    std::lock_guard<std::mutex> lock(attempt.mu);
+    attempt.artifacts.erase(attempt.artifacts.begin(),
+                            attempt.artifacts.begin() + request.artifacts_size());
+  }
+  if (!status.ok()) return;
+  int64_t newest_checkpoint = 0;
+  for (const v1::Artifact& artifact : request.artifacts()) {
+    if (artifact.kind() == "checkpoint") {
+      newest_checkpoint = std::max(newest_checkpoint, artifact.step());
+    }
+  }
+  if (newest_checkpoint > 0) {
+    PruneRecordedCheckpoints(attempt.checkpoint_dir, newest_checkpoint,
+                             attempt.lease.spec().config().checkpoint().keep(), attempt.run_id());
+  }
 }
 
 bool Agent::Impl::Finish(Attempt& attempt) {

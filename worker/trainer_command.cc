@@ -33,6 +33,7 @@ absl::StatusOr<v1::RunSpec> CompleteRunSpec(const TrainerInvocation& invocation,
   v1::ExecutionSpec& execution = *spec.mutable_execution();
   execution.set_threads(invocation.threads);
   execution.set_device(spec.execution().gpu_indices().empty() ? "cpu" : "cuda");
+  execution.set_worker_prunes_checkpoints(true);
   runspec::ApplySpecDefaults(&spec);
   if (absl::Status status = runspec::ValidateRunSpec(spec); !status.ok()) {
     return absl::InvalidArgumentError(

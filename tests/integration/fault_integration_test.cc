@@ -180,6 +180,16 @@ TEST_CASE(
     REQUIRE(curve[i] - curve[i - 1] == stride);
   }
   CHECK(std::set<int64_t>(curve.begin(), curve.end()).size() == curve.size());
+
+  // The worker pruned to checkpoint.keep (2) only what the store had recorded: the two newest.
+  const int64_t newest = LatestCheckpointStep(stack, run_id);
+  std::set<std::string> on_disk;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(absl::StrCat(shared, "/run-", run_id, "-checkpoints"))) {
+    on_disk.insert(entry.path().filename().string());
+  }
+  CHECK(on_disk == std::set<std::string>{absl::StrCat("ckpt-", newest - 10, ".pt"),
+                                         absl::StrCat("ckpt-", newest, ".pt")});
 }
 
 TEST_CASE(

@@ -143,6 +143,21 @@ TEST_CASE("Checkpoints beyond checkpoint.keep are pruned, newest kept",
   CHECK(announced == std::vector<int64_t>{10, 20, 30, 40});  // no output_dir: no final.pt
 }
 
+TEST_CASE("Under a worker the trainer deletes no checkpoint: the worker prunes what is recorded",
+          "[model][unit][checkpoint]") {
+  TempDir dir;
+  WriteSource(dir, "text", RepetitiveCorpus(20000));
+  v1::RunSpec spec =
+      ResumeSpec(dir, {"train.tokens=3200", "checkpoint.every_steps=10", "checkpoint.keep=2"});
+  spec.set_checkpoint_dir(dir.path() + "/ckpt");
+  spec.mutable_execution()->set_worker_prunes_checkpoints(true);
+  dir.Write("ckpt/ckpt-5.pt.tmp", "half a file");
+  VectorMetricSink sink;
+  REQUIRE(Train(spec, sink).ok());
+  CHECK(ListCheckpoints(spec.checkpoint_dir()).size() == 4);
+  CHECK_FALSE(std::filesystem::exists(spec.checkpoint_dir() + "/ckpt-5.pt.tmp"));
+}
+
 TEST_CASE("checkpoint.every_s writes a checkpoint once that much time has passed",
           "[model][unit][checkpoint]") {
   TempDir dir;

@@ -50,6 +50,7 @@ TEST_CASE("A leased spec is completed for this node and the trainer gets only it
   CHECK(spec->checkpoint_dir() == "/w/run-7-checkpoints");
   CHECK(spec->execution().threads() == 2);
   CHECK(spec->execution().device() == "cpu");
+  CHECK(spec->execution().worker_prunes_checkpoints());
   CHECK(spec->config().train().schedule() == "cosine");  // runspec's defaults, not the worker's
 
   CHECK(BuildTrainerArgv({"/bin/scalelab-train", "/data", 2}, "/w/run-7-2/spec.json") ==

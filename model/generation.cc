@@ -16,19 +16,12 @@
 #include "model/causal_lm.h"
 #include "model/checkpoint.h"
 #include "model/generation_internal.h"
+#include "model/mix_seed.h"
 #include "model/ops.h"
 #include "model/registry.h"
 
 namespace scalelab::model {
 namespace {
-
-// SplitMix64's finalizer: decorrelates the per-prompt seeds derived from one user seed.
-uint64_t MixSeed(uint64_t seed, uint64_t index) {
-  uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (index + 1);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
 
 // One token from the logits row [V] (float, CPU): temperature, then top-k, then top-p, then a
 // draw. Greedy skips the generator entirely so it cannot be perturbed by the seed.

@@ -7,6 +7,7 @@
 #include <new>
 
 #include "absl/strings/str_cat.h"
+#include "model/generation_internal.h"
 
 namespace scalelab::model {
 namespace {
@@ -18,11 +19,11 @@ constexpr int64_t kNumFiller = sizeof(kFiller) - 1;
 constexpr int64_t kSeparator = ':';
 static_assert(sizeof(kKeys) - 1 == kMaxRecallPairs);
 
-// SplitMix64: a tiny generator whose output is the same on every platform and standard library
-// (std:: distributions are not), so examples are reproducible across machines.
-class SplitMix64 {
+// SplitMixRng (SplitMix64): a tiny generator whose output is the same on every platform and
+// standard library (std:: distributions are not), so examples are reproducible across machines.
+class SplitMixRng {
  public:
-  explicit SplitMix64(uint64_t seed) : state_(seed) {}
+  explicit SplitMixRng(uint64_t seed) : state_(seed) {}
   uint64_t Next() {
     uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -49,11 +50,6 @@ absl::Status CheckShape(int64_t context_len, int64_t pairs) {
   return absl::OkStatus();
 }
 
-torch::Device DeviceOf(const CausalLM& model) {
-  const std::vector<torch::Tensor> parameters = model.parameters();
-  return parameters.empty() ? torch::Device(torch::kCPU) : parameters.front().device();
-}
-
 // Fills `result` (accuracy, value_loss) from examples scored in batches; may throw LibTorch
 // errors.
 void ScoreExamples(CausalLM& model, const std::vector<RecallExample>& examples,
@@ -61,7 +57,7 @@ void ScoreExamples(CausalLM& model, const std::vector<RecallExample>& examples,
   const int64_t context_len = result.context_len;
   const int64_t count = static_cast<int64_t>(examples.size());
   const int64_t batch_size = std::max<int64_t>(1, kRecallBatchTokens / context_len);
-  const torch::Device device = DeviceOf(model);
+  const torch::Device device = generation_internal::DeviceOf(model);
   int64_t correct = 0;
   double loss_sum = 0;
   for (int64_t first = 0; first < count; first += batch_size) {
@@ -91,7 +87,7 @@ absl::StatusOr<RecallExample> MakeRecallExample(int64_t context_len, int64_t pai
   RecallExample example;
   example.tokens.reserve(static_cast<size_t>(context_len));
   // Each example has its own stream, so example i does not depend on how many came before.
-  SplitMix64 rng(seed ^ (0x5851f42d4c957f2dULL * static_cast<uint64_t>(example_idx + 1)));
+  SplitMixRng rng(seed ^ (0x5851f42d4c957f2dULL * static_cast<uint64_t>(example_idx + 1)));
   std::array<char, kMaxRecallPairs> keys;
   std::copy(kKeys, kKeys + kMaxRecallPairs, keys.begin());
   std::vector<int64_t> values;
@@ -106,7 +102,7 @@ absl::StatusOr<RecallExample> MakeRecallExample(int64_t context_len, int64_t pai
   const int64_t query = rng.Below(pairs);
   // The filler is one fixed stream per seed, the same in every example, so examples differ only
   // in what is to be recalled.
-  SplitMix64 filler(seed ^ 0xd1b54a32d192ed03ULL);
+  SplitMixRng filler(seed ^ 0xd1b54a32d192ed03ULL);
   while (static_cast<int64_t>(example.tokens.size()) < context_len - 2) {
     example.tokens.push_back(kFiller[filler.Below(kNumFiller)]);
   }

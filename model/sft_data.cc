@@ -6,17 +6,10 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "model/mix_seed.h"
 
 namespace scalelab::model {
 namespace {
-
-// SplitMix64 finalizer: one independent stream per epoch from one seed.
-uint64_t MixSeed(uint64_t seed, uint64_t index) {
-  uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (index + 1);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
 
 // Fisher-Yates with an explicit draw: std::shuffle's use of the engine is not specified, so its
 // order could change between standard libraries.

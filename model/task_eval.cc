@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "model/generation.h"
+#include "model/mix_seed.h"
 #include "tasks/pass_at_k.h"
 #include "tasks/suite.h"
 
@@ -18,13 +19,6 @@ namespace {
 // Prompts generated per Generate call: bounds the batch (and its KV cache) whatever
 // problems x samples is.
 constexpr size_t kPromptsPerCall = 512;
-
-uint64_t MixSeed(uint64_t seed, uint64_t index) {
-  uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (index + 1);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
 
 // One item to answer: its prompt, reference answer, category and verifier.
 struct EvalItem {

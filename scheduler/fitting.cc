@@ -15,16 +15,12 @@
 #include "services/analysis/comparison.h"
 #include "services/analysis/compute_law.h"
 #include "services/analysis/scaling_point.h"
+#include "services/common/run_state.h"
 
 namespace scalelab::scheduler {
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-bool IsTerminal(v1::RunState state) {
-  return state == v1::RUN_STATE_SUCCEEDED || state == v1::RUN_STATE_FAILED ||
-         state == v1::RUN_STATE_CANCELLED;
-}
 
 absl::Time ToTime(const google::protobuf::Timestamp& timestamp) {
   return absl::FromUnixNanos(google::protobuf::util::TimeUtil::TimestampToNanoseconds(timestamp));
@@ -125,7 +121,7 @@ std::vector<FitGroup> GroupRuns(const v1::FitSpec& spec, const std::vector<v1::R
     FitGroup& group = groups[key];
     group.key = key;
     group.runs.push_back(&run);
-    group.complete = group.complete && IsTerminal(run.state());
+    group.complete = group.complete && services::IsTerminal(run.state());
     group.newest_update = std::max(group.newest_update, ToTime(run.updated_at()));
   }
   std::vector<FitGroup> ordered;

@@ -43,7 +43,7 @@ constexpr int kMaxBootstrap = 10000;
 using ::scalelab::runspec::Quoted;  // caps what it echoes at 80 characters
 
 // init.from_run while a stage's run is checked: any positive id stands for its parent.
-constexpr int64_t kParentStandIn = 1;
+constexpr int64_t kStageParentStandIn = 1;
 
 bool IsValidName(absl::string_view name) {
   if (name.empty() || name.size() > 100) return false;
@@ -193,7 +193,7 @@ absl::Status ValidateAxisValues(const scalelab::v1::Axis& axis,
     RunConfig config = point;
     (void)SetRunConfigValue(axis.key(), value, &config);  // parsed above
     ApplyRunDefaults(&config, kind);
-    if (has_parent) config.mutable_init()->set_from_run(kParentStandIn);
+    if (has_parent) config.mutable_init()->set_from_run(kStageParentStandIn);
     for (const FieldError& error : CheckRunConfig(config, kind)) {
       const bool only_this_axis = std::all_of(
           error.involves.begin(), error.involves.end(), [&](const std::string& involved) {
@@ -279,7 +279,7 @@ absl::Status ValidateStageGrid(const RunConfig& base, const scalelab::v1::SweepD
   *first_run = first_point;
   ApplyRunDefaults(first_run, kind);
   RunConfig checked = *first_run;
-  if (parent != nullptr) checked.mutable_init()->set_from_run(kParentStandIn);
+  if (parent != nullptr) checked.mutable_init()->set_from_run(kStageParentStandIn);
   for (const FieldError& error : CheckRunConfig(checked, kind)) {
     if (std::any_of(error.involves.begin(), error.involves.end(),
                     [&](const std::string& key) { return OverlapsAny(key, swept); })) {

@@ -37,14 +37,9 @@ int TotalMatchingGpus(const WorkerState& worker, const RunRequest& run) {
                                         [&](const Gpu& gpu) { return GpuMatches(gpu, run); }));
 }
 
-bool Avoids(const RunRequest& run, int64_t worker_id) {
-  return std::find(run.avoid_workers.begin(), run.avoid_workers.end(), worker_id) !=
-         run.avoid_workers.end();
-}
-
 bool FitsNow(const WorkerState& worker, const RunRequest& run, const ResourceDemand& demand) {
   return worker.cpu_slots_free >= demand.cpu_slots && LabelsMatch(worker, run) &&
-         !Avoids(run, worker.worker_id) &&
+         !AvoidsWorker(run, worker.worker_id) &&
          (demand.gpus == 0 || FreeMatchingGpus(worker, run) >= demand.gpus);
 }
 
@@ -337,7 +332,7 @@ bool GangAvoids(const std::vector<RoundWorker>& workers, const RunRequest& run,
   if (run.avoid_workers.empty()) return false;
   int room = 0;
   for (const RoundWorker& worker : workers) {
-    if (!Avoids(run, worker.state.worker_id)) {
+    if (!AvoidsWorker(run, worker.state.worker_id)) {
       room += RanksFitting(worker.state, run, demand, /*idle=*/true);
     }
   }
@@ -391,7 +386,7 @@ bool TryPlaceGang(std::vector<RoundWorker>& workers, FitOrder& fit_order, const 
                   const ResourceDemand& demand, bool avoid, PlacementResult& result) {
   std::vector<GangShare> candidates;
   for (RoundWorker& worker : workers) {
-    if (avoid && Avoids(run, worker.state.worker_id)) continue;
+    if (avoid && AvoidsWorker(run, worker.state.worker_id)) continue;
     const int fitting = RanksFitting(worker.state, run, demand, /*idle=*/false);
     if (fitting > 0) candidates.push_back({&worker, fitting});
   }
@@ -497,7 +492,7 @@ std::string GangWaitingMessage(const std::vector<RoundWorker>& workers, const Ru
   int room = 0;
   int with_room = 0;
   for (const RoundWorker& worker : workers) {
-    if (avoid && Avoids(run, worker.state.worker_id)) continue;
+    if (avoid && AvoidsWorker(run, worker.state.worker_id)) continue;
     const int ranks = RanksFitting(worker.state, run, demand, /*idle=*/false);
     room += ranks;
     with_room += ranks > 0 ? 1 : 0;

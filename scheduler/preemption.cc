@@ -63,11 +63,6 @@ bool FitsIn(const WorkerState& worker, const RunRequest& run, const std::set<int
   return slots >= demand.cpu_slots && MatchingCount(worker, run, gpus) >= demand.gpus;
 }
 
-bool Avoids(const RunRequest& run, int64_t worker_id) {
-  return std::find(run.avoid_workers.begin(), run.avoid_workers.end(), worker_id) !=
-         run.avoid_workers.end();
-}
-
 double LostSeconds(const RunningAttempt& attempt, absl::Time now) {
   const absl::Time since = std::max(attempt.started_at, attempt.last_checkpoint_at);
   if (since == absl::InfinitePast()) return 0;
@@ -275,7 +270,7 @@ std::vector<PreemptionDecision> PlanPreemptions(const PreemptionInput& input,
     // fits what is free now waits too: a reservation of an earlier run blocks it, not capacity.
     bool waits = false;
     for (const auto& [worker_id, view] : views) {
-      if (!LabelsMatch(*view.worker, run) || Avoids(run, worker_id)) continue;
+      if (!LabelsMatch(*view.worker, run) || AvoidsWorker(run, worker_id)) continue;
       if (FitsIn(*view.worker, run, view.free_gpus, view.free_slots)) {
         waits = true;
         break;
@@ -295,7 +290,7 @@ std::vector<PreemptionDecision> PlanPreemptions(const PreemptionInput& input,
     WorkerView* best_view = nullptr;
     for (auto& [worker_id, attempts] : running_on) {
       WorkerView& view = views[worker_id];
-      if (!LabelsMatch(*view.worker, run) || Avoids(run, worker_id)) continue;
+      if (!LabelsMatch(*view.worker, run) || AvoidsWorker(run, worker_id)) continue;
       std::vector<const RunningAttempt*> eligible;
       for (const RunningAttempt* attempt : attempts) {
         if (attempt->priority >= run.priority ||

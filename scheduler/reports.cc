@@ -14,7 +14,7 @@
 namespace scalelab::scheduler {
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kNoValue = std::numeric_limits<double>::quiet_NaN();
 
 double Seconds(absl::Time time) { return absl::ToDoubleSeconds(time - absl::UnixEpoch()); }
 
@@ -57,12 +57,12 @@ v1::CarbonReport BuildCarbonReport(int64_t sweep_id, const std::vector<v1::Run>&
     const int64_t vocab =
         run.config().model().vocab_size() > 0 ? run.config().model().vocab_size() : 256;
     const bool has_loss = run.state() == v1::RUN_STATE_SUCCEEDED && std::isfinite(run.val_loss());
-    carbon->set_final_loss(has_loss ? run.val_loss() : kNaN);
+    carbon->set_final_loss(has_loss ? run.val_loss() : kNoValue);
     carbon->set_loss_improvement(has_loss ? std::log(static_cast<double>(vocab)) - run.val_loss()
-                                          : kNaN);
+                                          : kNoValue);
     carbon->set_g_per_loss_unit(
         has_loss ? analysis::Co2ePerLossImprovement(footprint.total_g, vocab, run.val_loss())
-                 : kNaN);
+                 : kNoValue);
     report.set_energy_j(report.energy_j() + energy_j);
     report.set_operational_g(report.operational_g() + footprint.operational_g);
     report.set_embodied_g(report.embodied_g() + footprint.embodied_g);
@@ -133,7 +133,7 @@ absl::StatusOr<v1::ReliabilityReport> BuildReliabilityReport(
   report.set_failures_per_node_hour(analysed->failures_per_node_hour);
   report.set_restart_overhead_s(analysed->mean_restart_overhead_s);
   report.set_checkpoint_write_s(w);
-  report.set_young_daly_interval_s(r_per_s > 0 ? analysis::DalyInterval(w, 1 / r_per_s) : kNaN);
+  report.set_young_daly_interval_s(r_per_s > 0 ? analysis::DalyInterval(w, 1 / r_per_s) : kNoValue);
   for (const analysis::RunReliability& run : analysed->runs) {
     v1::RunReliability* out = report.add_runs();
     out->set_run_id(run.run_id);
@@ -150,7 +150,7 @@ absl::StatusOr<v1::ReliabilityReport> BuildReliabilityReport(
       interval = sum / static_cast<double>(gaps->second.size());
     }
     out->set_expected_ettr(interval > 0 ? analysis::ExpectedEttr(1, r_per_s, u0, w, interval)
-                                        : kNaN);
+                                        : kNoValue);
   }
   report.set_assumptions(absl::StrFormat(
       "one node per attempt; r = failures / node-hours over these attempts; u0 = mean gap "

@@ -8,6 +8,7 @@
 #ifndef SCALELAB_SCHEDULER_RESOURCES_H_
 #define SCALELAB_SCHEDULER_RESOURCES_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -78,6 +79,12 @@ struct RunRequest {
   // negative memory requirement).
   absl::Status Validate() const;
 };
+
+// True when `worker_id` is one of the workers the run must avoid (RunRequest.avoid_workers).
+inline bool AvoidsWorker(const RunRequest& run, int64_t worker_id) {
+  return std::find(run.avoid_workers.begin(), run.avoid_workers.end(), worker_id) !=
+         run.avoid_workers.end();
+}
 
 // Priority classes of SweepSpec.priority, lowest first.
 enum class PriorityClass { kLow = 0, kNormal = 1, kHigh = 2, kCritical = 3 };

@@ -12,15 +12,11 @@
 #include "scheduler/expand.h"
 #include "scheduler/search_policy.h"
 #include "scheduler/search_space.h"
+#include "services/common/run_state.h"
 #include "spdlog/spdlog.h"
 
 namespace scalelab::scheduler {
 namespace {
-
-bool IsTerminal(v1::RunState state) {
-  return state == v1::RUN_STATE_SUCCEEDED || state == v1::RUN_STATE_FAILED ||
-         state == v1::RUN_STATE_CANCELLED;
-}
 
 // The run counts by state: the fingerprint of what a pass saw.
 std::string Fingerprint(const v1::Sweep& sweep) {
@@ -218,7 +214,7 @@ absl::StatusOr<SearchPassResult> SearchLoop::StepSweep(int64_t sweep_id) {
     candidate.run_id = node.run_id();
     candidate.point = SearchPoint(node.point().begin(), node.point().end());
     candidate.parents.assign(node.parent_run_ids().begin(), node.parent_run_ids().end());
-    candidate.finished = IsTerminal(node.state());
+    candidate.finished = services::IsTerminal(node.state());
     if (node.has_objective()) candidate.objective = node.objective();
     any_scored = any_scored || node.has_objective();
     tree.push_back(std::move(candidate));

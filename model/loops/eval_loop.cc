@@ -13,13 +13,6 @@
 #include "model/task_set.h"
 
 namespace scalelab::model {
-namespace {
-
-double SecondsSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-}  // namespace
 
 absl::StatusOr<TrainSummary> RunEvalLoop(const LoopContext& context) {
   const scalelab::v1::TaskEvalSpec& spec = context.spec.config().eval().tasks();

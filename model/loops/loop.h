@@ -19,6 +19,12 @@ namespace scalelab::model {
 
 class CausalLM;
 class DataParallelGroup;
+
+// Seconds of the steady clock since `start`.
+inline double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 class SavedTrainState;
 
 struct TrainSummary {

@@ -29,11 +29,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-struct Interval {
+struct SftInterval {
   double loss_sum = 0;
   int64_t steps = 0;
   int64_t tokens = 0;
@@ -159,8 +155,8 @@ class SftLoop {
     if (absl::Status status = saved.Restore(model_, *optimizer_); !status.ok()) return status;
     first_step_ = counters.step;
     divergence_.Restore(counters.divergence);
-    interval_ =
-        Interval{counters.interval_loss_sum, counters.interval_steps, 0, counters.interval_train_s};
+    interval_ = SftInterval{counters.interval_loss_sum, counters.interval_steps, 0,
+                            counters.interval_train_s};
     interval_.tokens = TokensAfter(first_step_) - TokensAfter(first_step_ - interval_.steps);
     summary_.final_train_loss = counters.final_train_loss;
     summary_.final_val_loss = counters.final_val_loss;
@@ -241,7 +237,7 @@ class SftLoop {
     Emit(step, "train_loss", summary_.final_train_loss);
     Emit(step, "lr", lr);
     Emit(step, "tokens_per_s", static_cast<double>(interval_.tokens) / interval_.train_s);
-    interval_ = Interval{};
+    interval_ = SftInterval{};
   }
 
   void GenLoss(int64_t step) {
@@ -341,7 +337,7 @@ class SftLoop {
   int64_t first_step_ = 0;
   Clock::time_point last_checkpoint_;
   int64_t saved_step_ = -1;  // the step of the checkpoint this call wrote last
-  Interval interval_;
+  SftInterval interval_;
   double total_train_s_ = 0;
   TrainSummary summary_;
 };

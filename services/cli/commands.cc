@@ -42,15 +42,6 @@ std::string Bar(double fraction, int width) {
   return absl::StrCat("[", std::string(filled, '#'), std::string(width - filled, '.'), "]");
 }
 
-std::string Loss(double value) { return std::isnan(value) ? "-" : absl::StrFormat("%.4f", value); }
-
-std::string Overrides(const v1::Run& run) {
-  std::vector<std::string> parts;
-  std::map<std::string, std::string> sorted(run.overrides().begin(), run.overrides().end());
-  for (const auto& [key, value] : sorted) parts.push_back(absl::StrCat(key, "=", value));
-  return absl::StrJoin(parts, " ");
-}
-
 }  // namespace
 
 CliContext Connect(const std::string& address, OutputFormat output) {

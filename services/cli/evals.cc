@@ -13,15 +13,6 @@
 namespace scalelab::cli {
 namespace {
 
-// Significant(value, 4) without trailing zeros: fractions read "0.5" and "0.76", grades "4".
-std::string Short(double value) {
-  std::string text = Significant(value, 4);
-  if (text.find('.') == std::string::npos || text.find('e') != std::string::npos) return text;
-  while (text.back() == '0') text.pop_back();
-  if (text.back() == '.') text.pop_back();
-  return text;
-}
-
 std::string StageName(const std::map<int64_t, std::string>& stages, int64_t run_id) {
   auto stage = stages.find(run_id);
   return stage == stages.end() ? "?" : stage->second;

@@ -18,20 +18,11 @@ namespace {
 using services::RunStateName;
 using services::SweepStateName;
 
-std::string Loss(double value) { return std::isnan(value) ? "-" : absl::StrFormat("%.4f", value); }
-
 std::string Tokens(double tokens) {
   if (tokens >= 1e9) return absl::StrFormat("%.2fG", tokens / 1e9);
   if (tokens >= 1e6) return absl::StrFormat("%.2fM", tokens / 1e6);
   if (tokens >= 1e3) return absl::StrFormat("%.1fk", tokens / 1e3);
   return absl::StrFormat("%.0f", tokens);
-}
-
-std::string Overrides(const v1::Run& run) {
-  std::vector<std::string> parts;
-  std::map<std::string, std::string> sorted(run.overrides().begin(), run.overrides().end());
-  for (const auto& [key, value] : sorted) parts.push_back(absl::StrCat(key, "=", value));
-  return absl::StrJoin(parts, " ");
 }
 
 std::string ToJson(const google::protobuf::Message& message, bool whitespace) {
@@ -75,6 +66,15 @@ size_t SequenceLength(absl::string_view text, size_t pos) {
 }
 
 }  // namespace
+
+std::string Loss(double value) { return std::isnan(value) ? "-" : absl::StrFormat("%.4f", value); }
+
+std::string Overrides(const v1::Run& run) {
+  std::vector<std::string> parts;
+  std::map<std::string, std::string> sorted(run.overrides().begin(), run.overrides().end());
+  for (const auto& [key, value] : sorted) parts.push_back(absl::StrCat(key, "=", value));
+  return absl::StrJoin(parts, " ");
+}
 
 std::string Json(const google::protobuf::Message& message) { return ToJson(message, true); }
 
@@ -182,6 +182,14 @@ std::string Significant(double value, int digits) {
     if (mantissa.back() == '.') mantissa.pop_back();
   }
   return absl::StrCat(mantissa, "e", exponent);
+}
+
+std::string Short(double value) {
+  std::string text = Significant(value, 4);
+  if (text.find('.') == std::string::npos || text.find('e') != std::string::npos) return text;
+  while (text.back() == '0') text.pop_back();
+  if (text.back() == '.') text.pop_back();
+  return text;
 }
 
 void PrintArtifacts(std::ostream& out, const std::vector<v1::Artifact>& artifacts) {

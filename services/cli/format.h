@@ -29,6 +29,10 @@ void PrintTable(std::ostream& out, const std::vector<std::string>& header,
 
 // "RUNNING:3 SUCCEEDED:5", states in name order.
 std::string Counts(const v1::Sweep& sweep);
+// A loss with four decimals, "-" when NaN (not measured).
+std::string Loss(double value);
+// A run's overrides as "key=value ..." sorted by key.
+std::string Overrides(const v1::Run& run);
 // The one-line summary above a sweep's runs.
 std::string SweepHeadline(const v1::Sweep& sweep);
 void PrintSweeps(std::ostream& out, const std::vector<v1::Sweep>& sweeps);
@@ -48,6 +52,8 @@ std::string Bytes(int64_t bytes);
 // `value` to `digits` significant digits: fixed from 1e-3 up to 1e5 ("0.3473", "406", "29638"),
 // else scientific without padding ("1.2e19", "4.45e5", "3e-5"); "-" for NaN, "inf", "-inf".
 std::string Significant(double value, int digits);
+// Significant(value, 4) without trailing zeros: "0.68", "-0.2493", "1", grades "4".
+std::string Short(double value);
 
 // metrics --format=csv: a header, then one line per point.
 void PrintMetricsCsv(std::ostream& out, int64_t run_id, const v1::GetRunMetricsResponse& metrics);

@@ -13,11 +13,11 @@
 namespace scalelab::cli {
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kNoValue = std::numeric_limits<double>::quiet_NaN();
 
 double Get(const std::map<std::string, double>& parameters, const char* name) {
   auto found = parameters.find(name);
-  return found == parameters.end() ? kNaN : found->second;
+  return found == parameters.end() ? kNoValue : found->second;
 }
 
 bool Positive(double value) { return std::isfinite(value) && value > 0; }
@@ -103,7 +103,7 @@ std::vector<double> DecadesBetween(double lo, double hi) {
 }
 
 double InterpolateLogLog(const std::vector<XY>& curve, double x) {
-  if (curve.empty() || !(x >= curve.front().x && x <= curve.back().x)) return kNaN;
+  if (curve.empty() || !(x >= curve.front().x && x <= curve.back().x)) return kNoValue;
   auto upper = std::lower_bound(curve.begin(), curve.end(), x,
                                 [](const XY& point, double value) { return point.x < value; });
   if (upper->x == x) return upper->y;
@@ -124,8 +124,8 @@ std::vector<IsoFlopMinimum> IsoFlopMinima(const std::vector<RunSeries>& runs, in
   std::sort(events.begin(), events.end(), [](const auto& a, const auto& b) {
     return a.first != b.first ? a.first < b.first : a.second > b.second;
   });
-  double lo = kNaN;
-  double hi = kNaN;
+  double lo = kNoValue;
+  double hi = kNoValue;
   int covering = 0;
   for (const auto& [x, change] : events) {
     if (change < 0 && covering >= 2) hi = x;
@@ -160,7 +160,7 @@ ComputeOptimal ChinchillaOptimum(const std::map<std::string, double>& parameters
   const double alpha = Get(parameters, "alpha");
   const double b_coef = Get(parameters, "B");
   const double beta = Get(parameters, "beta");
-  ComputeOptimal optimum{kNaN, kNaN, kNaN};
+  ComputeOptimal optimum{kNoValue, kNoValue, kNoValue};
   if (!Positive(a_coef) || !Positive(alpha) || !Positive(b_coef) || !Positive(beta) ||
       !Positive(flops) || std::isnan(e)) {
     return optimum;
@@ -178,7 +178,7 @@ double ComputeLawLoss(const std::map<std::string, double>& parameters, double fl
   const double e = Get(parameters, "E");
   const double k = Get(parameters, "k");
   const double gamma = Get(parameters, "gamma");
-  if (!Positive(flops) || std::isnan(e) || std::isnan(k) || std::isnan(gamma)) return kNaN;
+  if (!Positive(flops) || std::isnan(e) || std::isnan(k) || std::isnan(gamma)) return kNoValue;
   return e + k * std::pow(flops, -gamma);
 }
 

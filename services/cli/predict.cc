@@ -34,15 +34,6 @@ std::string StateName(v1::RunState state) {
   return std::string(absl::StripPrefix(v1::RunState_Name(state), "RUN_STATE_"));
 }
 
-// Significant(value, 4) without trailing zeros: "0.68", "-0.2493", "1".
-std::string Short(double value) {
-  std::string text = Significant(value, 4);
-  if (text.find('.') == std::string::npos || text.find('e') != std::string::npos) return text;
-  while (text.back() == '0') text.pop_back();
-  if (text.back() == '.') text.pop_back();
-  return text;
-}
-
 std::string WithInterval(const analysis::Estimate& estimate) {
   std::string text = Short(estimate.value);
   if (std::isfinite(estimate.lo) && std::isfinite(estimate.hi)) {

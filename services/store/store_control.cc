@@ -68,11 +68,11 @@ absl::Status Store::ReleaseLeadership(const std::string& holder, int64_t epoch) 
 
 // --- ChangeListener ------------------------------------------------------------------------
 
-namespace {
-
-class Receiver : public pqxx::notification_receiver {
+// Not in the anonymous namespace: ChangeListener::Connection (a class of the header) holds one,
+// which in a unity build GCC reports as a subobject of internal linkage.
+class ChangeReceiver : public pqxx::notification_receiver {
  public:
-  Receiver(pqxx::connection_base& conn, std::function<void(const std::string&)> on_payload)
+  ChangeReceiver(pqxx::connection_base& conn, std::function<void(const std::string&)> on_payload)
       : pqxx::notification_receiver(conn, "scalelab_runs"), on_payload_(std::move(on_payload)) {}
   void operator()(const std::string& payload, int /*backend_pid*/) override {
     on_payload_(payload);
@@ -81,6 +81,8 @@ class Receiver : public pqxx::notification_receiver {
  private:
   std::function<void(const std::string&)> on_payload_;
 };
+
+namespace {
 
 RunChange ParsePayload(const std::string& payload) {
   RunChange change;
@@ -97,7 +99,7 @@ RunChange ParsePayload(const std::string& payload) {
 
 struct ChangeListener::Connection {
   std::unique_ptr<pqxx::connection> conn;
-  std::unique_ptr<Receiver> receiver;
+  std::unique_ptr<ChangeReceiver> receiver;
 };
 
 ChangeListener::ChangeListener(std::string url, Callback on_change, absl::Duration retry_interval)
@@ -112,7 +114,7 @@ absl::StatusOr<std::unique_ptr<ChangeListener>> ChangeListener::Start(
     connection->conn = std::make_unique<pqxx::connection>(url);
     ChangeListener* self = listener.get();
     connection->receiver =
-        std::make_unique<Receiver>(*connection->conn, [self](const std::string& payload) {
+        std::make_unique<ChangeReceiver>(*connection->conn, [self](const std::string& payload) {
           self->received_.fetch_add(1);
           self->on_change_(ParsePayload(payload));
         });
@@ -130,8 +132,8 @@ void ChangeListener::Loop() {
     try {
       if (!connection_->conn) {
         connection_->conn = std::make_unique<pqxx::connection>(url_);
-        connection_->receiver =
-            std::make_unique<Receiver>(*connection_->conn, [this](const std::string& payload) {
+        connection_->receiver = std::make_unique<ChangeReceiver>(
+            *connection_->conn, [this](const std::string& payload) {
               received_.fetch_add(1);
               on_change_(ParsePayload(payload));
             });

@@ -41,7 +41,7 @@ v1::ModelSpec HybridSpec(const std::string& mode, const std::string& fuse = "mea
   return config.model();
 }
 
-std::shared_ptr<CausalLM> Build(const v1::ModelSpec& spec) {
+std::shared_ptr<CausalLM> BuildUnseeded(const v1::ModelSpec& spec) {
   absl::StatusOr<std::shared_ptr<CausalLM>> model = BuildModel(spec);
   REQUIRE(model.ok());
   return *model;
@@ -104,17 +104,17 @@ TEST_CASE("Parallel hybrids give attention a rounded share of the heads, at leas
 
 TEST_CASE("The registry builds hybrids with the layers their mode asks for",
           "[model][unit][hybrid]") {
-  std::shared_ptr<CausalLM> sequential = Build(HybridSpec("sequential"));
+  std::shared_ptr<CausalLM> sequential = BuildUnseeded(HybridSpec("sequential"));
   auto* hybrid = dynamic_cast<HybridImpl*>(sequential.get());
   REQUIRE(hybrid != nullptr);
   CHECK(hybrid->layer_kinds() == "MAMA");
   v1::ModelSpec patterned = HybridSpec("sequential");
   patterned.mutable_hybrid()->set_pattern("MMAA");
-  CHECK(dynamic_cast<HybridImpl&>(*Build(patterned)).layer_kinds() == "MMAA");
-  CHECK(dynamic_cast<HybridImpl&>(*Build(HybridSpec("parallel"))).layer_kinds() == "PPPP");
+  CHECK(dynamic_cast<HybridImpl&>(*BuildUnseeded(patterned)).layer_kinds() == "MMAA");
+  CHECK(dynamic_cast<HybridImpl&>(*BuildUnseeded(HybridSpec("parallel"))).layer_kinds() == "PPPP");
   // "mean" projects each branch to d_model, "concat" the concatenation: the same matrix sizes.
-  CHECK(Build(HybridSpec("parallel", "mean"))->NumParams() ==
-        Build(HybridSpec("parallel", "concat"))->NumParams());
+  CHECK(BuildUnseeded(HybridSpec("parallel", "mean"))->NumParams() ==
+        BuildUnseeded(HybridSpec("parallel", "concat"))->NumParams());
 }
 
 TEST_CASE("Hybrid forward passes are causal and give one logit per vocabulary entry",
@@ -122,7 +122,7 @@ TEST_CASE("Hybrid forward passes are causal and give one logit per vocabulary en
   for (const v1::ModelSpec& spec : AllModes()) {
     CAPTURE(spec.hybrid().mode(), spec.hybrid().fuse());
     torch::manual_seed(7);
-    std::shared_ptr<CausalLM> model = Build(spec);
+    std::shared_ptr<CausalLM> model = BuildUnseeded(spec);
     torch::NoGradGuard no_grad;
     torch::Tensor tokens = torch::randint(0, 256, {2, 20}, torch::kLong);
     torch::Tensor before = model->forward(tokens);
@@ -141,7 +141,7 @@ TEST_CASE("Cached stepwise hybrid logits equal the full forward pass", "[model][
   for (const v1::ModelSpec& spec : AllModes()) {
     CAPTURE(spec.hybrid().mode(), spec.hybrid().fuse());
     torch::manual_seed(8);
-    std::shared_ptr<CausalLM> model = Build(spec);
+    std::shared_ptr<CausalLM> model = BuildUnseeded(spec);
     model->eval();
     torch::NoGradGuard no_grad;
     // 21 tokens: several scan chunks of 8, a ragged last one, and past seq_len 16.
@@ -168,7 +168,7 @@ TEST_CASE("Cached stepwise hybrid logits equal the full forward pass", "[model][
 TEST_CASE("Every hybrid parameter is in exactly one group", "[model][unit][hybrid]") {
   for (const v1::ModelSpec& spec : AllModes()) {
     CAPTURE(spec.hybrid().mode(), spec.hybrid().fuse());
-    std::shared_ptr<CausalLM> model = Build(spec);
+    std::shared_ptr<CausalLM> model = BuildUnseeded(spec);
     ParamGroups groups = model->ParameterGroups();
     std::multiset<const void*> seen;
     for (const torch::Tensor& parameter : groups.decay) {

@@ -37,7 +37,7 @@ v1::ModelSpec TinySpec(const std::string& family, int64_t seq_len) {
   return config.model();
 }
 
-std::shared_ptr<CausalLM> Build(const v1::ModelSpec& spec) {
+std::shared_ptr<CausalLM> BuildSeeded(const v1::ModelSpec& spec) {
   torch::manual_seed(5);
   absl::StatusOr<std::shared_ptr<CausalLM>> model = BuildModel(spec);
   REQUIRE(model.ok());
@@ -146,7 +146,7 @@ TEST_CASE("An oracle that reads the layout scores 1; a decoy and untrained model
 
   for (const std::string& family : RegisteredFamilies()) {
     INFO("family " << family);
-    std::shared_ptr<CausalLM> model = Build(TinySpec(family, 64));
+    std::shared_ptr<CausalLM> model = BuildSeeded(TinySpec(family, 64));
     model->train();
     absl::StatusOr<RecallResult> untrained = ScoreRecall(*model, 64, 4, 100, 1, 256);
     REQUIRE(untrained.ok());
@@ -240,7 +240,7 @@ TEST_CASE("Position-bucket losses average to the validation loss and fall with c
   const Evaluator plain(*sources, seq_len, 12, 5, torch::kCPU);
   for (const std::string& family : RegisteredFamilies()) {
     INFO("family " << family);
-    std::shared_ptr<CausalLM> model = Build(TinySpec(family, seq_len));
+    std::shared_ptr<CausalLM> model = BuildSeeded(TinySpec(family, seq_len));
     // The arithmetic holds for any model, so only one family pays for training (~1 s of CPU)
     // to show the effect of context.
     const bool trained = family == "transformer";
@@ -286,7 +286,7 @@ TEST_CASE("Uneven position buckets cover the window with sizes differing by one"
       LoadSources({{"easy", dir.path() + "/easy", 1.0}}, 10);
   REQUIRE(sources.ok());
   const Evaluator evaluator(*sources, /*seq_len=*/10, 4, 4, torch::kCPU, /*position_buckets=*/3);
-  std::shared_ptr<CausalLM> model = Build(TinySpec("transformer", 10));
+  std::shared_ptr<CausalLM> model = BuildSeeded(TinySpec("transformer", 10));
   const Validation validation = evaluator.Evaluate(*model);
   REQUIRE(validation.position_buckets.size() == 3);
   CHECK(validation.position_buckets[0].first == 0);

@@ -18,7 +18,7 @@ namespace {
 using testing::OracleLM;
 using testing::TempDir;
 
-v1::TaskSetSpec Addition() {
+v1::TaskSetSpec AdditionSpec() {
   v1::TaskSetSpec spec;
   spec.set_generator("addition");
   spec.set_digits(2);
@@ -29,7 +29,7 @@ v1::TaskSetSpec Addition() {
 // A TaskEvalSpec with runspec's defaults for what the test leaves out.
 v1::TaskEvalSpec EvalSpec(int problems, int samples, std::vector<int> ks) {
   v1::TaskEvalSpec spec;
-  *spec.mutable_tasks() = Addition();
+  *spec.mutable_tasks() = AdditionSpec();
   spec.set_split("test");
   spec.set_problems(problems);
   spec.set_samples(samples);
@@ -58,7 +58,7 @@ TEST_CASE("A model that always answers right has pass@k 1 and one that never doe
           "[model][tasks]") {
   const v1::TaskEvalSpec spec = EvalSpec(8, 4, {1, 2, 4});
   for (bool right : {true, false}) {
-    OracleLM model(Answers(Addition(), tasks::Split::kTest, 8, right));
+    OracleLM model(Answers(AdditionSpec(), tasks::Split::kTest, 8, right));
     VectorMetricSink sink;
     absl::StatusOr<TaskEvalSummary> summary = EvaluateTasks(model, spec, nullptr, 5, 7, sink);
     REQUIRE(summary.ok());
@@ -81,7 +81,7 @@ TEST_CASE("Evaluation writes one result per k named by task set, split, step and
           "[model][tasks]") {
   v1::TaskEvalSpec spec = EvalSpec(6, 3, {});  // k empty: {1, samples}
   spec.set_split("held_out");
-  OracleLM model(Answers(Addition(), tasks::Split::kHeldOut, 6, true));
+  OracleLM model(Answers(AdditionSpec(), tasks::Split::kHeldOut, 6, true));
   VectorMetricSink sink;
   absl::StatusOr<TaskEvalSummary> summary = EvaluateTasks(model, spec, nullptr, 12, 1, sink);
   REQUIRE(summary.ok());
@@ -111,7 +111,7 @@ TEST_CASE("Evaluation writes one result per k named by task set, split, step and
 
 TEST_CASE("Sampled evaluation is a function of the seed and the step", "[model][tasks]") {
   const v1::TaskEvalSpec spec = EvalSpec(32, 4, {1, 4});
-  OracleLM model(Answers(Addition(), tasks::Split::kTest, 32, true), /*coin=*/true);
+  OracleLM model(Answers(AdditionSpec(), tasks::Split::kTest, 32, true), /*coin=*/true);
   auto run = [&](uint64_t seed, int64_t step) {
     VectorMetricSink sink;
     absl::StatusOr<TaskEvalSummary> summary = EvaluateTasks(model, spec, nullptr, step, seed, sink);
@@ -139,13 +139,13 @@ TEST_CASE("An evaluation without its own task set uses the run's, and fails with
           "[model][tasks]") {
   v1::TaskEvalSpec spec = EvalSpec(4, 1, {1});
   spec.clear_tasks();
-  OracleLM model(Answers(Addition(), tasks::Split::kTest, 4, true));
+  OracleLM model(Answers(AdditionSpec(), tasks::Split::kTest, 4, true));
   VectorMetricSink sink;
   absl::StatusOr<TaskEvalSummary> none = EvaluateTasks(model, spec, nullptr, 0, 1, sink);
   REQUIRE(absl::IsInvalidArgument(none.status()));
   CHECK_THAT(std::string(none.status().message()), Catch::Contains("eval.tasks"));
 
-  absl::StatusOr<TaskSet> run_tasks = TaskSet::Open(Addition());
+  absl::StatusOr<TaskSet> run_tasks = TaskSet::Open(AdditionSpec());
   REQUIRE(run_tasks.ok());
   absl::StatusOr<TaskEvalSummary> summary = EvaluateTasks(model, spec, &*run_tasks, 0, 1, sink);
   REQUIRE(summary.ok());

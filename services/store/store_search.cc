@@ -170,7 +170,7 @@ absl::StatusOr<std::vector<int64_t>> Store::AddSearchRuns(
           txn.exec_params1(
                  "INSERT INTO runs (sweep_id, run_index, state, config, overrides, "
                  "max_attempts, config_pb, kind, stage) VALUES ($1, $2, 'PENDING', "
-                 "$3::jsonb, $4::jsonb, $5, $6, $7, $8) RETURNING id",
+                 "$3::json, $4::jsonb, $5, $6, $7, $8) RETURNING id",
                  sweep_id, next_index++, internal::ToJson(run.config),
                  internal::OverridesToJson(run.overrides),
                  run.max_attempts > 0 ? run.max_attempts : max_attempts,
